@@ -1,0 +1,211 @@
+"""The run directory: weights, vocabulary, resolved config, train state, metrics.
+
+Every file is written atomically (temporary file in the same folder, flushed, fsynced,
+renamed), so a crash leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lyricgen.config import Config, dump_config, from_dict, load_yaml
+from lyricgen.errors import ConfigError, LyricgenError, RunDirError
+from lyricgen.vocab import Vocab
+
+if TYPE_CHECKING:
+    import torch
+
+CONFIG = "config.yaml"
+VOCAB = "vocab.json"
+BEST = "model.safetensors"
+LAST = "last.safetensors"
+STATE = "train_state.pt"
+METRICS = "metrics.jsonl"
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never a mix."""
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def ensure_writable(out_dir: str | Path) -> Path:
+    """Create the run directory and prove we can write there, before any training work."""
+    p = Path(out_dir)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        probe = p / ".write_test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise RunDirError(
+            f"cannot write to run directory {p} ({exc.strerror}); choose another --out"
+        ) from None
+    return p
+
+
+def _weights_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    state = model.state_dict()
+    if getattr(model, "cfg", None) is not None and model.cfg.tie_weights:
+        state.pop("decoder.weight", None)  # the same tensor as embedding.weight
+    return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+
+
+def save_weights(model: torch.nn.Module, path: str | Path) -> None:
+    from safetensors.torch import save
+
+    atomic_write(path, save(_weights_dict(model), metadata={"format": "pt"}))
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load safetensors weights into `model`; corrupt or mismatched files are named."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunDirError(f"{path} is missing; train a model into this run directory first")
+    try:
+        tensors = load(path.read_bytes())
+    except (SafetensorError, ValueError, OSError) as exc:
+        raise RunDirError(
+            f"{path} is corrupt or truncated ({exc}); retrain or restore it"
+        ) from None
+    expected = set(model.state_dict())
+    tied = {"decoder.weight"} if model.cfg.tie_weights else set()
+    missing = sorted(expected - set(tensors) - tied)
+    extra = sorted(set(tensors) - expected)
+    if missing or extra:
+        raise RunDirError(
+            f"{path} does not fit {CONFIG} (missing {missing[:3]}, unexpected {extra[:3]}); "
+            "the weights and config come from different runs"
+        )
+    for name, tensor in model.state_dict().items():
+        if name in tensors and tensors[name].shape != tensor.shape:
+            raise RunDirError(
+                f"{path} does not fit {CONFIG}: {name} has shape {tuple(tensors[name].shape)}, "
+                f"the config needs {tuple(tensor.shape)}; the weights and config come from "
+                "different runs"
+            )
+    model.load_state_dict(tensors, strict=False)
+
+
+def save_train_state(state: dict, path: str | Path) -> None:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write(path, buf.getvalue())
+
+
+def load_train_state(path: str | Path) -> dict:
+    """Load train_state.pt with `weights_only=True`: plain tensors and containers only, so
+    a crafted file cannot run code while loading."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunDirError(
+            f"{path} is missing, so there is nothing to resume; train without --resume"
+        )
+    try:
+        return torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "disallowed content"
+        raise RunDirError(
+            f"refusing to load {path}: it holds objects that could run code ({first[:120]}); "
+            "only load run directories you trust, or retrain"
+        ) from None
+    except (RuntimeError, EOFError, ValueError, OSError) as exc:
+        raise RunDirError(
+            f"{path} is corrupt or truncated ({str(exc)[:120]}); delete it and retrain"
+        ) from None
+
+
+def save_run_files(out_dir: Path, cfg: Config, vocab: Vocab) -> None:
+    atomic_write(out_dir / CONFIG, dump_config(cfg))
+    atomic_write(out_dir / VOCAB, vocab.to_json())
+
+
+def write_metrics(out_dir: Path, history: list[dict]) -> None:
+    atomic_write(
+        out_dir / METRICS, "".join(json.dumps(h, ensure_ascii=False) + "\n" for h in history)
+    )
+
+
+def load_run_config(run_dir: str | Path) -> Config:
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise RunDirError(
+            f"run directory {run_dir} does not exist; train one with `lyricgen train` or pass --checkpoint"
+        )
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir} is not a directory; pass the run directory to --checkpoint")
+    path = run_dir / CONFIG
+    if not path.is_file():
+        raise RunDirError(f"{run_dir} has no {CONFIG}; it is not a lyricgen run directory")
+    try:
+        return from_dict(load_yaml(path), str(path))
+    except ConfigError as exc:
+        raise RunDirError(str(exc)) from None
+
+
+def load_vocab(run_dir: str | Path) -> Vocab:
+    path = Path(run_dir) / VOCAB
+    if not path.is_file():
+        raise RunDirError(
+            f"{Path(run_dir)} has no {VOCAB}; the run directory is incomplete, retrain it"
+        )
+    try:
+        return Vocab.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RunDirError(f"{path} is corrupt ({str(exc)[:100]}); retrain or restore it") from None
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu", weights: str = BEST):
+    """Rebuild (config, vocab, model) from a run directory alone; the model is in eval mode."""
+    from lyricgen.model import LyricsModel
+
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    vocab = load_vocab(run_dir)
+    if not (run_dir / weights).is_file():
+        raise RunDirError(
+            f"{run_dir} has no {weights}; training did not finish an epoch, or the file was removed"
+        )
+    try:
+        model = LyricsModel(len(vocab), cfg.model)
+    except (ValueError, LyricgenError) as exc:
+        raise RunDirError(f"{run_dir / CONFIG}: {exc}") from None
+    load_weights(model, run_dir / weights)
+    return cfg, vocab, model.to(device).eval()

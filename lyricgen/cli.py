@@ -1,0 +1,351 @@
+"""The `lyricgen` command line: parse options -> load config -> call the library -> print.
+
+This is the only module that prints or exits. torch-heavy modules are imported inside the
+commands so that `lyricgen --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lyricgen.errors import LyricgenError
+
+app = typer.Typer(
+    help="Train recurrent language models on song lyrics and write new lyrics with them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_CONFIG = Path("configs/default.yaml")
+DEFAULT_RUN = Path("checkpoints/default")
+
+
+class Cell(str, Enum):
+    rnn = "rnn"
+    lstm = "lstm"
+    gru = "gru"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class Level(str, Enum):
+    char = "char"
+    word = "word"
+    space = "space"
+
+
+def _fail(exc: BaseException, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(code)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
+    logging.getLogger("jieba").setLevel(logging.WARNING)
+
+
+def _resolve_config(config: Path | None, overrides: dict[str, Any]):
+    from lyricgen.config import load_config
+
+    if config is None:
+        if not DEFAULT_CONFIG.is_file():
+            raise LyricgenError(
+                f"no {DEFAULT_CONFIG} here; run from the lyricgen folder or pass --config FILE"
+            )
+        config = DEFAULT_CONFIG
+    return load_config(config, overrides)
+
+
+def _overrides(sets: list[str] | None, **named: Any) -> dict[str, Any]:
+    from lyricgen.config import parse_override
+
+    out = dict(parse_override(s) for s in sets or [])
+    out.update({k: v for k, v in named.items() if v is not None})
+    return out
+
+
+def _show(token: str) -> str:
+    return {"\n": "\\n", " ": "<space>", "\t": "\\t"}.get(token, token)
+
+
+@app.command()
+def train(
+    config: Annotated[
+        Path | None, typer.Option(help="YAML config [default: configs/default.yaml]")
+    ] = None,
+    corpus: Annotated[
+        Path | None, typer.Option(help="Corpus text file (overrides data.corpus).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (overrides out_dir).")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Number of epochs (overrides train.epochs).")
+    ] = None,
+    cell: Annotated[
+        Cell | None, typer.Option(help="Recurrent cell (overrides model.cell).")
+    ] = None,
+    device: Annotated[
+        Device | None, typer.Option(help="auto picks cuda, then mps, then cpu.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (overrides train.seed).")] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Stop after this much training time (train.max_minutes).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")
+    ] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="Override any config key: --set model.hidden_size=512 (repeatable)."
+        ),
+    ] = None,
+) -> None:
+    """Train a model on a corpus and write a run directory (weights, vocab, config, metrics)."""
+    _setup_logging()
+    try:
+        overrides = _overrides(
+            set_,
+            **{
+                "data.corpus": str(corpus) if corpus else None,
+                "out_dir": str(out) if out else None,
+                "train.epochs": epochs,
+                "model.cell": cell.value if cell else None,
+                "train.device": device.value if device else None,
+                "train.seed": seed,
+                "train.max_minutes": max_minutes,
+            },
+        )
+        if resume:
+            cfg = _resume_config(config, out, overrides)
+        else:
+            cfg = _resolve_config(config, overrides)
+        from lyricgen.train import fit
+
+        bar = _TqdmProgress()
+        history = fit(cfg, resume=resume, progress=bar)
+    except LyricgenError as exc:
+        raise _fail(exc, exc.exit_code) from None
+    except KeyboardInterrupt:
+        raise _fail("interrupted", 130) from None
+    except OSError as exc:
+        raise _fail(
+            f"cannot write the run directory ({exc.strerror}: {exc.filename}); free space "
+            "or choose another --out",
+            1,
+        ) from None
+    if history:
+        best = min(history, key=lambda h: h["val_loss"])
+        typer.echo(
+            f"done: {len(history)} epochs, best val ppl {best['val_ppl']:.2f}, "
+            f"bpc {best['val_bpc']:.3f} (epoch {best['epoch']}); run directory {cfg.out_dir}"
+        )
+        typer.echo(f"next: lyricgen generate --checkpoint {cfg.out_dir} --start <text>")
+
+
+def _resume_config(config: Path | None, out: Path | None, overrides: dict[str, Any]):
+    """On --resume the run directory's own config.yaml defines the run; overrides apply."""
+    import yaml
+
+    from lyricgen.checkpoint import load_run_config
+    from lyricgen.config import apply_overrides, dump_config, from_dict
+
+    if out is None:
+        out = Path(_resolve_config(config, {}).out_dir)
+    cfg = load_run_config(out)
+    raw = apply_overrides(yaml.safe_load(dump_config(cfg)), overrides, str(out / "config.yaml"))
+    cfg = from_dict(raw, str(out / "config.yaml"))
+    cfg.out_dir = str(out)
+    return cfg
+
+
+class _TqdmProgress:
+    def __init__(self) -> None:
+        self.bar = None
+
+    def start_epoch(self, epoch: int, total: int, done: int) -> None:
+        from tqdm import tqdm
+
+        self.close()
+        self.bar = tqdm(
+            total=total,
+            initial=done,
+            desc=f"epoch {epoch}",
+            unit="batch",
+            dynamic_ncols=True,
+            leave=False,
+            file=sys.stderr,
+            disable=None,
+        )  # None: no bar when stderr is not a terminal
+
+    def update(self, loss: float, tokens_per_s: float) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)
+            self.bar.update(1)
+
+    def end_epoch(self, m: dict) -> None:
+        self.close()
+        typer.echo(
+            f"epoch {m['epoch']:>3}  train loss {m['train_loss']:.3f}  val loss {m['val_loss']:.3f}"
+            f"  ppl {m['val_ppl']:.2f}  bpc {m['val_bpc']:.3f}  {m['tokens_per_s']:,.0f} tok/s"
+            f"{'  *best' if m.get('best') else ''}",
+            err=True,
+        )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+@app.command()
+def generate(
+    start: Annotated[str, typer.Option(help="Start text, e.g. 星星.")],
+    checkpoint: Annotated[
+        Path, typer.Option(help="Run directory written by `lyricgen train`.")
+    ] = DEFAULT_RUN,
+    length: Annotated[int, typer.Option(help="Tokens to generate after the start.")] = 99,
+    temperature: Annotated[float, typer.Option(help="< 1 is safer, > 1 is wilder.")] = 0.8,
+    top_k: Annotated[
+        int, typer.Option(help="Sample only among the k likeliest tokens (0: off).")
+    ] = 0,
+    top_p: Annotated[
+        float, typer.Option(help="Nucleus: the likeliest tokens holding this mass (1: off).")
+    ] = 0.95,
+    greedy: Annotated[
+        bool, typer.Option("--greedy", help="Always take the likeliest token.")
+    ] = False,
+    num_samples: Annotated[int, typer.Option(help="Samples to write, generated as one batch.")] = 1,
+    seed: Annotated[int | None, typer.Option(help="Seed for reproducible samples.")] = None,
+    device: Annotated[Device, typer.Option(help="Where to run the model.")] = Device.cpu,
+) -> None:
+    """Write lyrics that continue a start text."""
+    try:
+        from lyricgen.checkpoint import load_run
+        from lyricgen.generate import SamplingOptions
+        from lyricgen.generate import generate as run_generate
+        from lyricgen.train import resolve_device
+
+        opts = SamplingOptions(length, temperature, top_k, top_p, greedy, num_samples, seed)
+        opts.validate()
+        _, vocab, model = load_run(checkpoint, resolve_device(device.value))
+        samples = run_generate(model, vocab, start, opts)
+    except LyricgenError as exc:
+        raise _fail(exc, exc.exit_code) from None
+    for i, s in enumerate(samples):
+        if i:
+            typer.echo("\n----\n")
+        typer.echo(s.text.rstrip("\n"))
+
+
+@app.command("eval")
+def eval_(
+    corpus: Annotated[Path, typer.Option(help="Text file to score.")],
+    checkpoint: Annotated[Path, typer.Option(help="Run directory.")] = DEFAULT_RUN,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    device: Annotated[Device, typer.Option(help="Where to run the model.")] = Device.auto,
+) -> None:
+    """Perplexity per token and bits per character of a trained model on a text file."""
+    try:
+        from lyricgen.train import score_text
+
+        r = score_text(checkpoint, corpus, device.value)
+    except LyricgenError as exc:
+        raise _fail(exc, exc.exit_code) from None
+    if as_json:
+        typer.echo(json.dumps(r))
+    else:
+        typer.echo(
+            f"{corpus}: perplexity {r['ppl']:.2f} per token, {r['bpc']:.3f} bits per character "
+            f"({r['tokens']} tokens, {r['chars']} characters, {r['unk']} unknown)"
+        )
+
+
+@app.command()
+def vocab(
+    config: Annotated[
+        Path | None, typer.Option(help="YAML config [default: configs/default.yaml]")
+    ] = None,
+    corpus: Annotated[
+        Path | None, typer.Option(help="Corpus text file (overrides data.corpus).")
+    ] = None,
+    level: Annotated[
+        Level | None, typer.Option(help="Tokenization level (overrides data.level).")
+    ] = None,
+    min_freq: Annotated[int | None, typer.Option(help="Drop tokens seen fewer times.")] = None,
+    top: Annotated[int, typer.Option(help="How many of the most frequent tokens to list.")] = 20,
+    lookup: Annotated[list[str] | None, typer.Option(help="Look up a token (repeatable).")] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Read a trained run's vocab.json instead of a corpus.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Vocabulary statistics: size, coverage, most frequent tokens, look-ups."""
+    _setup_logging()
+    try:
+        from lyricgen.vocabstats import stats_from_corpus, stats_from_run
+
+        if top < 0:
+            raise LyricgenError(f"--top is {top}; give a number >= 0")
+        if checkpoint is not None:
+            info = stats_from_run(checkpoint, top, lookup or [])
+        else:
+            overrides = _overrides(
+                None,
+                **{
+                    "data.corpus": str(corpus) if corpus else None,
+                    "data.level": level.value if level else None,
+                    "data.min_freq": min_freq,
+                },
+            )
+            info = stats_from_corpus(_resolve_config(config, overrides), top, lookup or [])
+    except LyricgenError as exc:
+        raise _fail(exc, exc.exit_code) from None
+    if as_json:
+        typer.echo(json.dumps(info, ensure_ascii=False))
+        return
+    typer.echo(f"source: {info['source']}  level: {info['level']}")
+    typer.echo(f"size: {info['size']} entries (including <unk>)")
+    typer.echo(f"training tokens: {info['train_tokens']}, coverage {info['coverage']:.2%}")
+    if info.get("val_coverage") is not None:
+        typer.echo(
+            f"validation coverage: {info['val_coverage']:.2%} of {info['val_tokens']} tokens"
+        )
+    if info["top"]:
+        typer.echo("most frequent: " + "  ".join(f"{_show(t)} {c}" for t, c in info["top"]))
+    for item in info["lookups"]:
+        if item["id"] is not None:
+            typer.echo(f"{item['token']}: id {item['id']}, count {item['count']}")
+        else:
+            typer.echo(f"{item['token']}: not in the vocabulary; close: {'、'.join(item['close'])}")
+
+
+def main() -> None:
+    """Console entry point: usage errors become one line (`error: ...`) with exit code 2."""
+    try:
+        code = app(standalone_mode=False)
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        # Typer/Click usage errors (bad option values, missing options) carry exit_code and
+        # format_message; anything else is a bug and keeps its traceback.
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            typer.echo(f"error: {exc.format_message()}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,287 @@
+"""Typed configuration: YAML load, `section.key=value` overrides, validation.
+
+Each section is a dataclass whose defaults are the library's defaults. Field metadata
+carries the allowed range or choices, so validation errors name the key, the file and
+what values would be accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lyricgen.errors import ConfigError
+
+LEVELS = ("char", "word", "space")
+CELLS = ("rnn", "lstm", "gru")
+
+
+def _range(lo: float | None = None, hi: float | None = None, *, lo_open=False, hi_open=False):
+    return {"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open}
+
+
+@dataclass
+class DataConfig:
+    corpus: str = "data/lyrics.txt"
+    encoding: str = "utf-8"
+    level: str = field(default="char", metadata={"choices": LEVELS})
+    val_corpus: str | None = None  # optional separate validation file (e.g. PTB valid.txt)
+    val_fraction: float = field(default=0.1, metadata=_range(0.0, 0.5, lo_open=True))
+    min_freq: int = field(default=1, metadata=_range(1))
+    max_size: int | None = field(default=None, metadata=_range(2))
+    seq_len: int = field(default=64, metadata=_range(1))
+    stride: int | None = field(default=None, metadata=_range(1))  # None: seq_len // 2
+    batch_size: int = field(default=32, metadata=_range(1))
+    mode: str = field(default="shuffle", metadata={"choices": ("shuffle", "stateful")})
+
+
+@dataclass
+class ModelConfig:
+    cell: str = field(default="lstm", metadata={"choices": CELLS})
+    nonlinearity: str = field(default="tanh", metadata={"choices": ("tanh", "relu")})
+    embedding_dim: int = field(default=128, metadata=_range(1))
+    hidden_size: int = field(default=256, metadata=_range(1))
+    num_layers: int = field(default=2, metadata=_range(1))
+    dropout: float = field(default=0.2, metadata=_range(0.0, 1.0, hi_open=True))
+    tie_weights: bool = False
+    batch_first: bool = True
+    bidirectional: bool = False
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = field(default=20, metadata=_range(1))
+    optimizer: str = field(default="adamw", metadata={"choices": ("adamw", "adam", "sgd")})
+    lr: float = field(default=2e-3, metadata=_range(0.0, lo_open=True))
+    weight_decay: float = field(default=0.01, metadata=_range(0.0))
+    momentum: float = field(default=0.9, metadata=_range(0.0, 1.0, hi_open=True))
+    clip_grad_norm: float | None = field(default=1.0, metadata=_range(0.0, lo_open=True))
+    scheduler: str = field(
+        default="cosine", metadata={"choices": ("none", "cosine", "step", "plateau")}
+    )
+    warmup_steps: int = field(default=0, metadata=_range(0))
+    step_size: int = field(default=5, metadata=_range(1))  # epochs, for scheduler: step
+    gamma: float = field(default=0.5, metadata=_range(0.0, 1.0, lo_open=True))
+    min_lr_ratio: float = field(default=0.05, metadata=_range(0.0, 1.0))
+    patience: int | None = field(default=5, metadata=_range(1))  # early stopping, in epochs
+    keep: str = field(default="best", metadata={"choices": ("best", "last")})  # model.safetensors
+    max_minutes: float | None = field(default=None, metadata=_range(0.0, lo_open=True))
+    checkpoint_every: int = field(default=0, metadata=_range(0))  # steps; 0: each epoch
+    eval_batch_size: int = field(default=16, metadata=_range(1))
+    seed: int = 1234
+    device: str = field(default="auto", metadata={"choices": ("auto", "cpu", "cuda", "mps")})
+    num_threads: int | None = field(default=None, metadata=_range(1))
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    out_dir: str = "checkpoints/default"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict, suitable for YAML."""
+        return dataclasses.asdict(self)
+
+    @property
+    def stride(self) -> int:
+        return self.data.stride or max(1, self.data.seq_len // 2)
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def _type_name(tp: Any) -> str:
+    return str(tp).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+def _coerce(value: Any, tp: str, key: str, where: str) -> Any:
+    """Check `value` against the annotation string `tp`; ints are accepted as floats."""
+    optional = "None" in tp
+    base = tp.replace(" | None", "").strip()
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{where}: '{key}' must be a {base}, not null")
+    if base == "bool":
+        if isinstance(value, bool):
+            return value
+    elif base == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif base == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(float(value)):
+                raise ConfigError(f"{where}: '{key}' must be a finite number, got {value}")
+            return float(value)
+    elif base == "str":
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - every field uses one of the types above
+        return value
+    raise ConfigError(
+        f"{where}: '{key}' must be {'an' if base == 'int' else 'a'} {base}, "
+        f"got {type(value).__name__} {value!r}"
+    )
+
+
+def _check_range(value: Any, meta: dict, key: str, where: str) -> None:
+    if value is None:
+        return
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(
+            f"{where}: '{key}' is {value!r}; choose one of {', '.join(meta['choices'])}"
+        )
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and (value < lo or (meta["lo_open"] and value == lo)):
+        op = ">" if meta["lo_open"] else ">="
+        raise ConfigError(f"{where}: '{key}' is {value}; it must be {op} {lo}")
+    if hi is not None and (value > hi or (meta["hi_open"] and value == hi)):
+        op = "<" if meta["hi_open"] else "<="
+        raise ConfigError(f"{where}: '{key}' is {value}; it must be {op} {hi}")
+
+
+def _build_section(cls: type, raw: Any, name: str, where: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: section '{name}' must be a mapping of keys to values")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key '{name}.{unknown[0]}'; valid keys in '{name}': "
+            f"{', '.join(fields)}"
+        )
+    values = {}
+    for key, f in fields.items():
+        if key in raw:
+            full = f"{name}.{key}"
+            values[key] = _coerce(raw[key], str(f.type), full, where)
+            _check_range(values[key], f.metadata, full, where)
+    return cls(**values)
+
+
+def from_dict(raw: Any, where: str = "config") -> Config:
+    """Build and validate a Config from a nested dict (as read from YAML)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: the file must be a YAML mapping (sections data, model, train)")
+    allowed = [*SECTIONS, "out_dir"]
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key '{unknown[0]}'; valid top-level keys: {', '.join(allowed)}"
+        )
+    sections = {
+        name: _build_section(cls, raw.get(name), name, where) for name, cls in SECTIONS.items()
+    }
+    out_dir = _coerce(raw.get("out_dir", Config.out_dir), "str", "out_dir", where)
+    cfg = Config(out_dir=out_dir, **sections)
+    validate(cfg, where)
+    return cfg
+
+
+def validate(cfg: Config, where: str = "config") -> None:
+    """Cross-field checks that a single field's range cannot express."""
+    m = cfg.model
+    if m.bidirectional:
+        raise ConfigError(
+            f"{where}: 'model.bidirectional' must be false: a generator writes left to right "
+            "and cannot read the future tokens a backward RNN would need"
+        )
+    if m.tie_weights and m.embedding_dim != m.hidden_size:
+        raise ConfigError(
+            f"{where}: 'model.tie_weights' needs model.embedding_dim == model.hidden_size "
+            f"(got {m.embedding_dim} and {m.hidden_size})"
+        )
+    if cfg.data.stride is not None and cfg.data.stride > cfg.data.seq_len:
+        raise ConfigError(
+            f"{where}: 'data.stride' ({cfg.data.stride}) must be <= data.seq_len "
+            f"({cfg.data.seq_len}), or some tokens would never be trained on"
+        )
+    try:
+        "".encode(cfg.data.encoding)
+    except LookupError:
+        raise ConfigError(
+            f"{where}: 'data.encoding' is {cfg.data.encoding!r}, which Python does not know; "
+            "try utf-8, gbk, gb18030 or big5"
+        ) from None
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a YAML file into a dict, with one-line errors."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"config file {p} does not exist; pass --config with an existing file")
+    if p.is_dir():
+        raise ConfigError(f"config file {p} is a directory; pass --config with a YAML file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {p} is not UTF-8 text; save it as UTF-8") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        pos = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid syntax"
+        raise ConfigError(f"{p}: invalid YAML{pos}: {problem}; fix the file's syntax") from None
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """Parse `section.key=value`; the value is read as YAML (so 1e-3, true, null work)."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. model.cell=gru")
+    key, _, text = item.partition("=")
+    key = key.strip()
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    return key, value
+
+
+def apply_overrides(raw: dict, overrides: dict[str, Any], where: str) -> dict:
+    """Return a copy of `raw` with dotted keys set; unknown sections are caught by from_dict."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: the file must be a YAML mapping (sections data, model, train)")
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for key, value in overrides.items():
+        parts = key.split(".")
+        if len(parts) == 1:
+            out[key] = value
+        elif len(parts) == 2:
+            section = out.get(parts[0])
+            if section is None:
+                section = {}
+            if not isinstance(section, dict):
+                raise ConfigError(f"{where}: section '{parts[0]}' must be a mapping")
+            section = dict(section)
+            section[parts[1]] = value
+            out[parts[0]] = section
+        else:
+            raise ConfigError(f"override {key!r}: expected section.key, e.g. train.lr")
+    return out
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> Config:
+    """Load a YAML config (or the defaults when `path` is None) and apply overrides."""
+    raw = load_yaml(path) if path is not None else {}
+    where = str(path) if path is not None else "defaults"
+    raw = apply_overrides(raw, overrides or {}, where)
+    return from_dict(raw, where)
+
+
+def dump_config(cfg: Config) -> str:
+    """YAML text of the fully resolved config."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True)

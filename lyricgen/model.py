@@ -1,0 +1,77 @@
+"""`LyricsModel`: Embedding -> RNN/LSTM/GRU -> Linear, one interface for every cell."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lyricgen.config import CELLS, ModelConfig
+
+Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+class LyricsModel(nn.Module):
+    """A recurrent language model: `forward(ids, hidden) -> (logits, hidden)`."""
+
+    def __init__(self, vocab_size: int, cfg: ModelConfig):
+        super().__init__()
+        if cfg.cell not in CELLS:
+            raise ValueError(f"unknown cell {cfg.cell!r}; choose one of {', '.join(CELLS)}")
+        if cfg.bidirectional:
+            raise ValueError("a left-to-right generator cannot use a bidirectional RNN")
+        self.cfg = cfg
+        self.vocab_size = vocab_size
+        self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim)
+        self.drop = nn.Dropout(cfg.dropout)
+        # nn.RNN/LSTM/GRU only apply dropout between layers, so one layer gets none there.
+        rnn_dropout = cfg.dropout if cfg.num_layers > 1 else 0.0
+        kwargs = dict(
+            input_size=cfg.embedding_dim,
+            hidden_size=cfg.hidden_size,
+            num_layers=cfg.num_layers,
+            dropout=rnn_dropout,
+            batch_first=cfg.batch_first,
+        )
+        if cfg.cell == "rnn":
+            self.rnn = nn.RNN(nonlinearity=cfg.nonlinearity, **kwargs)
+        elif cfg.cell == "lstm":
+            self.rnn = nn.LSTM(**kwargs)
+        else:
+            self.rnn = nn.GRU(**kwargs)
+        self.decoder = nn.Linear(cfg.hidden_size, vocab_size)
+        if cfg.tie_weights:
+            # Press & Wolf 2017: sharing input and output embeddings regularises and saves V*H.
+            self.decoder.weight = self.embedding.weight
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+        nn.init.zeros_(self.decoder.bias)
+        if not self.cfg.tie_weights:
+            nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
+
+    def forward(
+        self, ids: torch.Tensor, hidden: Hidden | None = None
+    ) -> tuple[torch.Tensor, Hidden]:
+        """ids (B, T) -> logits (B, T, V) and the hidden state after the last step."""
+        x = self.drop(self.embedding(ids))  # (B, T, E)
+        if not self.cfg.batch_first:
+            x = x.transpose(0, 1)  # (T, B, E)
+        out, hidden = self.rnn(x, hidden)  # (B, T, H) or (T, B, H)
+        if not self.cfg.batch_first:
+            out = out.transpose(0, 1)
+        logits = self.decoder(self.drop(out))  # (B, T, V)
+        return logits, hidden
+
+
+def detach(hidden: Hidden | None) -> Hidden | None:
+    """Cut the graph between batches (truncated BPTT) but keep the state's values."""
+    if hidden is None:
+        return None
+    if isinstance(hidden, tuple):
+        return tuple(h.detach() for h in hidden)
+    return hidden.detach()
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,60 @@
+"""Choosing the next token from logits: greedy, temperature, top-k, top-p.
+
+Implemented in NumPy on float64 copies of the logits and driven by an explicit
+`numpy.random.Generator`, so the choice does not depend on which backend computed the
+logits and a seed reproduces a sample exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def filter_logits(
+    logits: np.ndarray, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0
+) -> np.ndarray:
+    """Scale by temperature and mask (to -inf) everything outside top-k and the top-p nucleus."""
+    out = np.asarray(logits, dtype=np.float64) / temperature  # (B, V)
+    vocab = out.shape[-1]
+    if 0 < top_k < vocab:
+        kth = np.partition(out, vocab - top_k, axis=-1)[:, vocab - top_k][:, None]  # (B, 1)
+        out = np.where(out < kth, -np.inf, out)
+    if top_p < 1.0:
+        order = np.argsort(-out, axis=-1, kind="stable")  # (B, V)
+        probs = np.take_along_axis(softmax(out), order, axis=-1)
+        cum = np.cumsum(probs, axis=-1)
+        # keep the smallest prefix whose mass reaches top_p (always at least one token)
+        drop_sorted = (cum - probs) >= top_p
+        drop = np.zeros_like(drop_sorted)
+        np.put_along_axis(drop, order, drop_sorted, axis=-1)
+        out = np.where(drop, -np.inf, out)
+    return out
+
+
+def choose(
+    logits: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    greedy: bool = False,
+    banned: list[int] | None = None,
+) -> np.ndarray:
+    """Pick one token id per row of `logits` (B, V); `banned` ids are never chosen."""
+    logits = np.array(logits, dtype=np.float64)  # copy: we mask in place
+    if banned:
+        logits[:, banned] = -np.inf
+    if greedy:
+        return logits.argmax(axis=-1)
+    probs = softmax(filter_logits(logits, temperature, top_k, top_p))  # (B, V)
+    cum = np.cumsum(probs, axis=-1)
+    u = rng.random(len(probs))[:, None] * cum[:, -1:]
+    ids = (cum <= u).sum(axis=-1)
+    return np.minimum(ids, probs.shape[-1] - 1)

@@ -1,0 +1,152 @@
+"""Reading corpus files and turning text into tokens (and back).
+
+Line breaks are tokens ("\\n") at every level, so a model learns where lines and songs
+(blank lines) end, and generated lyrics keep their shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from lyricgen.errors import CorpusError
+
+NEWLINE = "\n"
+_GUESSES = ("gb18030", "big5")
+
+
+def _guess_encoding(raw: bytes) -> str | None:
+    for enc in _GUESSES:
+        try:
+            raw.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        return "gbk" if enc == "gb18030" else enc
+    return None
+
+
+def read_corpus(path: str | Path, encoding: str = "utf-8", what: str = "corpus") -> str:
+    """Read a text file, normalising a UTF-8 BOM and CRLF/CR line endings to LF."""
+    p = Path(path)
+    if not p.exists():
+        raise CorpusError(f"{what} {p} does not exist; check the path (data.corpus or --corpus)")
+    if p.is_dir():
+        raise CorpusError(f"{what} {p} is a directory; point at a text file inside it")
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise CorpusError(
+            f"{what} {p} cannot be read ({exc.strerror}); check its permissions"
+        ) from None
+    if not raw.strip():
+        raise CorpusError(f"{what} {p} is empty; give a text file with one lyric line per line")
+    if b"\x00" in raw[:65536]:
+        raise CorpusError(f"{what} {p} looks binary (contains NUL bytes); give a plain text file")
+    enc = encoding.lower().replace("_", "-")
+    try:
+        text = raw.decode("utf-8-sig" if enc in ("utf-8", "utf8") else encoding)
+    except UnicodeDecodeError as exc:
+        guess = _guess_encoding(raw) if enc in ("utf-8", "utf8") else None
+        hint = (
+            f"it looks like {guess.upper()}; set data.encoding: {guess} (or --set data.encoding={guess})"
+            if guess
+            else "convert it to UTF-8 or set data.encoding to its encoding"
+        )
+        raise CorpusError(
+            f"{what} {p} is not valid {encoding} (byte {exc.start}); {hint}"
+        ) from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise CorpusError(f"{what} {p} contains only whitespace; give a file with lyric lines")
+    return text
+
+
+def _jieba():
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    return jieba
+
+
+def tokenize(text: str, level: str) -> list[str]:
+    """Split text into tokens; every line break becomes a "\\n" token."""
+    lines = text.split(NEWLINE)
+    tokens: list[str] = []
+    if level == "char":
+        for i, line in enumerate(lines):
+            if i:
+                tokens.append(NEWLINE)
+            tokens.extend(line)
+        return tokens
+    if level == "space":
+        for i, line in enumerate(lines):
+            if i:
+                tokens.append(NEWLINE)
+            tokens.extend(line.split())
+        return tokens
+    if level == "word":
+        jieba = _jieba()
+        for i, line in enumerate(lines):
+            if i:
+                tokens.append(NEWLINE)
+            if line:
+                tokens.extend(jieba.lcut(line, HMM=True))
+        return tokens
+    raise ValueError(f"unknown level {level!r}; choose char, word or space")
+
+
+def detokenize(tokens: list[str], level: str) -> str:
+    """Join tokens back into text (words are separated by spaces only at level 'space')."""
+    if level != "space":
+        return "".join(tokens)
+    out: list[str] = []
+    for tok in tokens:
+        if tok == NEWLINE or not out or out[-1] == NEWLINE:
+            out.append(tok)
+        else:
+            out.append(" " + tok)
+    return "".join(out)
+
+
+def split_blocks(text: str) -> list[str]:
+    """Split a corpus into blocks to divide between train and validation.
+
+    Songs (separated by blank lines) when the corpus has them, else single lines; every
+    block keeps its trailing newline(s), so joining the blocks gives back the text.
+    """
+    text = text if text.endswith(NEWLINE) else text + NEWLINE
+    if "\n\n" in text.strip(NEWLINE):
+        blocks, current = [], []
+        for line in text.split(NEWLINE)[:-1]:
+            current.append(line)
+            if not line.strip() and any(x.strip() for x in current[:-1]):
+                blocks.append(NEWLINE.join(current) + NEWLINE)
+                current = []
+        if current:
+            if blocks and not any(x.strip() for x in current):
+                blocks[-1] += NEWLINE.join(current) + NEWLINE
+            else:
+                blocks.append(NEWLINE.join(current) + NEWLINE)
+        return blocks
+    return [line + NEWLINE for line in text.split(NEWLINE)[:-1]]
+
+
+def train_val_split(text: str, val_fraction: float) -> tuple[str, str]:
+    """Hold out the last contiguous `val_fraction` of blocks (songs or lines) for validation.
+
+    Splitting whole songs/lines, never random windows, keeps overlapping windows of the
+    same text from appearing on both sides (which would make validation loss a lie).
+    """
+    blocks = split_blocks(text)
+    if len(blocks) < 2:
+        raise CorpusError(
+            "the corpus has a single line/song, so nothing can be held out for validation; "
+            "add more lines or set data.val_corpus"
+        )
+    total = sum(len(b) for b in blocks)
+    target = val_fraction * total
+    n_val, size = 0, 0
+    while n_val < len(blocks) - 1 and size < target:
+        n_val += 1
+        size += len(blocks[-n_val])
+    return "".join(blocks[:-n_val]), "".join(blocks[-n_val:])

@@ -1,0 +1,68 @@
+"""Vocabulary statistics for `lyricgen vocab`: from a corpus (as training would build it)
+or from a trained run's vocab.json. Needs no torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lyricgen.config import Config
+from lyricgen.errors import RunDirError
+from lyricgen.text import read_corpus, tokenize, train_val_split
+from lyricgen.vocab import SPECIALS, Vocab
+
+
+def _summary(vocab: Vocab, top: int, lookups: list[str]) -> dict:
+    entries = [(t, vocab.counts[i]) for i, t in enumerate(vocab.itos) if t not in SPECIALS]
+    total = sum(vocab.counts)
+    return {
+        "level": vocab.level,
+        "size": len(vocab),
+        "train_tokens": total,
+        "coverage": 1 - vocab.counts[vocab.unk_id] / total if total else 0.0,
+        "top": entries[:top],
+        "lookups": [
+            {
+                "token": t,
+                "id": vocab.stoi.get(t),
+                "count": vocab.counts[vocab.stoi[t]] if t in vocab else 0,
+                "close": [] if t in vocab else vocab.suggest(t),
+            }
+            for t in lookups
+        ],
+    }
+
+
+def stats_from_corpus(cfg: Config, top: int = 20, lookups: list[str] = ()) -> dict:
+    """Build the vocabulary exactly as `lyricgen train` would and describe it."""
+    d = cfg.data
+    text = read_corpus(d.corpus, d.encoding)
+    if d.val_corpus:
+        train_text, val_text = text, read_corpus(d.val_corpus, d.encoding, what="validation corpus")
+    else:
+        train_text, val_text = train_val_split(text, d.val_fraction)
+    train_tokens = tokenize(train_text, d.level)
+    vocab = Vocab.build(train_tokens, d.min_freq, d.max_size, level=d.level)
+    info = {"source": str(d.corpus), **_summary(vocab, top, list(lookups))}
+    val_tokens = tokenize(val_text, d.level)
+    known = sum(t in vocab.stoi for t in val_tokens)
+    info["val_tokens"] = len(val_tokens)
+    info["val_coverage"] = known / len(val_tokens) if val_tokens else None
+    return info
+
+
+def stats_from_run(run_dir: str | Path, top: int = 20, lookups: list[str] = ()) -> dict:
+    """Describe a trained run's vocabulary (reads vocab.json only)."""
+    from lyricgen.checkpoint import load_vocab
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(
+            f"run directory {run_dir} does not exist; pass the folder `lyricgen train` wrote"
+        )
+    vocab = load_vocab(run_dir)
+    return {
+        "source": str(run_dir),
+        **_summary(vocab, top, list(lookups)),
+        "val_tokens": None,
+        "val_coverage": None,
+    }
