@@ -52,8 +52,20 @@ def _fail(exc: BaseException, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+class _EchoHandler(logging.Handler):
+    """Logs to whatever sys.stderr is at the time (CliRunner swaps it per invocation)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.echo(self.format(record), err=True)
+
+
 def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
+    root = logging.getLogger("lyricgen")
+    if not any(isinstance(h, _EchoHandler) for h in root.handlers):
+        handler = _EchoHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
     logging.getLogger("jieba").setLevel(logging.WARNING)
 
 
@@ -269,7 +281,7 @@ def eval_(
     else:
         typer.echo(
             f"{corpus}: perplexity {r['ppl']:.2f} per token, {r['bpc']:.3f} bits per character "
-            f"({r['tokens']} tokens, {r['chars']} characters, {r['unk']} unknown)"
+            f"({r['tokens']} tokens, {r['chars']} characters, {r['unk_rate']:.1%} <unk>)"
         )
 
 

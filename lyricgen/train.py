@@ -94,15 +94,22 @@ def prepare_corpus(cfg: Config, vocab: Vocab | None = None) -> Corpus:
 
 @torch.inference_mode()
 def evaluate(
-    model: LyricsModel, stream: Stream, batch_size: int, seq_len: int, device: torch.device
+    model: LyricsModel,
+    stream: Stream,
+    batch_size: int,
+    seq_len: int,
+    device: torch.device,
+    unk_id: int | None = None,
 ) -> dict:
     """Score every target of `stream` once, carrying the hidden state along each column.
 
     Returns mean loss (nats/token), perplexity, bits per character (total NLL / chars /
-    ln 2, comparable between char and word models), tokens and chars scored."""
+    ln 2, comparable between char and word models), tokens and chars scored, and the
+    fraction of scored targets that are `<unk>` (which makes ppl and bpc look better than
+    they are: one `<unk>` stands for any unknown word)."""
     was_training = model.training
     model.eval()
-    total, tokens, chars = 0.0, 0, 0
+    total, tokens, chars, unks = 0.0, 0, 0, 0
     hidden = None
     for x, y, c in eval_chunks(stream, batch_size, seq_len):
         logits, hidden = model(x.to(device), hidden)
@@ -110,6 +117,8 @@ def evaluate(
         total += nll.item()
         tokens += y.numel()
         chars += int(c.sum())
+        if unk_id is not None:
+            unks += int((y == unk_id).sum())
     model.train(was_training)
     if tokens == 0:
         return {
@@ -126,6 +135,7 @@ def evaluate(
         "bpc": total / chars / math.log(2),
         "tokens": tokens,
         "chars": chars,
+        "unk_rate": unks / tokens,
     }
 
 
@@ -158,30 +168,28 @@ def _make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimize
     return torch.optim.AdamW(groups, lr=t.lr)
 
 
-def _make_scheduler(opt: torch.optim.Optimizer, cfg: Config, steps_per_epoch: int):
-    """Returns (scheduler, steps_per_call): 'step' schedulers advance every batch, the
-    others once per epoch; `None` when the learning rate is constant."""
+def lr_factor(cfg: Config, step: int, total_steps: int, time_fraction: float = 0.0) -> float:
+    """Warmup then cosine decay to `min_lr_ratio`. With `train.max_minutes` set, progress is
+    the larger of the step fraction and the time fraction, so the schedule finishes its decay
+    when the time budget runs out rather than at an epoch count the budget never reaches."""
     t = cfg.train
-    if t.scheduler == "cosine" or (t.scheduler == "none" and t.warmup_steps):
-        total = max(1, t.epochs * steps_per_epoch)
-        floor = t.min_lr_ratio
+    if step < t.warmup_steps:
+        return (step + 1) / t.warmup_steps
+    if t.scheduler != "cosine":
+        return 1.0
+    progress = (step - t.warmup_steps) / max(1, total_steps - t.warmup_steps)
+    progress = min(1.0, max(progress, time_fraction))
+    return t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
-        def factor(step: int) -> float:
-            if step < t.warmup_steps:
-                return (step + 1) / t.warmup_steps
-            if t.scheduler == "none":
-                return 1.0
-            progress = min(1.0, (step - t.warmup_steps) / max(1, total - t.warmup_steps))
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
-        return torch.optim.lr_scheduler.LambdaLR(opt, factor), "batch"
+def _make_epoch_scheduler(opt: torch.optim.Optimizer, cfg: Config):
+    """torch schedulers that act once per epoch ('step', 'plateau'); None otherwise."""
+    t = cfg.train
     if t.scheduler == "step":
-        return torch.optim.lr_scheduler.StepLR(opt, t.step_size, t.gamma), "epoch"
+        return torch.optim.lr_scheduler.StepLR(opt, t.step_size, t.gamma)
     if t.scheduler == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, factor=t.gamma, patience=1
-        ), "plateau"
-    return None, None
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=t.gamma, patience=1)
+    return None
 
 
 class _StopRequest:
@@ -250,7 +258,9 @@ def fit(
         raise TrainingError("the validation split is empty; raise data.val_fraction or add text")
 
     opt = _make_optimizer(model, cfg)
-    sched, sched_unit = _make_scheduler(opt, cfg, steps_per_epoch)
+    sched = _make_epoch_scheduler(opt, cfg)
+    per_step_lr = t.scheduler in ("cosine", "none")
+    total_steps = t.epochs * steps_per_epoch
     st = {
         "epoch": 0,
         "batch": 0,
@@ -329,14 +339,16 @@ def fit(
                         f"the loss became {loss.item()} at step {st['step'] + 1}; lower train.lr "
                         "or set train.clip_grad_norm (the last good checkpoint is kept)"
                     )
+                if per_step_lr:
+                    frac = (st["elapsed"] + time.perf_counter() - t0) / deadline_s
+                    for g in opt.param_groups:
+                        g["lr"] = t.lr * lr_factor(cfg, st["step"], total_steps, frac)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if t.clip_grad_norm:
                     # RNN gradients can explode through long products of recurrent weights.
                     torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad_norm)
                 opt.step()
-                if sched_unit == "batch":
-                    sched.step()
                 st["step"] += 1
                 st["batch"] += 1
                 sum_loss += loss.item() * y.numel()
@@ -361,10 +373,10 @@ def fit(
                     f"`lyricgen train --out {out} --resume`",
                     exit_code=code,
                 )
-            val = evaluate(model, corpus.val, t.eval_batch_size, d.seq_len, device)
-            if sched_unit == "epoch":
+            val = evaluate(model, corpus.val, t.eval_batch_size, d.seq_len, device, vocab.unk_id)
+            if t.scheduler == "step":
                 sched.step()
-            elif sched_unit == "plateau":
+            elif t.scheduler == "plateau":
                 sched.step(val["loss"])
             metrics = {
                 "epoch": epoch + 1,
@@ -373,6 +385,7 @@ def fit(
                 "val_loss": val["loss"],
                 "val_ppl": val["ppl"],
                 "val_bpc": val["bpc"],
+                "val_unk_rate": val["unk_rate"],
                 "lr": opt.param_groups[0]["lr"],
                 "tokens_per_s": n_tok / max(1e-9, time.perf_counter() - t0),
                 "elapsed_s": st["elapsed"],
@@ -412,6 +425,4 @@ def score_text(run_dir: str | Path, path: str | Path, device: str = "auto") -> d
         from lyricgen.errors import CorpusError
 
         raise CorpusError(f"text {path} has fewer than 2 tokens; give a longer file to score")
-    result = evaluate(model, stream, cfg.train.eval_batch_size, cfg.data.seq_len, dev)
-    result["unk"] = int((stream.ids == vocab.unk_id).sum())
-    return result
+    return evaluate(model, stream, cfg.train.eval_batch_size, cfg.data.seq_len, dev, vocab.unk_id)

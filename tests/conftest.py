@@ -1,0 +1,86 @@
+"""Shared fixtures: a tiny corpus and a tiny config, so every test trains in seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "corpora"
+
+SONGS = [
+    ["星星在夜空里眨眼", "我们在风里唱歌", "月亮照着回家的路", "梦里有你的笑"],
+    ["雨落在城市的街", "我数着路灯走远", "你说明天会晴", "星星还在天边"],
+    ["海风吹过夏天", "我们的故事很长", "一起看月亮升起", "星星落进海里"],
+    ["火车开过山那边", "窗外的风很轻", "我想起你的名字", "夜空一片安静"],
+]
+
+
+def write_corpus(path: Path, songs=SONGS, repeat: int = 3) -> Path:
+    text = "\n\n".join("\n".join(lines) for lines in songs * repeat) + "\n"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def tiny_config(tmp_path: Path, corpus: Path, **sections) -> Path:
+    """A config small enough to train in about a second on one core."""
+    cfg = {
+        "data": {
+            "corpus": str(corpus),
+            "level": "char",
+            "seq_len": 16,
+            "stride": 8,
+            "batch_size": 16,
+            "val_fraction": 0.2,
+        },
+        "model": {
+            "cell": "gru",
+            "embedding_dim": 16,
+            "hidden_size": 32,
+            "num_layers": 1,
+            "dropout": 0.0,
+        },
+        "train": {
+            "epochs": 2,
+            "lr": 0.01,
+            "seed": 7,
+            "device": "cpu",
+            "patience": None,
+            "warmup_steps": 0,
+            "num_threads": 1,
+        },
+        "out_dir": str(tmp_path / "run"),
+    }
+    for section, values in sections.items():
+        if isinstance(values, dict):
+            cfg[section].update(values)
+        else:
+            cfg[section] = values
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    return write_corpus(tmp_path / "corpus.txt")
+
+
+@pytest.fixture
+def config(tmp_path: Path, corpus: Path) -> Path:
+    return tiny_config(tmp_path, corpus)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """One tiny char-level run shared by read-only tests (generate, eval, vocab)."""
+    from lyricgen.config import load_config
+    from lyricgen.train import fit
+
+    tmp = tmp_path_factory.mktemp("shared_run")
+    corpus = write_corpus(tmp / "corpus.txt")
+    cfg = load_config(tiny_config(tmp, corpus, train={"epochs": 3}))
+    fit(cfg)
+    return Path(cfg.out_dir)

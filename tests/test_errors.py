@@ -1,0 +1,241 @@
+"""Every bad input exits non-zero with one line that says what to fix, no traceback,
+and leaves no half-written files."""
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lyricgen.cli import app
+
+from .conftest import tiny_config, write_corpus
+
+runner = CliRunner()
+
+
+def check_fails(args, pattern, code=None):
+    r = runner.invoke(app, [str(a) for a in args])
+    assert r.exit_code != 0, r.output
+    if code is not None:
+        assert r.exit_code == code
+    err = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(err) == 1, r.output
+    assert pattern in err[0], err[0]
+    assert "Traceback" not in r.output
+    assert not isinstance(r.exception, Exception) or isinstance(r.exception, SystemExit)
+    return r
+
+
+def files_in(path: Path) -> set:
+    return {p.name for p in path.iterdir()} if path.exists() else set()
+
+
+@pytest.mark.parametrize(
+    "content,pattern",
+    [
+        (None, "does not exist"),
+        ("DIR", "is a directory"),
+        (b"", "is empty"),
+        (b"  \n\t\n \n", "is empty"),
+        (b"\x00\x01\x02binary\x00", "looks binary"),
+        ("星星在夜空里眨眼\n我们在风里唱歌\n".encode("gbk"), "data.encoding: gbk"),
+        ("星星在夜空裡眨眼\n我們在風裡唱歌\n".encode("big5"), "data.encoding"),
+        ("星星\n月亮\n".encode(), "fewer than one window"),
+    ],
+)
+def test_bad_corpus(tmp_path, content, pattern):
+    corpus = tmp_path / "corpus.txt"
+    if content == "DIR":
+        corpus.mkdir()
+    elif content is not None:
+        corpus.write_bytes(content)
+    config = tiny_config(tmp_path, corpus)
+    check_fails(["train", "--config", config], pattern)
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_gbk_corpus_trains_with_encoding_setting(tmp_path):
+    utf8 = write_corpus(tmp_path / "utf8.txt")
+    gbk = tmp_path / "gbk.txt"
+    gbk.write_bytes(utf8.read_text(encoding="utf-8").encode("gbk"))
+    config = tiny_config(tmp_path, gbk, data={"encoding": "gbk"}, train={"epochs": 1})
+    r = runner.invoke(app, ["train", "--config", str(config)])
+    assert r.exit_code == 0, r.output
+
+
+def test_bom_crlf_corpus_trains_exactly_like_plain(tmp_path):
+    from safetensors.torch import load_file
+
+    plain = write_corpus(tmp_path / "plain.txt")
+    crlf = tmp_path / "crlf.txt"
+    crlf.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes().replace(b"\n", b"\r\n"))
+    runs = []
+    for name, corpus in [("p", plain), ("c", crlf)]:
+        (tmp_path / name).mkdir()
+        cfg = tiny_config(tmp_path / name, corpus, train={"epochs": 1})
+        assert runner.invoke(app, ["train", "--config", str(cfg)]).exit_code == 0
+        runs.append(load_file(tmp_path / name / "run" / "model.safetensors"))
+    assert all((runs[0][k] == runs[1][k]).all() for k in runs[0])
+
+
+@pytest.mark.parametrize(
+    "yaml_text,pattern",
+    [
+        ("model: [1, 2", "invalid YAML"),
+        ("just a string\n", "must be a YAML mapping"),
+        ("model:\n  hiden: 3\n", "unknown key 'model.hiden'"),
+        ("model:\n  hidden_size: 1.5\n", "'model.hidden_size' must be an int"),
+        ("model:\n  hidden_size: -1\n", "must be >= 1"),
+        ("data:\n  batch_size: 0\n", "'data.batch_size' is 0"),
+        ("model:\n  dropout: 1\n", "'model.dropout'"),
+        ("model:\n  cell: lstmm\n", "choose one of rnn, lstm, gru"),
+    ],
+)
+def test_bad_yaml(tmp_path, yaml_text, pattern):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text, encoding="utf-8")
+    check_fails(["train", "--config", path], pattern)
+
+
+def test_missing_config_file(tmp_path):
+    check_fails(["train", "--config", tmp_path / "nope.yaml"], "does not exist")
+
+
+def test_bad_set_override(tmp_path, config):
+    check_fails(["train", "--config", config, "--set", "model.cell"], "section.key=value")
+    check_fails(["train", "--config", config, "--set", "model.size=3"], "unknown key 'model.size'")
+
+
+@pytest.mark.parametrize(
+    "extra,pattern",
+    [
+        (["--start", ""], "--start is empty"),
+        (["--start", "   "], "--start is empty"),
+        (["--start", "鑫鑫"], "'鑫' is not in the model's vocabulary"),
+        (["--start", "星星", "--length", "0"], "--length is 0"),
+        (["--start", "星星", "--length", "-5"], "--length is -5"),
+        (["--start", "星星", "--length", "999999999"], "--length is 999999999"),
+        (["--start", "星星", "--temperature", "0"], "--temperature is 0.0"),
+        (["--start", "星星", "--temperature", "-1"], "--temperature is -1.0"),
+        (["--start", "星星", "--top-p", "0"], "--top-p is 0.0"),
+        (["--start", "星星", "--top-p", "1.5"], "--top-p is 1.5"),
+        (["--start", "星星", "--top-k", "-1"], "--top-k is -1"),
+        (["--start", "星星", "--num-samples", "0"], "--num-samples is 0"),
+    ],
+)
+def test_bad_generate_options(trained_run, extra, pattern):
+    check_fails(["generate", "--checkpoint", trained_run, *extra], pattern)
+
+
+def test_greedy_allows_zero_temperature(trained_run):
+    r = runner.invoke(
+        app,
+        [
+            "generate",
+            "--checkpoint",
+            str(trained_run),
+            "--start",
+            "星星",
+            "--greedy",
+            "--temperature",
+            "0",
+            "--length",
+            "5",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+
+
+def test_run_directory_problems(tmp_path, trained_run):
+    import shutil
+
+    check_fails(
+        ["generate", "--checkpoint", tmp_path / "missing", "--start", "星"], "does not exist"
+    )
+    for drop, pattern in [
+        ("vocab.json", "has no vocab.json"),
+        ("model.safetensors", "has no model.safetensors"),
+        ("config.yaml", "has no config.yaml"),
+    ]:
+        run = tmp_path / f"run_{drop}"
+        shutil.copytree(trained_run, run)
+        (run / drop).unlink()
+        check_fails(["generate", "--checkpoint", run, "--start", "星"], pattern)
+    # weights from a different architecture
+    run = tmp_path / "mismatch"
+    shutil.copytree(trained_run, run)
+    cfg = (
+        (run / "config.yaml")
+        .read_text(encoding="utf-8")
+        .replace("hidden_size: 32", "hidden_size: 48")
+    )
+    (run / "config.yaml").write_text(cfg, encoding="utf-8")
+    check_fails(["generate", "--checkpoint", run, "--start", "星"], "does not fit config.yaml")
+    # truncated weights
+    run = tmp_path / "truncated"
+    shutil.copytree(trained_run, run)
+    data = (run / "model.safetensors").read_bytes()
+    (run / "model.safetensors").write_bytes(data[: len(data) // 2])
+    check_fails(["generate", "--checkpoint", run, "--start", "星"], "corrupt or truncated")
+
+
+def test_eval_on_empty_file(tmp_path, trained_run):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    check_fails(["eval", "--checkpoint", trained_run, "--corpus", empty], "is empty")
+
+
+def test_resume_without_state(tmp_path, config):
+    check_fails(["train", "--config", config, "--resume"], "does not exist")
+
+
+class _Boom:
+    def __reduce__(self):
+        return (os.system, (f"touch {MARKER}",))
+
+
+MARKER = Path("/nonexistent")
+
+
+def test_pickle_checkpoint_is_refused(tmp_path, trained_run):
+    """A train_state.pt whose unpickling would run code is refused, and the code never runs."""
+    import shutil
+
+    global MARKER
+    MARKER = tmp_path / "pwned"
+    run = tmp_path / "evil"
+    shutil.copytree(trained_run, run)
+    (run / "train_state.pt").write_bytes(pickle.dumps({"epoch": _Boom()}))
+    import torch
+
+    buf = __import__("io").BytesIO()
+    torch.save({"epoch": _Boom()}, buf)
+    (run / "train_state.pt").write_bytes(buf.getvalue())
+    check_fails(["train", "--out", run, "--resume"], "refusing to load")
+    assert not MARKER.exists()
+
+
+def test_unwritable_out_dir(tmp_path, config):
+    if os.geteuid() == 0:
+        target = "/proc/lyricgen-run"  # even root cannot create directories in /proc
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        target = ro / "run"
+    check_fails(["train", "--config", config, "--out", target], "cannot write to run directory")
+
+
+def test_usage_errors_are_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-m", "lyricgen", "generate", "--start", "星", "--length", "abc"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith("error:"), r.stderr
