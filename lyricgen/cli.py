@@ -96,7 +96,7 @@ def _show(token: str) -> str:
 @app.command()
 def train(
     config: Annotated[
-        Path | None, typer.Option(help="YAML config [default: configs/default.yaml]")
+        Path | None, typer.Option(help="YAML config (default: configs/default.yaml).")
     ] = None,
     corpus: Annotated[
         Path | None, typer.Option(help="Corpus text file (overrides data.corpus).")
@@ -288,7 +288,7 @@ def eval_(
 @app.command()
 def vocab(
     config: Annotated[
-        Path | None, typer.Option(help="YAML config [default: configs/default.yaml]")
+        Path | None, typer.Option(help="YAML config (default: configs/default.yaml).")
     ] = None,
     corpus: Annotated[
         Path | None, typer.Option(help="Corpus text file (overrides data.corpus).")
