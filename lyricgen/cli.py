@@ -118,6 +118,9 @@ def train(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")
     ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a trained run already in --out.")
+    ] = False,
     set_: Annotated[
         list[str] | None,
         typer.Option(
@@ -147,7 +150,7 @@ def train(
         from lyricgen.train import fit
 
         bar = _TqdmProgress()
-        history = fit(cfg, resume=resume, progress=bar)
+        history = fit(cfg, resume=resume, progress=bar, overwrite=overwrite)
     except LyricgenError as exc:
         raise _fail(exc, exc.exit_code) from None
     except KeyboardInterrupt:

@@ -221,19 +221,27 @@ def fit(
     resume: bool = False,
     progress: Progress | None = None,
     out_dir: str | Path | None = None,
+    overwrite: bool = False,
 ) -> list[dict]:
     """Train `cfg` into its run directory and return the per-epoch metrics history."""
     progress = progress or Progress()
     t = cfg.train
-    out = ckpt.ensure_writable(out_dir or cfg.out_dir)
+    out = Path(out_dir or cfg.out_dir)
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
     device = resolve_device(t.device)
     state: dict | None = None
     vocab = None
     if resume:
+        if not out.is_dir():
+            raise RunDirError(f"run directory {out} does not exist, so there is nothing to resume")
         state = ckpt.load_train_state(out / ckpt.STATE)
         vocab = ckpt.load_vocab(out)
+    elif not overwrite and any((out / f).exists() for f in (ckpt.STATE, ckpt.BEST)):
+        raise RunDirError(
+            f"{out} already holds a trained run; continue it with --resume, replace it with "
+            "--overwrite, or choose another --out"
+        )
     seed_everything(t.seed)
     corpus = prepare_corpus(cfg, vocab)
     vocab = corpus.vocab
@@ -256,6 +264,9 @@ def fit(
         steps_per_epoch = math.ceil(len(dataset) / d.batch_size)
     if len(corpus.val) < 2:
         raise TrainingError("the validation split is empty; raise data.val_fraction or add text")
+    # Only now, with the input known to be good, touch the run directory (and prove it is
+    # writable before any training time is spent).
+    ckpt.ensure_writable(out)
 
     opt = _make_optimizer(model, cfg)
     sched = _make_epoch_scheduler(opt, cfg)
@@ -277,12 +288,12 @@ def fit(
             opt.load_state_dict(state["optimizer"])
             if sched is not None:
                 sched.load_state_dict(state["scheduler"])
-        except (KeyError, ValueError) as exc:
+            st.update({k: state[k] for k in st})
+            torch.set_rng_state(state["rng_torch"])
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
             raise RunDirError(
                 f"{out / ckpt.STATE} does not match this run ({exc}); retrain"
             ) from None
-        st.update({k: state[k] for k in st})
-        torch.set_rng_state(state["rng_torch"])
         if device.type == "cuda" and state.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(state["rng_cuda"])
         if state.get("hidden") is not None:
@@ -290,6 +301,7 @@ def fit(
             hidden = (
                 tuple(x.to(device) for x in h) if isinstance(h, (list, tuple)) else h.to(device)
             )
+        ckpt.save_run_files(out, cfg, vocab)  # records overrides such as a longer --epochs
         log.info("resuming at epoch %d, batch %d", st["epoch"] + 1, st["batch"])
     else:
         ckpt.save_run_files(out, cfg, vocab)

@@ -187,6 +187,23 @@ def test_eval_on_empty_file(tmp_path, trained_run):
     check_fails(["eval", "--checkpoint", trained_run, "--corpus", empty], "is empty")
 
 
+def test_existing_run_is_not_overwritten_silently(tmp_path, config, trained_run):
+    import shutil
+
+    shutil.copytree(trained_run, tmp_path / "run")
+    before = (tmp_path / "run" / "model.safetensors").read_bytes()
+    check_fails(["train", "--config", config], "already holds a trained run")
+    assert (tmp_path / "run" / "model.safetensors").read_bytes() == before
+    r = runner.invoke(app, ["train", "--config", str(config), "--overwrite", "--epochs", "1"])
+    assert r.exit_code == 0, r.output
+
+
+def test_bad_corpus_leaves_no_run_directory(tmp_path):
+    config = tiny_config(tmp_path, tmp_path / "missing.txt")
+    check_fails(["train", "--config", config], "does not exist")
+    assert not (tmp_path / "run").exists()
+
+
 def test_resume_without_state(tmp_path, config):
     check_fails(["train", "--config", config, "--resume"], "does not exist")
 
