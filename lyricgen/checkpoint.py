@@ -209,3 +209,45 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", weights: s
         raise RunDirError(f"{run_dir / CONFIG}: {exc}") from None
     load_weights(model, run_dir / weights)
     return cfg, vocab, model.to(device).eval()
+
+
+class RunLock:
+    """An exclusive lock on a run directory for the duration of a training run.
+
+    Uses `flock` on `.lock`, which the kernel releases when the process dies, so a lock
+    left by a killed run never blocks the next one. The file records the holder's pid so
+    a refused run can name it."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / ".lock"
+        self._file = None
+
+    def __enter__(self) -> RunLock:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; run without a lock
+            return self
+        f = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise RunDirError(
+                f"{self.path.parent} is in use by another lyricgen train ({holder}); wait for it "
+                "to finish or stop it, or choose another --out"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(
+            f"pid {os.getpid()} on {os.uname().nodename if hasattr(os, 'uname') else 'this host'}"
+        )
+        f.flush()
+        self._file = f
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._file is not None:
+            self._file.close()  # closing releases the flock
+            self._file = None

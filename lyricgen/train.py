@@ -6,6 +6,7 @@ Progress goes to an optional `Progress` object (the CLI passes a tqdm bar) and t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -224,6 +225,11 @@ def fit(
     overwrite: bool = False,
 ) -> list[dict]:
     """Train `cfg` into its run directory and return the per-epoch metrics history."""
+    with contextlib.ExitStack() as stack:
+        return _fit(cfg, resume, progress, out_dir, overwrite, stack)
+
+
+def _fit(cfg, resume, progress, out_dir, overwrite, stack: contextlib.ExitStack) -> list[dict]:
     progress = progress or Progress()
     t = cfg.train
     out = Path(out_dir or cfg.out_dir)
@@ -235,6 +241,7 @@ def fit(
     if resume:
         if not out.is_dir():
             raise RunDirError(f"run directory {out} does not exist, so there is nothing to resume")
+        stack.enter_context(ckpt.RunLock(out))
         state = ckpt.load_train_state(out / ckpt.STATE)
         vocab = ckpt.load_vocab(out)
     elif not overwrite and any((out / f).exists() for f in (ckpt.STATE, ckpt.BEST)):
@@ -267,6 +274,8 @@ def fit(
     # Only now, with the input known to be good, touch the run directory (and prove it is
     # writable before any training time is spent).
     ckpt.ensure_writable(out)
+    if not resume:
+        stack.enter_context(ckpt.RunLock(out))
 
     opt = _make_optimizer(model, cfg)
     sched = _make_epoch_scheduler(opt, cfg)
@@ -284,6 +293,11 @@ def fit(
     hidden = None
     if state is not None:
         ckpt.load_weights(model, out / ckpt.LAST)
+        if state.get("optimizer_name", t.optimizer) != t.optimizer:
+            raise RunDirError(
+                f"train.optimizer is {t.optimizer} but the run in {out} was trained with "
+                f"{state['optimizer_name']}; resume with the same optimizer or start a new run"
+            )
         try:
             opt.load_state_dict(state["optimizer"])
             if sched is not None:
@@ -315,6 +329,7 @@ def fit(
             {
                 **{k: st[k] for k in st},
                 "optimizer": opt.state_dict(),
+                "optimizer_name": t.optimizer,
                 "scheduler": sched.state_dict() if sched is not None else None,
                 "rng_torch": torch.get_rng_state(),
                 "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,

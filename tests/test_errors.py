@@ -204,6 +204,14 @@ def test_bad_corpus_leaves_no_run_directory(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_resume_with_another_optimizer_is_refused(tmp_path, config):
+    assert runner.invoke(app, ["train", "--config", str(config), "--epochs", "1"]).exit_code == 0
+    check_fails(
+        ["train", "--out", tmp_path / "run", "--resume", "--set", "train.optimizer=sgd"],
+        "resume with the same optimizer",
+    )
+
+
 def test_resume_without_state(tmp_path, config):
     check_fails(["train", "--config", config, "--resume"], "does not exist")
 
@@ -256,3 +264,43 @@ def test_usage_errors_are_one_line(tmp_path):
     )
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith("error:"), r.stderr
+
+
+def test_second_writer_is_refused_and_stale_lock_is_ignored(tmp_path, config):
+    from lyricgen.checkpoint import RunLock
+
+    assert runner.invoke(app, ["train", "--config", str(config), "--epochs", "1"]).exit_code == 0
+    run = tmp_path / "run"
+    with RunLock(run):  # as if another `lyricgen train` were writing this run
+        r = check_fails(
+            ["train", "--out", run, "--resume", "--epochs", "2"],
+            "is in use by another lyricgen train",
+        )
+        assert f"pid {os.getpid()}" in r.stderr
+    # the lock file is left behind, as after a SIGKILL, but no process holds it
+    (run / ".lock").write_text("pid 999999 on gone-host", encoding="utf-8")
+    r = runner.invoke(app, ["train", "--out", str(run), "--resume", "--epochs", "2"])
+    assert r.exit_code == 0, r.output
+
+
+def test_nan_loss_stops_with_advice_and_keeps_checkpoint(tmp_path, corpus):
+    config = tiny_config(tmp_path, corpus, train={"epochs": 1})
+    assert runner.invoke(app, ["train", "--config", str(config)]).exit_code == 0
+    best = (tmp_path / "run" / "model.safetensors").read_bytes()
+    r = check_fails(
+        [
+            "train",
+            "--out",
+            tmp_path / "run",
+            "--resume",
+            "--epochs",
+            "3",
+            "--set",
+            "train.lr=1e30",
+            "--set",
+            "train.clip_grad_norm=null",
+        ],
+        "train.lr",
+    )
+    assert "clip_grad_norm" in r.stderr
+    assert (tmp_path / "run" / "model.safetensors").read_bytes() == best
