@@ -10,6 +10,7 @@ import io
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,10 +24,10 @@ if TYPE_CHECKING:
 CONFIG = "config.yaml"
 VOCAB = "vocab.json"
 BEST = "model.safetensors"
-LAST = "last.safetensors"
 STATE = "train_state.pt"
 METRICS = "metrics.jsonl"
 
+_WRITE_DELAY = float(os.environ.get("LYRICGEN_TEST_WRITE_DELAY", "0") or 0)
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -40,6 +41,11 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
+            if _WRITE_DELAY:  # fault-injection hook for tests: widen the window for a kill
+                f.write(data[: len(data) // 2])
+                f.flush()
+                time.sleep(_WRITE_DELAY)
+                data = data[len(data) // 2 :]
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -55,6 +61,12 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
             os.close(dir_fd)
     except OSError:
         pass
+
+
+def remove_temp_files(run_dir: Path) -> None:
+    """Delete temporary files that a killed writer left behind (the real files are intact)."""
+    for p in Path(run_dir).glob(".*.tmp"):
+        p.unlink(missing_ok=True)
 
 
 def ensure_writable(out_dir: str | Path) -> Path:
@@ -99,23 +111,33 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
         raise RunDirError(
             f"{path} is corrupt or truncated ({exc}); retrain or restore it"
         ) from None
+    apply_weights(model, tensors, path)
+
+
+def apply_weights(model: torch.nn.Module, tensors: dict, source: str | Path) -> None:
+    """Copy `tensors` into `model` after checking that names and shapes fit its config."""
     expected = set(model.state_dict())
     tied = {"decoder.weight"} if model.cfg.tie_weights else set()
     missing = sorted(expected - set(tensors) - tied)
     extra = sorted(set(tensors) - expected)
     if missing or extra:
         raise RunDirError(
-            f"{path} does not fit {CONFIG} (missing {missing[:3]}, unexpected {extra[:3]}); "
+            f"{source} does not fit {CONFIG} (missing {missing[:3]}, unexpected {extra[:3]}); "
             "the weights and config come from different runs"
         )
     for name, tensor in model.state_dict().items():
-        if name in tensors and tensors[name].shape != tensor.shape:
+        if name in tensors and tuple(tensors[name].shape) != tuple(tensor.shape):
             raise RunDirError(
-                f"{path} does not fit {CONFIG}: {name} has shape {tuple(tensors[name].shape)}, "
+                f"{source} does not fit {CONFIG}: {name} has shape {tuple(tensors[name].shape)}, "
                 f"the config needs {tuple(tensor.shape)}; the weights and config come from "
                 "different runs"
             )
     model.load_state_dict(tensors, strict=False)
+
+
+def weights_dict(model: torch.nn.Module) -> dict:
+    """The model's tensors on the CPU (tied duplicates dropped), for saving."""
+    return _weights_dict(model)
 
 
 def save_train_state(state: dict, path: str | Path) -> None:

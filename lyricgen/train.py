@@ -242,6 +242,7 @@ def _fit(cfg, resume, progress, out_dir, overwrite, stack: contextlib.ExitStack)
         if not out.is_dir():
             raise RunDirError(f"run directory {out} does not exist, so there is nothing to resume")
         stack.enter_context(ckpt.RunLock(out))
+        ckpt.remove_temp_files(out)  # left by a kill in the middle of a write
         state = ckpt.load_train_state(out / ckpt.STATE)
         vocab = ckpt.load_vocab(out)
     elif not overwrite and any((out / f).exists() for f in (ckpt.STATE, ckpt.BEST)):
@@ -292,7 +293,9 @@ def _fit(cfg, resume, progress, out_dir, overwrite, stack: contextlib.ExitStack)
     }
     hidden = None
     if state is not None:
-        ckpt.load_weights(model, out / ckpt.LAST)
+        if "model" not in state:
+            raise RunDirError(f"{out / ckpt.STATE} has no model weights; it is not a lyricgen run")
+        ckpt.apply_weights(model, state["model"], out / ckpt.STATE)
         if state.get("optimizer_name", t.optimizer) != t.optimizer:
             raise RunDirError(
                 f"train.optimizer is {t.optimizer} but the run in {out} was trained with "
@@ -316,17 +319,20 @@ def _fit(cfg, resume, progress, out_dir, overwrite, stack: contextlib.ExitStack)
                 tuple(x.to(device) for x in h) if isinstance(h, (list, tuple)) else h.to(device)
             )
         ckpt.save_run_files(out, cfg, vocab)  # records overrides such as a longer --epochs
+        ckpt.write_metrics(out, st["history"])  # a kill may have come before the last write
         log.info("resuming at epoch %d, batch %d", st["epoch"] + 1, st["batch"])
     else:
         ckpt.save_run_files(out, cfg, vocab)
-        for stale in (ckpt.BEST, ckpt.LAST, ckpt.STATE, ckpt.METRICS):
+        for stale in (ckpt.BEST, ckpt.STATE, ckpt.METRICS):
             (out / stale).unlink(missing_ok=True)
 
     def save_resumable() -> None:
-        ckpt.save_weights(model, out / ckpt.LAST)
+        # One file holds everything a resume needs (weights included), so a kill can never
+        # leave weights and optimizer/RNG state from different steps.
         h = detach(hidden)
         ckpt.save_train_state(
             {
+                "model": ckpt.weights_dict(model),
                 **{k: st[k] for k in st},
                 "optimizer": opt.state_dict(),
                 "optimizer_name": t.optimizer,

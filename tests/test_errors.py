@@ -304,3 +304,34 @@ def test_nan_loss_stops_with_advice_and_keeps_checkpoint(tmp_path, corpus):
     )
     assert "clip_grad_norm" in r.stderr
     assert (tmp_path / "run" / "model.safetensors").read_bytes() == best
+
+
+def test_one_huge_line_corpus(tmp_path):
+    corpus = tmp_path / "one_line.txt"
+    corpus.write_text("星星月亮" * 50_000, encoding="utf-8")  # 200k characters, no line break
+    check_fails(["train", "--config", tiny_config(tmp_path, corpus)], "single line/song")
+    assert not (tmp_path / "run").exists()
+
+
+def test_full_disk_is_reported_and_keeps_last_good_files(tmp_path, config, monkeypatch):
+    import errno
+
+    import lyricgen.checkpoint as ckpt
+
+    assert runner.invoke(app, ["train", "--config", str(config), "--epochs", "1"]).exit_code == 0
+    run = tmp_path / "run"
+    before = {p.name: p.read_bytes() for p in run.iterdir() if not p.name.startswith(".")}
+    real = ckpt.atomic_write
+    calls = {"n": 0}
+
+    def failing(path, data):
+        calls["n"] += 1
+        if calls["n"] > 2:  # config and metrics are rewritten on resume; then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, data)
+
+    monkeypatch.setattr(ckpt, "atomic_write", failing)
+    check_fails(["train", "--out", run, "--resume", "--epochs", "2"], "No space left on device")
+    for name, data in before.items():
+        if name not in ("config.yaml", "metrics.jsonl"):
+            assert (run / name).read_bytes() == data, name

@@ -1,0 +1,121 @@
+"""SIGKILL a real `lyricgen train` process at many moments, resume each time, and get
+bit for bit the weights of an uninterrupted run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from .conftest import REPO, tiny_config
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses SIGKILL")
+
+
+def start(args, env_extra=None):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "lyricgen", "train", *map(str, args)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+
+
+def saved_step(run):
+    try:
+        return torch.load(run / "train_state.pt", weights_only=True)["step"]
+    except (FileNotFoundError, KeyError):
+        return -1
+
+
+def wait_for(proc, condition, timeout=30.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.005)
+    raise AssertionError("timed out waiting for the training process")
+
+
+def kill(proc):
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def assert_files_whole(run):
+    """After a kill every file present is complete: loadable, never truncated."""
+    from safetensors.torch import load_file
+
+    torch.load(run / "train_state.pt", weights_only=True)
+    if (run / "model.safetensors").exists():
+        load_file(run / "model.safetensors")
+    for line in (
+        (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").exists() else []
+    ):
+        json.loads(line)
+
+
+def test_sigkill_anywhere_then_resume_is_bit_exact(tmp_path, corpus):
+    cfg = tiny_config(
+        tmp_path,
+        corpus,
+        train={"epochs": 3, "checkpoint_every": 1, "keep": "last"},
+        data={"batch_size": 4},
+        model={"dropout": 0.2, "num_layers": 2},
+    )
+    slow = {"LYRICGEN_TEST_WRITE_DELAY": "0.02"}  # slows each step a little so kills land mid-run
+    straight, run = tmp_path / "straight", tmp_path / "killed"
+    p = start(["--config", cfg, "--out", straight], slow)
+    assert p.wait() == 0, p.stderr.read().decode()
+    total = torch.load(straight / "train_state.pt", weights_only=True)["step"]
+
+    proc = start(["--config", cfg, "--out", run], slow)
+    kills = 0
+    for frac in (0.1, 0.3, 0.5, 0.7, 0.9):
+        target = max(1, int(frac * total))
+        assert wait_for(proc, lambda t=target: saved_step(run) >= t), proc.stderr.read().decode()
+        kill(proc)
+        kills += 1
+        assert_files_whole(run)
+        if frac == 0.5:  # next, kill while train_state.pt is being written
+            proc = start(["--out", run, "--resume"], {"LYRICGEN_TEST_WRITE_DELAY": "0.5"})
+            assert wait_for(proc, lambda: any(run.glob(".train_state.pt.*.tmp")))
+            kill(proc)
+            kills += 1
+            assert any(run.glob(".train_state.pt.*.tmp"))  # the half-written temporary file
+            assert_files_whole(run)  # ...but the real file is intact
+        proc = start(["--out", run, "--resume"], slow)
+    assert proc.wait() == 0, proc.stderr.read().decode()
+    assert kills >= 6
+    assert not list(run.glob(".*.tmp"))
+
+    a = torch.load(straight / "train_state.pt", weights_only=True)
+    b = torch.load(run / "train_state.pt", weights_only=True)
+    assert a["step"] == b["step"] == total
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    epochs = [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]
+    from safetensors.torch import load_file
+
+    wa, wb = load_file(straight / "model.safetensors"), load_file(run / "model.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_and_exits_with_conventional_code(tmp_path, corpus, sig, code):
+    cfg = tiny_config(tmp_path, corpus, train={"epochs": 50}, data={"batch_size": 4})
+    proc = start(["--config", cfg], {"LYRICGEN_TEST_WRITE_DELAY": "0.01"})
+    assert wait_for(proc, lambda: (tmp_path / "run" / "train_state.pt").exists())
+    proc.send_signal(sig)
+    err = proc.communicate(timeout=30)[1].decode()
+    assert proc.returncode == code, err
+    assert "--resume" in err and "Traceback" not in err
+    assert torch.load(tmp_path / "run" / "train_state.pt", weights_only=True)["step"] > 0
