@@ -44,6 +44,7 @@ def files_in(path: Path) -> set:
         ("星星在夜空裡眨眼\n我們在風裡唱歌\n".encode("big5"), "data.encoding"),
         ("星星\n月亮\n".encode(), "fewer than one window"),
     ],
+    ids=["missing", "directory", "empty", "whitespace", "binary", "gbk", "big5", "too-short"],
 )
 def test_bad_corpus(tmp_path, content, pattern):
     corpus = tmp_path / "corpus.txt"
@@ -92,6 +93,16 @@ def test_bom_crlf_corpus_trains_exactly_like_plain(tmp_path):
         ("model:\n  dropout: 1\n", "'model.dropout'"),
         ("model:\n  cell: lstmm\n", "choose one of rnn, lstm, gru"),
     ],
+    ids=[
+        "syntax",
+        "not-mapping",
+        "unknown-key",
+        "wrong-type",
+        "negative",
+        "zero",
+        "dropout-1",
+        "cell",
+    ],
 )
 def test_bad_yaml(tmp_path, yaml_text, pattern):
     path = tmp_path / "bad.yaml"
@@ -124,6 +135,20 @@ def test_bad_set_override(tmp_path, config):
         (["--start", "星星", "--top-k", "-1"], "--top-k is -1"),
         (["--start", "星星", "--num-samples", "0"], "--num-samples is 0"),
     ],
+    ids=[
+        "empty-start",
+        "blank-start",
+        "unknown-start",
+        "length-0",
+        "length-negative",
+        "length-huge",
+        "temperature-0",
+        "temperature-negative",
+        "top-p-0",
+        "top-p-above-1",
+        "top-k-negative",
+        "num-samples-0",
+    ],
 )
 def test_bad_generate_options(trained_run, extra, pattern):
     check_fails(["generate", "--checkpoint", trained_run, *extra], pattern)
@@ -148,37 +173,51 @@ def test_greedy_allows_zero_temperature(trained_run):
     assert r.exit_code == 0, r.output
 
 
-def test_run_directory_problems(tmp_path, trained_run):
+def _break_run(run, case):
+    if case == "missing":
+        import shutil
+
+        shutil.rmtree(run)
+    elif case.startswith("no-"):
+        (
+            run
+            / {
+                "no-vocab": "vocab.json",
+                "no-weights": "model.safetensors",
+                "no-config": "config.yaml",
+            }[case]
+        ).unlink()
+    elif case == "mismatch":  # weights from a different architecture
+        cfg = (run / "config.yaml").read_text(encoding="utf-8")
+        (run / "config.yaml").write_text(
+            cfg.replace("hidden_size: 32", "hidden_size: 48"), encoding="utf-8"
+        )
+    elif case == "truncated":
+        data = (run / "model.safetensors").read_bytes()
+        (run / "model.safetensors").write_bytes(data[: len(data) // 2])
+    elif case == "corrupt-vocab":
+        (run / "vocab.json").write_text("{not json", encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "case,pattern",
+    [
+        ("missing", "does not exist"),
+        ("no-vocab", "has no vocab.json"),
+        ("no-weights", "has no model.safetensors"),
+        ("no-config", "has no config.yaml"),
+        ("mismatch", "does not fit config.yaml"),
+        ("truncated", "corrupt or truncated"),
+        ("corrupt-vocab", "vocab.json is corrupt"),
+    ],
+)
+def test_run_directory_problems(tmp_path, trained_run, case, pattern):
     import shutil
 
-    check_fails(
-        ["generate", "--checkpoint", tmp_path / "missing", "--start", "星"], "does not exist"
-    )
-    for drop, pattern in [
-        ("vocab.json", "has no vocab.json"),
-        ("model.safetensors", "has no model.safetensors"),
-        ("config.yaml", "has no config.yaml"),
-    ]:
-        run = tmp_path / f"run_{drop}"
-        shutil.copytree(trained_run, run)
-        (run / drop).unlink()
-        check_fails(["generate", "--checkpoint", run, "--start", "星"], pattern)
-    # weights from a different architecture
-    run = tmp_path / "mismatch"
+    run = tmp_path / case
     shutil.copytree(trained_run, run)
-    cfg = (
-        (run / "config.yaml")
-        .read_text(encoding="utf-8")
-        .replace("hidden_size: 32", "hidden_size: 48")
-    )
-    (run / "config.yaml").write_text(cfg, encoding="utf-8")
-    check_fails(["generate", "--checkpoint", run, "--start", "星"], "does not fit config.yaml")
-    # truncated weights
-    run = tmp_path / "truncated"
-    shutil.copytree(trained_run, run)
-    data = (run / "model.safetensors").read_bytes()
-    (run / "model.safetensors").write_bytes(data[: len(data) // 2])
-    check_fails(["generate", "--checkpoint", run, "--start", "星"], "corrupt or truncated")
+    _break_run(run, case)
+    check_fails(["generate", "--checkpoint", run, "--start", "星"], pattern)
 
 
 def test_eval_on_empty_file(tmp_path, trained_run):
