@@ -306,6 +306,10 @@ def vocab(
         Path | None, typer.Option(help="Read a trained run's vocab.json instead of a corpus.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key, e.g. --set data.max_size=5000."),
+    ] = None,
 ) -> None:
     """Vocabulary statistics: size, coverage, most frequent tokens, look-ups."""
     _setup_logging()
@@ -318,7 +322,7 @@ def vocab(
             info = stats_from_run(checkpoint, top, lookup or [])
         else:
             overrides = _overrides(
-                None,
+                set_,
                 **{
                     "data.corpus": str(corpus) if corpus else None,
                     "data.level": level.value if level else None,
