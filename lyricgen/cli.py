@@ -227,11 +227,16 @@ class _TqdmProgress:
 
 @app.command()
 def generate(
-    start: Annotated[str, typer.Option(help="Start text, e.g. 星星.")],
+    start: Annotated[str, typer.Option(help="Start text, e.g. 星星.")] = "",
     checkpoint: Annotated[
         Path, typer.Option(help="Run directory written by `lyricgen train`.")
     ] = DEFAULT_RUN,
-    length: Annotated[int, typer.Option(help="Tokens to generate after the start.")] = 99,
+    length: Annotated[
+        int | None,
+        typer.Option(
+            help="Most tokens to generate after the start (default 99; with --lines, until the last line)."
+        ),
+    ] = None,
     temperature: Annotated[float, typer.Option(help="< 1 is safer, > 1 is wilder.")] = 0.8,
     top_k: Annotated[
         int, typer.Option(help="Sample only among the k likeliest tokens (0: off).")
@@ -244,25 +249,171 @@ def generate(
     ] = False,
     num_samples: Annotated[int, typer.Option(help="Samples to write, generated as one batch.")] = 1,
     seed: Annotated[int | None, typer.Option(help="Seed for reproducible samples.")] = None,
+    acrostic: Annotated[
+        str | None, typer.Option(help="藏头: one line per character, each starting with it.")
+    ] = None,
+    line_length: Annotated[
+        int | None, typer.Option(help="Exactly N characters per line (no spaces or punctuation).")
+    ] = None,
+    lines: Annotated[int | None, typer.Option(help="Exactly M lines, then stop.")] = None,
+    stop_at_blank: Annotated[
+        bool, typer.Option("--stop-at-blank", help="End a sample at a blank line (end of song).")
+    ] = False,
+    repetition_penalty: Annotated[
+        float, typer.Option(help="CTRL-style penalty on tokens already used (1: off).")
+    ] = 1.1,
+    no_repeat_ngram: Annotated[
+        int, typer.Option(help="Never repeat an n-gram of this many tokens (0: off).")
+    ] = 0,
+    beam: Annotated[int, typer.Option(help="Beam search with this many beams (0: sample).")] = 0,
+    length_penalty: Annotated[
+        float, typer.Option(help="Beam ranking: log-prob / length ** this.")
+    ] = 1.0,
+    prefix: Annotated[
+        str | None, typer.Option(help="Text fed before the start to set the mood; not printed.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print samples with tokens, log-probs and perplexity.")
+    ] = False,
+    interactive: Annotated[
+        bool, typer.Option("--interactive", help="Read start texts (and :key value) from stdin.")
+    ] = False,
     device: Annotated[Device, typer.Option(help="Where to run the model.")] = Device.cpu,
 ) -> None:
-    """Write lyrics that continue a start text."""
+    """Write lyrics that continue a start text (or follow an acrostic)."""
     try:
-        from lyricgen.checkpoint import load_run
         from lyricgen.generate import SamplingOptions
-        from lyricgen.generate import generate as run_generate
+
+        opts = SamplingOptions(
+            length=length,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            greedy=greedy,
+            num_samples=num_samples,
+            seed=seed,
+            repetition_penalty=repetition_penalty,
+            no_repeat_ngram=no_repeat_ngram,
+            acrostic=acrostic,
+            line_length=line_length,
+            lines=lines,
+            stop_at_blank=stop_at_blank,
+            beam=beam,
+            length_penalty=length_penalty,
+            prefix=prefix,
+        )
+        opts.validate()
+        from lyricgen.checkpoint import load_run
+        from lyricgen.generate import TorchStepper
         from lyricgen.train import resolve_device
 
-        opts = SamplingOptions(length, temperature, top_k, top_p, greedy, num_samples, seed)
-        opts.validate()
         _, vocab, model = load_run(checkpoint, resolve_device(device.value))
-        samples = run_generate(model, vocab, start, opts)
+        stepper = TorchStepper(model)
+        if interactive:
+            _interactive(stepper, vocab, opts, as_json)
+            return
+        _generate_once(stepper, vocab, start, opts, as_json)
     except LyricgenError as exc:
         raise _fail(exc, exc.exit_code) from None
+
+
+def _generate_once(stepper, vocab, start: str, opts, as_json: bool) -> None:
+    """Generate and print; streams token by token when stdout is a terminal."""
+    from lyricgen.generate import generate as run_generate
+
+    stream = sys.stdout.isatty() and not as_json and opts.num_samples == 1 and not opts.beam
+    if stream:
+        typer.echo(start, nl=False)
+        samples = run_generate(
+            stepper,
+            vocab,
+            start,
+            opts,
+            on_token=lambda i, tok: typer.echo(_stream_piece(tok, vocab), nl=False),
+        )
+        typer.echo("")
+        return
+    samples = run_generate(stepper, vocab, start, opts)
+    if as_json:
+        for s in samples:
+            typer.echo(json.dumps(s.to_dict(), ensure_ascii=False))
+        return
     for i, s in enumerate(samples):
         if i:
             typer.echo("\n----\n")
         typer.echo(s.text.rstrip("\n"))
+
+
+def _stream_piece(token: str, vocab) -> str:
+    if vocab.level == "space" and token != "\n":
+        return " " + token
+    return token
+
+
+_OPTION_TYPES = {
+    "length": int,
+    "temperature": float,
+    "top_k": int,
+    "top_p": float,
+    "greedy": bool,
+    "num_samples": int,
+    "seed": int,
+    "repetition_penalty": float,
+    "no_repeat_ngram": int,
+    "acrostic": str,
+    "line_length": int,
+    "lines": int,
+    "stop_at_blank": bool,
+    "beam": int,
+    "length_penalty": float,
+    "prefix": str,
+}
+
+
+def _parse_option_line(line: str, opts):
+    """`:key value` -> a new SamplingOptions; `:key` alone resets it (or switches a flag on)."""
+    import dataclasses
+
+    key, _, value = line[1:].strip().partition(" ")
+    key = key.replace("-", "_")
+    if key not in _OPTION_TYPES:
+        raise LyricgenError(f"unknown option :{key}; known: {', '.join(sorted(_OPTION_TYPES))}")
+    kind, value = _OPTION_TYPES[key], value.strip()
+    if kind is bool:
+        new = value.lower() not in ("0", "false", "no", "off")
+    elif not value or value.lower() in ("none", "null", "off"):
+        new = dataclasses.fields(opts)[
+            [f.name for f in dataclasses.fields(opts)].index(key)
+        ].default
+    else:
+        try:
+            new = kind(value)
+        except ValueError:
+            raise LyricgenError(f":{key} needs a {kind.__name__}, got {value!r}") from None
+    changed = dataclasses.replace(opts, **{key: new})
+    changed.validate()
+    return changed
+
+
+def _interactive(stepper, vocab, opts, as_json: bool) -> None:
+    """Read start texts line by line until EOF; `:key value` changes an option."""
+    prompt = sys.stdin.isatty()
+    while True:
+        if prompt:
+            typer.echo("> ", nl=False, err=True)
+        line = sys.stdin.readline()
+        if not line:
+            return
+        line = line.rstrip("\n")
+        try:
+            if line.startswith(":"):
+                opts = _parse_option_line(line, opts)
+                continue
+            if not line.strip() and not opts.acrostic:
+                continue
+            _generate_once(stepper, vocab, line.strip(), opts, as_json)
+        except LyricgenError as exc:
+            typer.echo(f"error: {exc}", err=True)
 
 
 @app.command("eval")

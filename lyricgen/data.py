@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -9,26 +11,55 @@ import torch
 
 from lyricgen.errors import CorpusError
 from lyricgen.text import NEWLINE
-from lyricgen.vocab import Vocab
+from lyricgen.vocab import UNK, Vocab
 
 
 @dataclass
 class Stream:
-    """A corpus split as token ids, with each token's length in characters (for bpc)."""
+    """A corpus split as token ids, with each token's length in characters and, for tokens
+    outside the vocabulary, the cost in nats of spelling them out (both for bpc)."""
 
     ids: torch.Tensor  # (N,) int64
     chars: torch.Tensor  # (N,) int64
+    spell: torch.Tensor | None = None  # (N,) float64, 0 for known tokens
 
     def __len__(self) -> int:
         return len(self.ids)
 
 
+def spelling_model(vocab: Vocab) -> tuple[dict[str, float], float]:
+    """Character unigram log-probabilities from the vocabulary's training counts (add-one
+    smoothed), and the log-probability of a character never seen."""
+    counts: Counter[str] = Counter()
+    for tok, n in zip(vocab.itos, vocab.counts, strict=True):
+        if tok != UNK:
+            for ch in tok:
+                counts[ch] += n
+    denom = sum(counts.values()) + len(counts) + 1
+    return {ch: math.log((n + 1) / denom) for ch, n in counts.items()}, math.log(1 / denom)
+
+
 def make_stream(tokens: list[str], vocab: Vocab, level: str) -> Stream:
-    """Encode tokens; at level 'space' each word also counts the space that separates it."""
+    """Encode tokens; at level 'space' each word also counts the space that separates it.
+
+    A token outside the vocabulary is scored as `<unk>`, which would make bits per
+    character look better than they are (one `<unk>` stands for any unknown word). So each
+    such token also carries the cost of spelling it out with a character unigram model;
+    `evaluate` adds it to bpc, making word and char models comparable (open-vocabulary bpc).
+    """
     extra = 1 if level == "space" else 0
     chars = [1 if t == NEWLINE else len(t) + extra for t in tokens]
+    ids = vocab.encode(tokens)
+    spell = [0.0] * len(tokens)
+    if vocab.unk_id in ids:
+        logp, unseen = spelling_model(vocab)
+        for i, (tok, tid) in enumerate(zip(tokens, ids, strict=True)):
+            if tid == vocab.unk_id:
+                spell[i] = -sum(logp.get(ch, unseen) for ch in tok)
     return Stream(
-        torch.tensor(vocab.encode(tokens), dtype=torch.long), torch.tensor(chars, dtype=torch.long)
+        torch.tensor(ids, dtype=torch.long),
+        torch.tensor(chars, dtype=torch.long),
+        torch.tensor(spell, dtype=torch.float64),
     )
 
 
@@ -109,7 +140,7 @@ def stateful_batches(
 
 def eval_chunks(
     stream: Stream, batch_size: int, seq_len: int
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Non-overlapping (x, y, y_chars) chunks for scoring a whole stream with carried state.
 
     The stream is cut into at most `batch_size` contiguous columns; each target is scored
@@ -121,6 +152,11 @@ def eval_chunks(
         return
     idx = torch.arange(b)[:, None] * length + torch.arange(length + 1)  # (B, L+1)
     ids, chars = stream.ids[idx], stream.chars[idx]
+    spell = (
+        stream.spell[idx]
+        if stream.spell is not None
+        else torch.zeros(idx.shape, dtype=torch.float64)
+    )
     for i in range(0, length, seq_len):
         j = min(i + seq_len, length)
-        yield ids[:, i:j], ids[:, i + 1 : j + 1], chars[:, i + 1 : j + 1]
+        yield ids[:, i:j], ids[:, i + 1 : j + 1], chars[:, i + 1 : j + 1], spell[:, i + 1 : j + 1]

@@ -16,6 +16,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
 def filter_logits(
     logits: np.ndarray, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0
 ) -> np.ndarray:
@@ -46,11 +52,15 @@ def choose(
     top_p: float = 1.0,
     greedy: bool = False,
     banned: list[int] | None = None,
+    allowed: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Pick one token id per row of `logits` (B, V); `banned` ids are never chosen."""
+    """Pick one token id per row of `logits` (B, V). `banned` ids are never chosen; where
+    `allowed` (B, V) is given, only its True entries can be chosen."""
     logits = np.array(logits, dtype=np.float64)  # copy: we mask in place
     if banned:
         logits[:, banned] = -np.inf
+    if allowed is not None:
+        logits[~allowed] = -np.inf
     if greedy:
         return logits.argmax(axis=-1)
     probs = softmax(filter_logits(logits, temperature, top_k, top_p))  # (B, V)

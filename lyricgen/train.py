@@ -104,20 +104,22 @@ def evaluate(
 ) -> dict:
     """Score every target of `stream` once, carrying the hidden state along each column.
 
-    Returns mean loss (nats/token), perplexity, bits per character (total NLL / chars /
-    ln 2, comparable between char and word models), tokens and chars scored, and the
-    fraction of scored targets that are `<unk>` (which makes ppl and bpc look better than
-    they are: one `<unk>` stands for any unknown word)."""
+    Returns mean loss (nats/token) and perplexity over the vocabulary (closed-vocabulary:
+    `<unk>` is one class, which flatters a model when many targets are unknown, so the
+    `<unk>` rate is reported too), bits per character (total NLL plus the cost of spelling
+    out each unknown token, / chars / ln 2: comparable between char and word models), and
+    the tokens and chars scored."""
     was_training = model.training
     model.eval()
-    total, tokens, chars, unks = 0.0, 0, 0, 0
+    total, spelled, tokens, chars, unks = 0.0, 0.0, 0, 0, 0
     hidden = None
-    for x, y, c in eval_chunks(stream, batch_size, seq_len):
+    for x, y, c, sp in eval_chunks(stream, batch_size, seq_len):
         logits, hidden = model(x.to(device), hidden)
         nll = F.cross_entropy(logits.flatten(0, 1).float(), y.to(device).flatten(), reduction="sum")
         total += nll.item()
         tokens += y.numel()
         chars += int(c.sum())
+        spelled += float(sp.sum())
         if unk_id is not None:
             unks += int((y == unk_id).sum())
     model.train(was_training)
@@ -133,7 +135,7 @@ def evaluate(
     return {
         "loss": loss,
         "ppl": math.exp(min(loss, 700)),
-        "bpc": total / chars / math.log(2),
+        "bpc": (total + spelled) / chars / math.log(2),
         "tokens": tokens,
         "chars": chars,
         "unk_rate": unks / tokens,

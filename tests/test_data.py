@@ -65,6 +65,21 @@ def test_stateful_batches_continue_row_by_row():
 def test_eval_chunks_score_each_target_once():
     ids = torch.arange(1, 200)
     stream = Stream(ids, torch.ones_like(ids))
-    targets = torch.cat([y.flatten() for _, y, _ in eval_chunks(stream, 4, 10)])
+    targets = torch.cat([y.flatten() for _, y, _, _ in eval_chunks(stream, 4, 10)])
     assert len(set(targets.tolist())) == len(targets)
     assert len(targets) >= len(ids) - 4
+
+
+def test_unknown_tokens_carry_a_spelling_cost():
+    from lyricgen.data import make_stream
+    from lyricgen.vocab import Vocab
+
+    vocab = Vocab.build(["星星", "星星", "月亮", "\n"], level="word")
+    s = make_stream(["星星", "太阳", "\n", "月亮"], vocab, "word")
+    assert s.ids[1] == vocab.unk_id
+    assert s.spell[1] > 0 and s.spell[0] == s.spell[2] == s.spell[3] == 0
+    # a known character is cheaper to spell than an unseen one
+    assert (
+        make_stream(["星月"], vocab, "word").spell[0]
+        < make_stream(["日月"], vocab, "word").spell[0]
+    )
