@@ -249,9 +249,20 @@ class _Row:
     lines_done: int = 0
     last_newline: bool = True  # the previous token was a line break (or nothing yet)
     done: bool = False
+    # incremental views of context + tokens, so each step costs O(1) in the sample's length
+    recent: list[int] = field(default_factory=list)  # the last few ids
+    seen: set[int] = field(default_factory=set)  # ids used so far (repetition penalty)
+    ngrams: dict[tuple, set[int]] = field(default_factory=dict)  # (n-1)-gram -> next ids
 
     def copy(self) -> _Row:
-        return replace(self, tokens=list(self.tokens), logprobs=list(self.logprobs))
+        return replace(
+            self,
+            tokens=list(self.tokens),
+            logprobs=list(self.logprobs),
+            recent=list(self.recent),
+            seen=set(self.seen),
+            ngrams={k: set(v) for k, v in self.ngrams.items()},
+        )
 
 
 class Constraints:
@@ -294,14 +305,14 @@ class Constraints:
             ok[t.newline] = False  # no empty lines in an acrostic
         if self.heads and at_line_start and row.lines_done < len(self.heads):
             ok &= self._head_masks[self.heads[row.lines_done]]
+        if t.newline is not None and row.recent[-2:] == [t.newline, t.newline]:
+            ok[t.newline] = False  # at most one blank line in a row
         n = o.no_repeat_ngram
         if n:
-            seq = self.context + row.tokens
-            if len(seq) >= n - 1:
-                prefix = tuple(seq[len(seq) - n + 1 :]) if n > 1 else ()
-                for i in range(len(seq) - n + 1):
-                    if tuple(seq[i : i + n - 1]) == prefix:
-                        ok[seq[i + n - 1]] = False
+            key = tuple(row.recent[len(row.recent) - n + 1 :]) if n > 1 else ()
+            banned = row.ngrams.get(key)
+            if banned:
+                ok[list(banned)] = False
         if not ok.any():
             # nothing fits (e.g. a word model whose only tokens are too long): end the line
             ok[t.newline if t.newline is not None else t.vocab.unk_id] = True
@@ -313,14 +324,30 @@ class Constraints:
             return logits
         logits = logits.copy()
         for b, row in enumerate(rows):
-            seen = np.unique(np.array(self.context + row.tokens, dtype=np.int64))
+            seen = np.fromiter(row.seen, dtype=np.int64, count=len(row.seen))
             seen = seen[~self.t.exempt[seen]]
             v = logits[b, seen]
             logits[b, seen] = np.where(v > 0, v / p, v * p)
         return logits
 
+    def observe(self, row: _Row, token: int) -> None:
+        """Update the incremental views (seen ids, n-grams, recent ids) with one token."""
+        n = max(self.opts.no_repeat_ngram, 1)
+        row.seen.add(token)
+        if self.opts.no_repeat_ngram and len(row.recent) >= n - 1:
+            key = tuple(row.recent[len(row.recent) - n + 1 :]) if n > 1 else ()
+            row.ngrams.setdefault(key, set()).add(token)
+        row.recent.append(token)
+        del row.recent[: max(0, len(row.recent) - max(n, 2))]
+
+    def start_row(self, row: _Row) -> _Row:
+        for tok in self.context:
+            self.observe(row, tok)
+        return row
+
     def advance(self, row: _Row, token: int, logprob: float) -> None:
         t, o = self.t, self.opts
+        self.observe(row, token)
         row.tokens.append(token)
         row.logprobs.append(logprob)
         if token == t.newline:
@@ -388,6 +415,7 @@ def generate(
     stepper = model if hasattr(model, "step") else TorchStepper(model)
     ids, prompt, row0 = _context(vocab, start, opts)
     cons = Constraints(vocab, opts, ids)
+    row0 = cons.start_row(row0)
     if opts.beam:
         rows = _beam_search(stepper, ids, row0, cons, opts)
     else:

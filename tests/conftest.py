@@ -84,3 +84,20 @@ def trained_run(tmp_path_factory) -> Path:
     cfg = load_config(tiny_config(tmp, corpus, train={"epochs": 3}))
     fit(cfg)
     return Path(cfg.out_dir)
+
+
+@pytest.fixture(scope="session")
+def word_run(tmp_path_factory) -> Path:
+    """A tiny word-level (jieba) run shared by read-only tests."""
+    from lyricgen.config import load_config
+    from lyricgen.train import fit
+
+    tmp = tmp_path_factory.mktemp("word_run")
+    corpus = write_corpus(tmp / "corpus.txt")
+    cfg = load_config(
+        tiny_config(
+            tmp, corpus, data={"level": "word", "seq_len": 8, "stride": 4}, train={"epochs": 3}
+        )
+    )
+    fit(cfg)
+    return Path(cfg.out_dir)
