@@ -220,3 +220,36 @@ def test_interactive_reads_until_eof(trained_run):
     assert out[1].startswith("星") and out[2].startswith("月")  # the acrostic sample
     assert out[-1].startswith("月亮") or any(line.startswith("月亮") for line in out[3:])
     assert "unknown option :bogus" in r.stderr
+
+
+def test_on_token_streams_exactly_the_sample(trained_run):
+    _, vocab, model = load_run(trained_run)
+    seen = []
+    s = generate(
+        model,
+        vocab,
+        "星星",
+        SamplingOptions(seed=8, length=25),
+        on_token=lambda i, tok: seen.append(tok),
+    )[0]
+    assert seen == s.tokens
+
+
+def test_cli_streams_when_stdout_is_a_terminal(trained_run, monkeypatch, capsys):
+    import sys
+
+    from lyricgen import cli
+    from lyricgen.generate import TorchStepper
+
+    _, vocab, model = load_run(trained_run)
+    opts = SamplingOptions(seed=8, length=25)
+    expected = generate(model, vocab, "星星", opts)[0].text
+    pieces = []
+    real_echo = cli.typer.echo
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setattr(
+        cli.typer, "echo", lambda msg="", **kw: (pieces.append(msg), real_echo(msg, **kw))
+    )
+    cli._generate_once(TorchStepper(model), vocab, "星星", opts, as_json=False)
+    assert len(pieces) > 20  # one write per token, not one at the end
+    assert capsys.readouterr().out.rstrip("\n") == expected.rstrip("\n")
