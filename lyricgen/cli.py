@@ -41,6 +41,12 @@ class Device(str, Enum):
     mps = "mps"
 
 
+class Backend(str, Enum):
+    auto = "auto"
+    numpy = "numpy"
+    torch = "torch"
+
+
 class Level(str, Enum):
     char = "char"
     word = "word"
@@ -279,6 +285,12 @@ def generate(
         bool, typer.Option("--interactive", help="Read start texts (and :key value) from stdin.")
     ] = False,
     device: Annotated[Device, typer.Option(help="Where to run the model.")] = Device.cpu,
+    backend: Annotated[
+        Backend,
+        typer.Option(
+            help="auto: NumPy on the CPU (starts fast, no torch import), torch otherwise."
+        ),
+    ] = Backend.auto,
 ) -> None:
     """Write lyrics that continue a start text (or follow an acrostic)."""
     try:
@@ -303,12 +315,21 @@ def generate(
             prefix=prefix,
         )
         opts.validate()
-        from lyricgen.checkpoint import load_run
-        from lyricgen.generate import TorchStepper
-        from lyricgen.train import resolve_device
+        if backend == Backend.numpy and device != Device.cpu:
+            raise LyricgenError(
+                "--backend numpy runs on the CPU only; drop --device or use --backend torch"
+            )
+        if backend == Backend.torch or device != Device.cpu:
+            from lyricgen.checkpoint import load_run
+            from lyricgen.generate import TorchStepper
+            from lyricgen.train import resolve_device
 
-        _, vocab, model = load_run(checkpoint, resolve_device(device.value))
-        stepper = TorchStepper(model)
+            _, vocab, model = load_run(checkpoint, resolve_device(device.value))
+            stepper = TorchStepper(model)
+        else:
+            from lyricgen.npbackend import load_numpy_run
+
+            _, vocab, stepper = load_numpy_run(checkpoint)
         if interactive:
             _interactive(stepper, vocab, opts, as_json)
             return

@@ -157,10 +157,26 @@ def _split_known(token: str, vocab: Vocab) -> list[str] | None:
     return out
 
 
+def _tokenize_prompt(text: str, vocab: Vocab) -> list[str]:
+    """Like `tokenize`, but a word-level line that is itself a vocabulary entry skips jieba
+    (whose dictionary costs about a second to load)."""
+    if vocab.level != "word":
+        return tokenize(text, vocab.level)
+    out: list[str] = []
+    for i, line in enumerate(text.split(NEWLINE)):
+        if i:
+            out.append(NEWLINE)
+        if line in vocab:
+            out.append(line)
+        elif line:
+            out.extend(tokenize(line, "word"))
+    return out
+
+
 def encode_prompt(text: str, vocab: Vocab, what: str = "start text") -> list[str]:
     """Tokenize text the way the corpus was; unknown pieces are an error naming them."""
     tokens = []
-    for tok in tokenize(text, vocab.level):
+    for tok in _tokenize_prompt(text, vocab):
         if tok in vocab:
             tokens.append(tok)
             continue

@@ -26,13 +26,8 @@ GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    # split by sign so exp never overflows
-    out = np.empty_like(x)
-    pos = x >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
-    e = np.exp(x[~pos])
-    out[~pos] = e / (1.0 + e)
-    return out
+    # the tanh identity never overflows and needs no branching on the sign
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 @dataclass
@@ -141,7 +136,6 @@ class NumpyRNN:
         d_out (T, B, H): gradient of the loss w.r.t. the top layer's outputs; d_state:
         gradient w.r.t. the final state (same structure as the state), or None.
         Returns (grads by parameter name, d_x (T, B, I), d_initial_state)."""
-        H = self.hidden_size
         T = d_out.shape[0]
         lstm = self.cell == "lstm"
         if d_state is None:

@@ -1,0 +1,109 @@
+"""Torch-free generation: a run directory loaded into NumPy and stepped by `nprnn`.
+
+`lyricgen generate` uses this on the CPU, so it pays neither torch's import (about 2 s)
+nor, for a start that needs no segmenting, jieba's dictionary. The sampler is shared with
+the torch path, so both print the same text for the same seed and options.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lyricgen.checkpoint import BEST, CONFIG, load_run_config, load_vocab
+from lyricgen.config import Config
+from lyricgen.errors import RunDirError
+from lyricgen.nprnn import GATES, NumpyLM
+from lyricgen.vocab import Vocab
+
+
+def expected_shapes(cfg: Config, vocab_size: int) -> dict[str, tuple[int, ...]]:
+    """The tensor names and shapes a LyricsModel with this config has (torch's layout)."""
+    m = cfg.model
+    gh = GATES[m.cell] * m.hidden_size
+    shapes = {"embedding.weight": (vocab_size, m.embedding_dim)}
+    for k in range(m.num_layers):
+        shapes[f"rnn.weight_ih_l{k}"] = (gh, m.embedding_dim if k == 0 else m.hidden_size)
+        shapes[f"rnn.weight_hh_l{k}"] = (gh, m.hidden_size)
+        shapes[f"rnn.bias_ih_l{k}"] = (gh,)
+        shapes[f"rnn.bias_hh_l{k}"] = (gh,)
+    if not m.tie_weights:
+        shapes["decoder.weight"] = (vocab_size, m.hidden_size)
+    shapes["decoder.bias"] = (vocab_size,)
+    return shapes
+
+
+def load_numpy_weights(path: Path, cfg: Config, vocab_size: int) -> dict[str, np.ndarray]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    if not path.is_file():
+        raise RunDirError(
+            f"{path.parent} has no {path.name}; training did not finish an epoch, or the file was removed"
+        )
+    try:
+        tensors = load(path.read_bytes())
+    except (SafetensorError, ValueError, OSError) as exc:
+        raise RunDirError(
+            f"{path} is corrupt or truncated ({exc}); retrain or restore it"
+        ) from None
+    shapes = expected_shapes(cfg, vocab_size)
+    missing = sorted(set(shapes) - set(tensors))
+    extra = sorted(set(tensors) - set(shapes) - {"decoder.weight"})
+    if missing or extra:
+        raise RunDirError(
+            f"{path} does not fit {CONFIG} (missing {missing[:3]}, unexpected {extra[:3]}); "
+            "the weights and config come from different runs"
+        )
+    for name, shape in shapes.items():
+        if tuple(tensors[name].shape) != shape:
+            raise RunDirError(
+                f"{path} does not fit {CONFIG}: {name} has shape {tuple(tensors[name].shape)}, "
+                f"the config needs {shape}; the weights and config come from different runs"
+            )
+    return tensors
+
+
+class NumpyStepper:
+    """The stepper interface of `generate` (start, step, select) over a NumpyLM."""
+
+    def __init__(self, lm: NumpyLM):
+        self.lm = lm
+        self.lstm = lm.rnn.cell == "lstm"
+
+    def start(self, ids: list[int], batch: int):
+        logits, state = self.lm.forward(np.array([ids], dtype=np.int64))  # one row, then copy
+        rows = np.zeros(batch, dtype=np.int64)
+        return np.repeat(logits[:, -1], batch, axis=0), self.select(state, rows)
+
+    def step(self, tokens: np.ndarray, state):
+        x = self.lm.embedding[np.asarray(tokens, dtype=np.int64)]  # (B, E)
+        rnn = self.lm.rnn
+        h_all, c_all = state if self.lstm else (state, None)
+        hs, cs = [], []
+        for k in range(rnn.num_layers):
+            h, c, _ = rnn._step(k, x, h_all[k], c_all[k] if self.lstm else None, keep=False)
+            hs.append(h)
+            cs.append(c)
+            x = h
+        logits = x @ self.lm.decoder_t + self.lm.decoder_b  # (B, V)
+        new = (np.stack(hs), np.stack(cs)) if self.lstm else np.stack(hs)
+        return logits, new
+
+    def select(self, state, index: np.ndarray):
+        index = np.asarray(index, dtype=np.int64)
+        if self.lstm:
+            return tuple(s[:, index] for s in state)
+        return state[:, index]
+
+
+def load_numpy_run(run_dir: str | Path, weights: str = BEST) -> tuple[Config, Vocab, NumpyStepper]:
+    """Rebuild (config, vocab, stepper) from a run directory without importing torch."""
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    vocab = load_vocab(run_dir)
+    tensors = load_numpy_weights(run_dir / weights, cfg, len(vocab))
+    m = cfg.model
+    lm = NumpyLM(tensors, m.cell, m.num_layers, m.nonlinearity, m.tie_weights)
+    return cfg, vocab, NumpyStepper(lm)

@@ -1,0 +1,99 @@
+"""The NumPy generation path prints what the torch path prints, without importing torch."""
+
+import subprocess
+import sys
+
+import pytest
+
+from lyricgen.checkpoint import load_run
+from lyricgen.config import load_config
+from lyricgen.generate import SamplingOptions, generate
+from lyricgen.npbackend import load_numpy_run
+from lyricgen.train import fit
+
+from .conftest import REPO, tiny_config, write_corpus
+
+CELLS = {
+    "rnn-tanh": {"cell": "rnn", "nonlinearity": "tanh"},
+    "rnn-relu": {"cell": "rnn", "nonlinearity": "relu"},
+    "gru": {"cell": "gru"},
+    "lstm-2layer": {"cell": "lstm", "num_layers": 2},
+    "gru-tied": {"cell": "gru", "embedding_dim": 32, "tie_weights": True},
+}
+OPTIONS = [
+    SamplingOptions(seed=1, length=60, num_samples=3),
+    SamplingOptions(greedy=True, length=40),
+    SamplingOptions(seed=2, top_k=5, temperature=1.3, length=40, no_repeat_ngram=3),
+    SamplingOptions(beam=3, lines=3, line_length=5),
+    SamplingOptions(seed=3, acrostic="星月风", line_length=7),
+]
+
+
+@pytest.fixture(scope="module", params=list(CELLS))
+def run(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(request.param)
+    corpus = write_corpus(tmp / "corpus.txt")
+    cfg = load_config(tiny_config(tmp, corpus, model=CELLS[request.param], train={"epochs": 2}))
+    fit(cfg)
+    return cfg.out_dir
+
+
+def test_numpy_and_torch_print_the_same(run):
+    _, vocab, model = load_run(run)
+    _, vocab_np, stepper = load_numpy_run(run)
+    for opts in OPTIONS:
+        a = generate(model, vocab, "" if opts.acrostic else "星星", opts)
+        b = generate(stepper, vocab_np, "" if opts.acrostic else "星星", opts)
+        assert [s.text for s in a] == [s.text for s in b], opts
+        for x, y in zip(a, b, strict=True):
+            assert x.logprobs == pytest.approx(y.logprobs, abs=1e-4)
+
+
+def test_cli_generate_does_not_import_torch(trained_run):
+    code = (
+        "import sys\n"
+        "from lyricgen.cli import app\n"
+        f"try:\n    app(['generate', '--checkpoint', {str(trained_run)!r}, '--start', '星星', '--seed', '1'])\n"
+        "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "assert 'jieba' not in sys.modules, 'jieba was imported'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("星星")
+    torch_out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lyricgen",
+            "generate",
+            "--checkpoint",
+            str(trained_run),
+            "--start",
+            "星星",
+            "--seed",
+            "1",
+            "--backend",
+            "torch",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert torch_out.stdout == r.stdout
+
+
+def test_word_start_in_vocabulary_skips_jieba(word_run):
+    code = (
+        "import sys\n"
+        "from lyricgen.npbackend import load_numpy_run\n"
+        "from lyricgen.generate import generate, SamplingOptions\n"
+        f"_, v, s = load_numpy_run({str(word_run)!r})\n"
+        "assert '星星' in v\n"
+        "generate(s, v, '星星', SamplingOptions(seed=1, length=5))\n"
+        "assert 'jieba' not in sys.modules\n"
+        "generate(s, v, '我们的星星', SamplingOptions(seed=1, length=5))\n"
+        "assert 'jieba' in sys.modules\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
