@@ -18,6 +18,7 @@ import torch
 
 from lyricgen.checkpoint import load_run
 from lyricgen.generate import SamplingOptions, generate
+from lyricgen.npbackend import load_numpy_run
 
 
 def main() -> None:
@@ -32,21 +33,23 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; model {args.checkpoint} (vocab {len(vocab)})"
     )
-    base = None
-    for batch in (1, 16):
-        rates = []
-        for r in range(args.runs + 1):
-            opts = SamplingOptions(length=args.length, num_samples=batch, seed=r)
-            t0 = time.perf_counter()
-            generate(model, vocab, args.start, opts)
-            if r:  # the first run warms up
-                rates.append(batch * args.length / (time.perf_counter() - t0))
-        med = statistics.median(rates)
-        base = base or med
-        print(
-            f"batch {batch:>2}: median {med:,.0f} tokens/s over {args.runs} runs "
-            f"(x{med / base:.1f} of one sample)"
-        )
+    _, _, stepper = load_numpy_run(args.checkpoint)
+    for name, backend in (("numpy", stepper), ("torch", model)):
+        base = None
+        for batch in (1, 16):
+            rates = []
+            for r in range(args.runs + 1):
+                opts = SamplingOptions(length=args.length, num_samples=batch, seed=r)
+                t0 = time.perf_counter()
+                generate(backend, vocab, args.start, opts)
+                if r:  # the first run warms up
+                    rates.append(batch * args.length / (time.perf_counter() - t0))
+            med = statistics.median(rates)
+            base = base or med
+            print(
+                f"{name} backend, batch {batch:>2}: median {med:,.0f} tokens/s over {args.runs} "
+                f"runs (x{med / base:.1f} of one sample)"
+            )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 
 def wall(cmd: list[str]) -> float:
@@ -27,9 +28,14 @@ def wall(cmd: list[str]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("runs_dirs", nargs="+", metavar="RUN_DIR")
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=11)
     args = ap.parse_args()
-    exe = shutil.which("lyricgen") or f"{sys.executable} -m lyricgen"
+    script = Path(sys.executable).parent / "lyricgen"  # the installed console script
+    exe = (
+        str(script)
+        if script.exists()
+        else shutil.which("lyricgen") or f"{sys.executable} -m lyricgen"
+    )
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         f"median of {args.runs} whole-process runs after one warm-up"

@@ -55,13 +55,9 @@ class NumpyRNN:
             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                 if f"{name}_l{k}" not in params:
                     raise ValueError(f"missing parameter {name}_l{k}")
-        # transposed weights, made once: x @ W.T is the hot operation of every step
+        # transposed views, no copies: BLAS reads the transposed layout directly
         self._wt = {
-            k: (
-                np.ascontiguousarray(params[f"weight_ih_l{k}"].T),
-                np.ascontiguousarray(params[f"weight_hh_l{k}"].T),
-            )
-            for k in range(num_layers)
+            k: (params[f"weight_ih_l{k}"].T, params[f"weight_hh_l{k}"].T) for k in range(num_layers)
         }
 
     def zero_state(self, batch: int, dtype=np.float64):
@@ -216,7 +212,7 @@ class NumpyLM:
         rnn = {k.removeprefix("rnn."): v for k, v in tensors.items() if k.startswith("rnn.")}
         self.rnn = NumpyRNN(rnn, cell, num_layers, nonlinearity)
         w = self.embedding if tie_weights else tensors["decoder.weight"]
-        self.decoder_t = np.ascontiguousarray(w.T)  # (H, V)
+        self.decoder_t = w.T  # (H, V), a view
         self.decoder_b = tensors["decoder.bias"]
 
     def forward(self, ids: np.ndarray, state=None):
