@@ -169,9 +169,14 @@ def train(
         ) from None
     if history:
         best = min(history, key=lambda h: h["val_loss"])
+        kept = (
+            f"model.safetensors holds the last epoch ({history[-1]['epoch']})"
+            if cfg.train.keep == "last"
+            else f"model.safetensors holds the best (epoch {best['epoch']})"
+        )
         typer.echo(
             f"done: {len(history)} epochs, best val ppl {best['val_ppl']:.2f}, "
-            f"bpc {best['val_bpc']:.3f} (epoch {best['epoch']}); run directory {cfg.out_dir}"
+            f"bpc {best['val_bpc']:.3f} (epoch {best['epoch']}); {kept}; run directory {cfg.out_dir}"
         )
         typer.echo(f"next: lyricgen generate --checkpoint {cfg.out_dir} --start <text>")
 
