@@ -97,41 +97,57 @@ def save_weights(model: torch.nn.Module, path: str | Path) -> None:
     atomic_write(path, save(_weights_dict(model), metadata={"format": "pt"}))
 
 
-def load_weights(model: torch.nn.Module, path: str | Path) -> None:
-    """Load safetensors weights into `model`; corrupt or mismatched files are named."""
+def read_safetensors(path: str | Path, framework: str = "torch") -> dict:
+    """Read a safetensors file as torch tensors or NumPy arrays; missing or corrupt files
+    are named in the error."""
     from safetensors import SafetensorError
-    from safetensors.torch import load
 
+    if framework == "numpy":
+        from safetensors.numpy import load
+    else:
+        from safetensors.torch import load
     path = Path(path)
     if not path.is_file():
-        raise RunDirError(f"{path} is missing; train a model into this run directory first")
+        raise RunDirError(
+            f"{path.parent} has no {path.name}; training did not finish an epoch, or the file was removed"
+        )
     try:
-        tensors = load(path.read_bytes())
+        return load(path.read_bytes())
     except (SafetensorError, ValueError, OSError) as exc:
         raise RunDirError(
             f"{path} is corrupt or truncated ({exc}); retrain or restore it"
         ) from None
-    apply_weights(model, tensors, path)
 
 
-def apply_weights(model: torch.nn.Module, tensors: dict, source: str | Path) -> None:
-    """Copy `tensors` into `model` after checking that names and shapes fit its config."""
-    expected = set(model.state_dict())
-    tied = {"decoder.weight"} if model.cfg.tie_weights else set()
-    missing = sorted(expected - set(tensors) - tied)
-    extra = sorted(set(tensors) - expected)
+def check_fit(
+    tensors: dict, shapes: dict[str, tuple], source: str | Path, optional: set[str] = frozenset()
+) -> None:
+    """Refuse weights whose names or shapes do not match what the config builds."""
+    missing = sorted(set(shapes) - set(tensors) - set(optional))
+    extra = sorted(set(tensors) - set(shapes))
     if missing or extra:
         raise RunDirError(
             f"{source} does not fit {CONFIG} (missing {missing[:3]}, unexpected {extra[:3]}); "
             "the weights and config come from different runs"
         )
-    for name, tensor in model.state_dict().items():
-        if name in tensors and tuple(tensors[name].shape) != tuple(tensor.shape):
+    for name, shape in shapes.items():
+        if name in tensors and tuple(tensors[name].shape) != tuple(shape):
             raise RunDirError(
                 f"{source} does not fit {CONFIG}: {name} has shape {tuple(tensors[name].shape)}, "
-                f"the config needs {tuple(tensor.shape)}; the weights and config come from "
-                "different runs"
+                f"the config needs {tuple(shape)}; the weights and config come from different runs"
             )
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load safetensors weights into `model`; corrupt or mismatched files are named."""
+    apply_weights(model, read_safetensors(path, "torch"), path)
+
+
+def apply_weights(model: torch.nn.Module, tensors: dict, source: str | Path) -> None:
+    """Copy `tensors` into `model` after checking that names and shapes fit its config."""
+    shapes = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    tied = {"decoder.weight"} if model.cfg.tie_weights else set()
+    check_fit(tensors, shapes, source, optional=tied)
     model.load_state_dict(tensors, strict=False)
 
 

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lyricgen.checkpoint import BEST, CONFIG, load_run_config, load_vocab
+from lyricgen.checkpoint import BEST, check_fit, load_run_config, load_vocab, read_safetensors
 from lyricgen.config import Config
-from lyricgen.errors import RunDirError
 from lyricgen.nprnn import GATES, NumpyLM
 from lyricgen.vocab import Vocab
 
@@ -35,33 +34,8 @@ def expected_shapes(cfg: Config, vocab_size: int) -> dict[str, tuple[int, ...]]:
 
 
 def load_numpy_weights(path: Path, cfg: Config, vocab_size: int) -> dict[str, np.ndarray]:
-    from safetensors import SafetensorError
-    from safetensors.numpy import load
-
-    if not path.is_file():
-        raise RunDirError(
-            f"{path.parent} has no {path.name}; training did not finish an epoch, or the file was removed"
-        )
-    try:
-        tensors = load(path.read_bytes())
-    except (SafetensorError, ValueError, OSError) as exc:
-        raise RunDirError(
-            f"{path} is corrupt or truncated ({exc}); retrain or restore it"
-        ) from None
-    shapes = expected_shapes(cfg, vocab_size)
-    missing = sorted(set(shapes) - set(tensors))
-    extra = sorted(set(tensors) - set(shapes) - {"decoder.weight"})
-    if missing or extra:
-        raise RunDirError(
-            f"{path} does not fit {CONFIG} (missing {missing[:3]}, unexpected {extra[:3]}); "
-            "the weights and config come from different runs"
-        )
-    for name, shape in shapes.items():
-        if tuple(tensors[name].shape) != shape:
-            raise RunDirError(
-                f"{path} does not fit {CONFIG}: {name} has shape {tuple(tensors[name].shape)}, "
-                f"the config needs {shape}; the weights and config come from different runs"
-            )
+    tensors = read_safetensors(path, "numpy")
+    check_fit(tensors, expected_shapes(cfg, vocab_size), path)
     return tensors
 
 
