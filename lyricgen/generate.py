@@ -317,8 +317,8 @@ class Constraints:
                 ok[t.newline] = True
                 return ok
             ok &= t.content & (t.length <= remaining)
-        elif self.heads and at_line_start:
-            ok[t.newline] = False  # no empty lines in an acrostic
+        elif (self.heads or self.n_lines) and at_line_start:
+            ok[t.newline] = False  # no empty lines when lines are counted
         if self.heads and at_line_start and row.lines_done < len(self.heads):
             ok &= self._head_masks[self.heads[row.lines_done]]
         if t.newline is not None and row.recent[-2:] == [t.newline, t.newline]:

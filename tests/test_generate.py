@@ -62,8 +62,12 @@ def test_start_with_line_form(run, mode):
 
 def test_lines_without_length_gives_exactly_m_lines(run):
     _, vocab, model = run
-    for s in generate(model, vocab, "星星", SamplingOptions(lines=5, num_samples=4, seed=2)):
-        assert len(lines_of(s.text)) == 5
+    for s in generate(
+        model, vocab, "星星", SamplingOptions(lines=5, num_samples=8, seed=2, temperature=1.5)
+    ):
+        lines = s.text.split("\n")
+        assert len(lines) == 6 and lines[-1] == "", s.text  # 5 lines, each ended by a line break
+        assert all(line.strip() for line in lines[:-1]), s.text  # blank lines do not count as lines
 
 
 def test_acrostic_alone_starts_each_line(run):
