@@ -84,7 +84,8 @@ def ensure_writable(out_dir: str | Path) -> Path:
     return p
 
 
-def _weights_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+def weights_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's tensors on the CPU (tied duplicates dropped), for saving."""
     state = model.state_dict()
     if getattr(model, "cfg", None) is not None and model.cfg.tie_weights:
         state.pop("decoder.weight", None)  # the same tensor as embedding.weight
@@ -94,7 +95,7 @@ def _weights_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def save_weights(model: torch.nn.Module, path: str | Path) -> None:
     from safetensors.torch import save
 
-    atomic_write(path, save(_weights_dict(model), metadata={"format": "pt"}))
+    atomic_write(path, save(weights_dict(model), metadata={"format": "pt"}))
 
 
 def read_safetensors(path: str | Path, framework: str = "torch") -> dict:
@@ -149,11 +150,6 @@ def apply_weights(model: torch.nn.Module, tensors: dict, source: str | Path) -> 
     tied = {"decoder.weight"} if model.cfg.tie_weights else set()
     check_fit(tensors, shapes, source, optional=tied)
     model.load_state_dict(tensors, strict=False)
-
-
-def weights_dict(model: torch.nn.Module) -> dict:
-    """The model's tensors on the CPU (tied duplicates dropped), for saving."""
-    return _weights_dict(model)
 
 
 def save_train_state(state: dict, path: str | Path) -> None:

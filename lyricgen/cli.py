@@ -25,6 +25,14 @@ app = typer.Typer(
 )
 
 DEFAULT_CONFIG = Path("configs/default.yaml")
+
+# options shared by `train` and `vocab`
+ConfigOption = Annotated[
+    Path | None, typer.Option(help="YAML config (default: configs/default.yaml).")
+]
+CorpusOption = Annotated[
+    Path | None, typer.Option(help="Corpus text file (overrides data.corpus).")
+]
 DEFAULT_RUN = Path("checkpoints/default")
 
 
@@ -101,12 +109,8 @@ def _show(token: str) -> str:
 
 @app.command()
 def train(
-    config: Annotated[
-        Path | None, typer.Option(help="YAML config (default: configs/default.yaml).")
-    ] = None,
-    corpus: Annotated[
-        Path | None, typer.Option(help="Corpus text file (overrides data.corpus).")
-    ] = None,
+    config: ConfigOption = None,
+    corpus: CorpusOption = None,
     out: Annotated[Path | None, typer.Option(help="Run directory (overrides out_dir).")] = None,
     epochs: Annotated[
         int | None, typer.Option(help="Number of epochs (overrides train.epochs).")
@@ -183,15 +187,13 @@ def train(
 
 def _resume_config(config: Path | None, out: Path | None, overrides: dict[str, Any]):
     """On --resume the run directory's own config.yaml defines the run; overrides apply."""
-    import yaml
-
     from lyricgen.checkpoint import load_run_config
-    from lyricgen.config import apply_overrides, dump_config, from_dict
+    from lyricgen.config import apply_overrides, from_dict
 
     if out is None:
         out = Path(_resolve_config(config, {}).out_dir)
     cfg = load_run_config(out)
-    raw = apply_overrides(yaml.safe_load(dump_config(cfg)), overrides, str(out / "config.yaml"))
+    raw = apply_overrides(cfg.to_dict(), overrides, str(out / "config.yaml"))
     cfg = from_dict(raw, str(out / "config.yaml"))
     cfg.out_dir = str(out)
     return cfg
@@ -408,9 +410,7 @@ def _parse_option_line(line: str, opts):
     if kind is bool:
         new = value.lower() not in ("0", "false", "no", "off")
     elif not value or value.lower() in ("none", "null", "off"):
-        new = dataclasses.fields(opts)[
-            [f.name for f in dataclasses.fields(opts)].index(key)
-        ].default
+        new = {f.name: f.default for f in dataclasses.fields(opts)}[key]
     else:
         try:
             new = kind(value)
@@ -467,12 +467,8 @@ def eval_(
 
 @app.command()
 def vocab(
-    config: Annotated[
-        Path | None, typer.Option(help="YAML config (default: configs/default.yaml).")
-    ] = None,
-    corpus: Annotated[
-        Path | None, typer.Option(help="Corpus text file (overrides data.corpus).")
-    ] = None,
+    config: ConfigOption = None,
+    corpus: CorpusOption = None,
     level: Annotated[
         Level | None, typer.Option(help="Tokenization level (overrides data.level).")
     ] = None,

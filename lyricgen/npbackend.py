@@ -53,17 +53,8 @@ class NumpyStepper:
 
     def step(self, tokens: np.ndarray, state):
         x = self.lm.embedding[np.asarray(tokens, dtype=np.int64)]  # (B, E)
-        rnn = self.lm.rnn
-        h_all, c_all = state if self.lstm else (state, None)
-        hs, cs = [], []
-        for k in range(rnn.num_layers):
-            h, c, _ = rnn._step(k, x, h_all[k], c_all[k] if self.lstm else None, keep=False)
-            hs.append(h)
-            cs.append(c)
-            x = h
-        logits = x @ self.lm.decoder_t + self.lm.decoder_b  # (B, V)
-        new = (np.stack(hs), np.stack(cs)) if self.lstm else np.stack(hs)
-        return logits, new
+        h, state = self.lm.rnn.step(x, state)  # (B, H)
+        return h @ self.lm.decoder_t + self.lm.decoder_b, state  # (B, V)
 
     def select(self, state, index: np.ndarray):
         index = np.asarray(index, dtype=np.int64)

@@ -95,6 +95,18 @@ class NumpyRNN:
             ({"i": i, "f": f, "g": gg, "o": o, "c": c_new, "tc": tc} if keep else None),
         )
 
+    def step(self, x: np.ndarray, state):
+        """One time step through every layer, for inference: x (B, I) -> (h_top (B, H), state)."""
+        h_all, c_all = state if self.cell == "lstm" else (state, None)
+        hs, cs = [], []
+        for k in range(self.num_layers):
+            x, c, _ = self._step(
+                k, x, h_all[k], c_all[k] if c_all is not None else None, keep=False
+            )
+            hs.append(x)
+            cs.append(c)
+        return x, ((np.stack(hs), np.stack(cs)) if self.cell == "lstm" else np.stack(hs))
+
     # ------------------------------------------------------------------ forward
     def forward(self, x: np.ndarray, state=None, keep: bool = True):
         """x (T, B, I) -> out (T, B, H), final state, cache (None when keep=False)."""
