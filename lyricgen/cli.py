@@ -49,6 +49,12 @@ class Device(str, Enum):
     mps = "mps"
 
 
+class PrecisionName(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
 class Backend(str, Enum):
     auto = "auto"
     numpy = "numpy"
@@ -125,6 +131,10 @@ def train(
     max_minutes: Annotated[
         float | None, typer.Option(help="Stop after this much training time (train.max_minutes).")
     ] = None,
+    precision: Annotated[
+        PrecisionName | None,
+        typer.Option(help="Autocast precision (train.precision); fp16 needs a CUDA GPU."),
+    ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")
     ] = False,
@@ -151,6 +161,7 @@ def train(
                 "train.device": device.value if device else None,
                 "train.seed": seed,
                 "train.max_minutes": max_minutes,
+                "train.precision": precision.value if precision else None,
             },
         )
         if resume:

@@ -19,6 +19,7 @@ from lyricgen.errors import ConfigError
 
 LEVELS = ("char", "word", "space")
 CELLS = ("rnn", "lstm", "gru")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def _range(lo: float | None = None, hi: float | None = None, *, lo_open=False, hi_open=False):
@@ -38,6 +39,8 @@ class DataConfig:
     stride: int | None = field(default=None, metadata=_range(1))  # None: seq_len // 2
     batch_size: int = field(default=32, metadata=_range(1))
     mode: str = field(default="shuffle", metadata={"choices": ("shuffle", "stateful")})
+    # token-id cache folder; None: $LYRICGEN_CACHE_DIR, else ~/.cache/lyricgen
+    cache_dir: str | None = None
 
 
 @dataclass
@@ -49,7 +52,7 @@ class ModelConfig:
     num_layers: int = field(default=2, metadata=_range(1))
     dropout: float = field(default=0.2, metadata=_range(0.0, 1.0, hi_open=True))
     tie_weights: bool = False
-    batch_first: bool = True
+    batch_first: bool = True  # accepted for old configs; the RNN always runs time-major
     bidirectional: bool = False
 
 
@@ -76,6 +79,9 @@ class TrainConfig:
     seed: int = 1234
     device: str = field(default="auto", metadata={"choices": ("auto", "cpu", "cuda", "mps")})
     num_threads: int | None = field(default=None, metadata=_range(1))
+    # autocast precision of the forward pass and loss; fp16 (with a GradScaler) needs CUDA
+    precision: str = field(default="fp32", metadata={"choices": PRECISIONS})
+    log_every: int = field(default=20, metadata=_range(1))  # steps between loss read-backs
 
 
 @dataclass

@@ -1,12 +1,19 @@
-"""Token-id streams, sliding windows and stateful (truncated-BPTT) batches."""
+"""Token-id streams, sliding windows and stateful (truncated-BPTT) batches.
+
+A `Stream` is a (possibly memory-mapped) array of raw token ids plus lookup tables from a
+raw id to its vocabulary id, its length in characters and its spelling cost, so training
+and scoring touch only the windows they use and memory does not grow with the corpus.
+Batches come out time-major, (T, B), the layout the RNN kernels want.
+"""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from lyricgen.errors import CorpusError
@@ -16,15 +23,23 @@ from lyricgen.vocab import UNK, Vocab
 
 @dataclass
 class Stream:
-    """A corpus split as token ids, with each token's length in characters and, for tokens
-    outside the vocabulary, the cost in nats of spelling them out (both for bpc)."""
+    """A corpus split as raw token ids and the tables that turn them into vocabulary ids,
+    character counts and (for tokens outside the vocabulary) spelling costs, for bpc."""
 
-    ids: torch.Tensor  # (N,) int64
-    chars: torch.Tensor  # (N,) int64
-    spell: torch.Tensor | None = None  # (N,) float64, 0 for known tokens
+    raw: np.ndarray  # (N,) raw ids, often a read-only memory map
+    lut: np.ndarray  # (n_types,) int64: raw id -> vocabulary id
+    chars_of: np.ndarray  # (n_types,) int64: characters each raw type stands for
+    spell_of: np.ndarray  # (n_types,) float64: nats to spell out an unknown type, else 0
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.raw)
+
+    def ids(self, index=slice(None)) -> np.ndarray:
+        """Vocabulary ids (int64) at `index` (a slice or an integer array of any shape)."""
+        return self.lut[self.raw[index]]
+
+    def subset(self, start: int, stop: int | None = None) -> Stream:
+        return Stream(self.raw[start:stop], self.lut, self.chars_of, self.spell_of)
 
 
 def spelling_model(vocab: Vocab) -> tuple[dict[str, float], float]:
@@ -39,31 +54,37 @@ def spelling_model(vocab: Vocab) -> tuple[dict[str, float], float]:
     return {ch: math.log((n + 1) / denom) for ch, n in counts.items()}, math.log(1 / denom)
 
 
-def make_stream(tokens: list[str], vocab: Vocab, level: str) -> Stream:
-    """Encode tokens; at level 'space' each word also counts the space that separates it.
+def make_stream_from_types(raw: np.ndarray, types: Sequence[str], vocab: Vocab) -> Stream:
+    """Tables for raw ids whose tokens are `types`; at level 'space' each word also counts
+    the space that separates it.
 
     A token outside the vocabulary is scored as `<unk>`, which would make bits per
     character look better than they are (one `<unk>` stands for any unknown word). So each
     such token also carries the cost of spelling it out with a character unigram model;
     `evaluate` adds it to bpc, making word and char models comparable (open-vocabulary bpc).
     """
-    extra = 1 if level == "space" else 0
-    chars = [1 if t == NEWLINE else len(t) + extra for t in tokens]
-    ids = vocab.encode(tokens)
-    spell = [0.0] * len(tokens)
-    if vocab.unk_id in ids:
-        logp, unseen = spelling_model(vocab)
-        for i, (tok, tid) in enumerate(zip(tokens, ids, strict=True)):
-            if tid == vocab.unk_id:
-                spell[i] = -sum(logp.get(ch, unseen) for ch in tok)
-    return Stream(
-        torch.tensor(ids, dtype=torch.long),
-        torch.tensor(chars, dtype=torch.long),
-        torch.tensor(spell, dtype=torch.float64),
+    extra = 1 if vocab.level == "space" else 0
+    lut = np.fromiter((vocab.stoi.get(t, vocab.unk_id) for t in types), np.int64, len(types))
+    chars_of = np.fromiter(
+        (1 if t == NEWLINE else len(t) + extra for t in types), np.int64, len(types)
     )
+    spell_of = np.zeros(len(types), dtype=np.float64)
+    unknown = np.flatnonzero(lut == vocab.unk_id)
+    if len(unknown):
+        logp, unseen = spelling_model(vocab)
+        for i in unknown.tolist():
+            spell_of[i] = -sum(logp.get(ch, unseen) for ch in types[i])
+    return Stream(raw, lut, chars_of, spell_of)
 
 
-def window_starts(n_tokens: int, seq_len: int, stride: int) -> list[int]:
+def make_stream(tokens: list[str], vocab: Vocab, level: str | None = None) -> Stream:
+    """A stream from an in-memory token list (short texts; corpora go through tokcache)."""
+    index: dict[str, int] = {}
+    raw = np.fromiter((index.setdefault(t, len(index)) for t in tokens), np.uint32, len(tokens))
+    return make_stream_from_types(raw, list(index), vocab)
+
+
+def window_starts(n_tokens: int, seq_len: int, stride: int) -> np.ndarray:
     """Start positions such that every token after the first is a target at least once.
 
     A window starting at s reads ids[s:s+seq_len] and predicts ids[s+1:s+seq_len+1]. The
@@ -76,42 +97,101 @@ def window_starts(n_tokens: int, seq_len: int, stride: int) -> list[int]:
             f"the training text has {n_tokens} tokens, fewer than one window of "
             f"data.seq_len + 1 = {seq_len + 1}; lower data.seq_len or add more text"
         )
-    starts = list(range(0, last + 1, stride))
+    starts = np.arange(0, last + 1, stride, dtype=np.int64)
     if starts[-1] != last:
-        starts.append(last)
+        starts = np.append(starts, last)
     return starts
 
 
-class WindowDataset(torch.utils.data.Dataset):
-    """Overlapping windows over one token stream: item i is (input, target), each (T,)."""
+def _to_torch(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))
 
-    def __init__(self, ids: torch.Tensor, seq_len: int, stride: int):
-        self.ids = ids
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Overlapping windows over one stream: item i is (input, target), each (T,)."""
+
+    def __init__(self, stream: Stream, seq_len: int, stride: int):
+        self.stream = stream
         self.seq_len = seq_len
-        self.starts = torch.tensor(window_starts(len(ids), seq_len, stride), dtype=torch.long)
-        self._offsets = torch.arange(seq_len + 1)
+        self.starts = window_starts(len(stream), seq_len, stride)
+        self._offsets = np.arange(seq_len + 1, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.starts)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = self.batch(torch.tensor([i]))
-        return x[0], y[0]
+        x, y = self.batch(np.array([i]))
+        return x[:, 0], y[:, 0]
 
-    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gather many windows at once: returns x, y of shape (B, T)."""
-        rows = self.ids[self.starts[index, None] + self._offsets]  # (B, T+1)
-        return rows[:, :-1], rows[:, 1:]
+    def batch(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gather many windows at once: returns x, y of shape (T, B), time-major."""
+        rows = self.stream.ids(self.starts[np.asarray(index), None] + self._offsets)  # (B, T+1)
+        cols = _to_torch(rows.T)  # (T+1, B)
+        return cols[:-1], cols[1:]
 
 
-def shuffled_batches(
-    dataset: WindowDataset, batch_size: int, seed: int, epoch: int
-) -> list[torch.Tensor]:
-    """The epoch's batches of window indices; a pure function of (seed, epoch) so a resumed
-    run replays exactly the same order."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    perm = torch.randperm(len(dataset), generator=g)
-    return [perm[i : i + batch_size] for i in range(0, len(perm), batch_size)]
+class ShuffledBatches:
+    """One epoch of batches of window indices, a pure function of (seed, epoch), so a resumed
+    run replays the same order. With several processes, each global batch is cut into
+    `world` equal, disjoint parts and process `rank` trains on its part, so the global batch
+    and the order do not depend on the number of processes."""
+
+    def __init__(
+        self,
+        dataset: WindowDataset,
+        batch_size: int,
+        seed: int,
+        epoch: int,
+        rank: int = 0,
+        world: int = 1,
+    ):
+        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        self.perm = torch.randperm(len(dataset), generator=g).numpy()
+        self.dataset, self.batch_size, self.rank, self.world = dataset, batch_size, rank, world
+        # one process keeps a last partial batch; several drop it so every rank has equal work
+        n = len(self.perm)
+        self.n = math.ceil(n / batch_size) if world == 1 else n // batch_size
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        part = self.batch_size // self.world
+        lo = i * self.batch_size + self.rank * part
+        hi = lo + part if self.world > 1 else lo + self.batch_size
+        return self.dataset.batch(self.perm[lo:hi])
+
+
+class StatefulBatches:
+    """Consecutive (x, y) chunks of shape (<=T, b); column j of batch i+1 continues column j
+    of batch i, so the hidden state can be carried across batches (truncated BPTT).
+
+    The stream is laid out as `batch_size` contiguous columns; process `rank` of `world`
+    owns columns [rank * b, (rank + 1) * b) with b = batch_size // world."""
+
+    def __init__(
+        self, stream: Stream, batch_size: int, seq_len: int, rank: int = 0, world: int = 1
+    ):
+        if len(stream) < batch_size * 2:
+            raise CorpusError(
+                f"the training text has {len(stream)} tokens, too few for {batch_size} stateful "
+                "streams; lower data.batch_size or add more text"
+            )
+        self.stream, self.seq_len = stream, seq_len
+        self.length = len(stream) // batch_size  # tokens per column
+        b = batch_size // world
+        self.columns = np.arange(rank * b, (rank + 1) * b, dtype=np.int64) * self.length
+        self.n = math.ceil((self.length - 1) / seq_len)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        start = i * self.seq_len
+        t = min(self.seq_len, self.length - 1 - start)
+        index = np.arange(start, start + t + 1, dtype=np.int64)[:, None] + self.columns
+        cols = _to_torch(self.stream.ids(index))  # (t+1, b)
+        return cols[:-1], cols[1:]
 
 
 def batchify(ids: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -120,43 +200,32 @@ def batchify(ids: torch.Tensor, batch_size: int) -> torch.Tensor:
     return ids[: n * batch_size].view(batch_size, n)
 
 
-def stateful_batches(
-    ids: torch.Tensor, batch_size: int, seq_len: int
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Consecutive (x, y) chunks of shape (B, <=T); row b of batch i+1 continues row b of
-    batch i, so the hidden state can be carried across batches (truncated BPTT)."""
-    if len(ids) < batch_size * 2:
-        raise CorpusError(
-            f"the training text has {len(ids)} tokens, too few for {batch_size} stateful "
-            "streams; lower data.batch_size or add more text"
-        )
-    cols = batchify(ids, batch_size)  # (B, L)
-    out = []
-    for i in range(0, cols.size(1) - 1, seq_len):
-        t = min(seq_len, cols.size(1) - 1 - i)
-        out.append((cols[:, i : i + t], cols[:, i + 1 : i + 1 + t]))
-    return out
-
-
 def eval_chunks(
-    stream: Stream, batch_size: int, seq_len: int
+    stream: Stream, batch_size: int, seq_len: int, rank: int = 0, world: int = 1
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Non-overlapping (x, y, y_chars) chunks for scoring a whole stream with carried state.
+    """Non-overlapping (x, y, y_chars, y_spell) chunks, time-major (T, b), for scoring a whole
+    stream with carried state, gathered a chunk at a time.
 
     The stream is cut into at most `batch_size` contiguous columns; each target is scored
-    exactly once (the last few tokens that do not fill a column are dropped)."""
+    exactly once (the last few tokens that do not fill a column are dropped). With several
+    processes, process `rank` scores columns rank, rank + world, ..."""
     n_targets = len(stream) - 1
     b = max(1, min(batch_size, n_targets // max(1, seq_len)))
     length = n_targets // b
     if length < 1:
         return
-    idx = torch.arange(b)[:, None] * length + torch.arange(length + 1)  # (B, L+1)
-    ids, chars = stream.ids[idx], stream.chars[idx]
-    spell = (
-        stream.spell[idx]
-        if stream.spell is not None
-        else torch.zeros(idx.shape, dtype=torch.float64)
-    )
+    columns = (np.arange(b, dtype=np.int64) * length)[rank::world]
+    if len(columns) == 0:
+        return
     for i in range(0, length, seq_len):
         j = min(i + seq_len, length)
-        yield ids[:, i:j], ids[:, i + 1 : j + 1], chars[:, i + 1 : j + 1], spell[:, i + 1 : j + 1]
+        index = np.arange(i, j + 1, dtype=np.int64)[:, None] + columns  # (T+1, b)
+        raw = stream.raw[index]
+        ids = _to_torch(stream.lut[raw])
+        target = raw[1:]
+        yield (
+            ids[:-1],
+            ids[1:],
+            torch.from_numpy(stream.chars_of[target]),
+            torch.from_numpy(stream.spell_of[target]),
+        )

@@ -30,7 +30,9 @@ class LyricsModel(nn.Module):
             hidden_size=cfg.hidden_size,
             num_layers=cfg.num_layers,
             dropout=rnn_dropout,
-            batch_first=cfg.batch_first,
+            # The RNN always runs time-major: oneDNN's LSTM and cuDNN want (T, B, E), and a
+            # batch-first nn.LSTM would transpose and copy its input and output every call.
+            batch_first=False,
         )
         if cfg.cell == "rnn":
             self.rnn = nn.RNN(nonlinearity=cfg.nonlinearity, **kwargs)
@@ -42,6 +44,7 @@ class LyricsModel(nn.Module):
         if cfg.tie_weights:
             # Press & Wolf 2017: sharing input and output embeddings regularises and saves V*H.
             self.decoder.weight = self.embedding.weight
+        self.rnn_fp32 = False  # set where the RNN kernel has no bf16 (lyricgen.precision)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -51,17 +54,30 @@ class LyricsModel(nn.Module):
             nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
 
     def forward(
-        self, ids: torch.Tensor, hidden: Hidden | None = None
+        self, ids: torch.Tensor, hidden: Hidden | None = None, time_major: bool = False
     ) -> tuple[torch.Tensor, Hidden]:
-        """ids (B, T) -> logits (B, T, V) and the hidden state after the last step."""
-        x = self.drop(self.embedding(ids))  # (B, T, E)
-        if not self.cfg.batch_first:
-            x = x.transpose(0, 1)  # (T, B, E)
-        out, hidden = self.rnn(x, hidden)  # (B, T, H) or (T, B, H)
-        if not self.cfg.batch_first:
-            out = out.transpose(0, 1)
-        logits = self.decoder(self.drop(out))  # (B, T, V)
+        """ids (B, T) -> logits (B, T, V) and the hidden state after the last step; with
+        `time_major`, ids (T, B) -> logits (T, B, V) (what training uses: no copies)."""
+        if not time_major:
+            ids = ids.t()  # (T, B)
+        x = self.drop(self.embedding(ids))  # (T, B, E)
+        if self.rnn_fp32 and torch.is_autocast_enabled():
+            with torch.autocast(x.device.type, enabled=False):  # see lyricgen.precision
+                out, hidden = self.rnn(x.float(), _float(hidden))
+        else:
+            out, hidden = self.rnn(x, hidden)  # (T, B, H)
+        logits = self.decoder(self.drop(out))  # (T, B, V)
+        if not time_major:
+            logits = logits.transpose(0, 1)  # (B, T, V), a view
         return logits, hidden
+
+
+def _float(hidden: Hidden | None) -> Hidden | None:
+    if hidden is None:
+        return None
+    if isinstance(hidden, tuple):
+        return tuple(h.float() for h in hidden)
+    return hidden.float()
 
 
 def detach(hidden: Hidden | None) -> Hidden | None:

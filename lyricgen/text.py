@@ -7,6 +7,7 @@ Line breaks are tokens ("\\n") at every level, so a model learns where lines and
 from __future__ import annotations
 
 import logging
+import stat
 from pathlib import Path
 
 from lyricgen.errors import CorpusError
@@ -15,7 +16,7 @@ NEWLINE = "\n"
 _GUESSES = ("gb18030", "big5")
 
 
-def _guess_encoding(raw: bytes) -> str | None:
+def guess_encoding(raw: bytes) -> str | None:
     for enc in _GUESSES:
         try:
             raw.decode(enc)
@@ -25,28 +26,59 @@ def _guess_encoding(raw: bytes) -> str | None:
     return None
 
 
-def read_corpus(path: str | Path, encoding: str = "utf-8", what: str = "corpus") -> str:
-    """Read a text file, normalising a UTF-8 BOM and CRLF/CR line endings to LF."""
+def check_corpus_file(path: str | Path, what: str = "corpus") -> Path:
+    """A regular, non-empty file, or a one-line error (a FIFO would hang, /dev/zero never ends)."""
     p = Path(path)
-    if not p.exists():
-        raise CorpusError(f"{what} {p} does not exist; check the path (data.corpus or --corpus)")
-    if p.is_dir():
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise CorpusError(
+            f"{what} {p} does not exist; check the path (data.corpus or --corpus)"
+        ) from None
+    except OSError as exc:
+        raise CorpusError(f"{what} {p} cannot be read ({exc.strerror}); check the path") from None
+    if stat.S_ISDIR(st.st_mode):
         raise CorpusError(f"{what} {p} is a directory; point at a text file inside it")
+    if not stat.S_ISREG(st.st_mode):
+        kind = (
+            "a FIFO (named pipe)"
+            if stat.S_ISFIFO(st.st_mode)
+            else "a device"
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(st.st_mode)
+            else "not a regular file"
+        )
+        raise CorpusError(f"{what} {p} is {kind}; give a regular text file")
+    try:
+        with open(p, "rb") as f:
+            head = f.read(65536)
+    except OSError as exc:
+        raise CorpusError(
+            f"{what} {p} cannot be read ({exc.strerror}); check its permissions"
+        ) from None
+    if not head.strip() and st.st_size <= len(head):
+        raise CorpusError(f"{what} {p} is empty; give a text file with one lyric line per line")
+    if b"\x00" in head:
+        raise CorpusError(f"{what} {p} looks binary (contains NUL bytes); give a plain text file")
+    return p
+
+
+def read_corpus(path: str | Path, encoding: str = "utf-8", what: str = "corpus") -> str:
+    """Read a (small) text file whole, normalising a UTF-8 BOM and CRLF/CR line endings to LF.
+    Training and scoring stream large files through `lyricgen.tokcache` instead."""
+    p = check_corpus_file(path, what)
     try:
         raw = p.read_bytes()
     except OSError as exc:
         raise CorpusError(
             f"{what} {p} cannot be read ({exc.strerror}); check its permissions"
         ) from None
-    if not raw.strip():
-        raise CorpusError(f"{what} {p} is empty; give a text file with one lyric line per line")
-    if b"\x00" in raw[:65536]:
-        raise CorpusError(f"{what} {p} looks binary (contains NUL bytes); give a plain text file")
     enc = encoding.lower().replace("_", "-")
     try:
         text = raw.decode("utf-8-sig" if enc in ("utf-8", "utf8") else encoding)
     except UnicodeDecodeError as exc:
-        guess = _guess_encoding(raw) if enc in ("utf-8", "utf8") else None
+        guess = guess_encoding(raw) if enc in ("utf-8", "utf8") else None
         hint = (
             f"it looks like {guess.upper()}; set data.encoding: {guess} (or --set data.encoding={guess})"
             if guess
@@ -61,7 +93,8 @@ def read_corpus(path: str | Path, encoding: str = "utf-8", what: str = "corpus")
     return text
 
 
-def _jieba():
+def jieba_module():
+    """jieba, imported on first use with its chatty logger quieted."""
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
@@ -85,7 +118,7 @@ def tokenize(text: str, level: str) -> list[str]:
             tokens.extend(line.split())
         return tokens
     if level == "word":
-        jieba = _jieba()
+        jieba = jieba_module()
         for i, line in enumerate(lines):
             if i:
                 tokens.append(NEWLINE)

@@ -1,19 +1,23 @@
 """Fit and evaluate: the training loop, its checkpoints, and corpus scoring.
 
-Progress goes to an optional `Progress` object (the CLI passes a tqdm bar) and to
-`logging`; nothing here prints.
+`fit` builds a `Trainer` (corpus, model, optimizer, precision, processes) and runs it:
+epochs of steps, then validation, the best weights and a resumable state. Progress goes
+to an optional `Progress` object (the CLI passes a tqdm bar) and to `logging`; nothing
+here prints. Under torchrun every process trains its share of each batch
+(DistributedDataParallel) and rank 0 alone writes the run directory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import random
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,18 +25,21 @@ import torch
 import torch.nn.functional as F
 
 from lyricgen import checkpoint as ckpt
+from lyricgen import distributed
 from lyricgen.config import Config
 from lyricgen.data import (
+    ShuffledBatches,
+    StatefulBatches,
     Stream,
     WindowDataset,
     eval_chunks,
-    make_stream,
-    shuffled_batches,
-    stateful_batches,
+    make_stream_from_types,
 )
-from lyricgen.errors import RunDirError, TrainingError, TrainingInterrupted
+from lyricgen.distributed import Dist
+from lyricgen.errors import ConfigError, RunDirError, TrainingError, TrainingInterrupted
 from lyricgen.model import LyricsModel, count_parameters, detach
-from lyricgen.text import read_corpus, tokenize, train_val_split
+from lyricgen.precision import Precision
+from lyricgen.tokcache import build_vocab, corpus_splits, tokenize_file
 from lyricgen.vocab import Vocab
 
 log = logging.getLogger(__name__)
@@ -47,8 +54,6 @@ def seed_everything(seed: int) -> None:
 
 def resolve_device(name: str) -> torch.device:
     """`auto` picks cuda, then mps, then cpu; an unavailable explicit choice is an error."""
-    from lyricgen.errors import ConfigError
-
     cuda = torch.cuda.is_available()
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if name == "auto":
@@ -73,23 +78,18 @@ class Corpus:
 
 
 def prepare_corpus(cfg: Config, vocab: Vocab | None = None) -> Corpus:
-    """Read, split (songs or lines, contiguous) and encode; the vocabulary comes from the
-    training split only unless an existing one (from a run being resumed) is given."""
+    """Tokenize through the token cache, split (whole songs or lines, the last ones held
+    out) and map to vocabulary ids; the vocabulary comes from the training split only unless
+    an existing one (from a run being resumed) is given."""
     d = cfg.data
-    text = read_corpus(d.corpus, d.encoding)
-    if d.val_corpus:
-        train_text, val_text = text, read_corpus(d.val_corpus, d.encoding, what="validation corpus")
-    else:
-        train_text, val_text = train_val_split(text, d.val_fraction)
-    train_tokens = tokenize(train_text, d.level)
-    val_tokens = tokenize(val_text, d.level)
+    splits = corpus_splits(d)
     if vocab is None:
-        vocab = Vocab.build(train_tokens, d.min_freq, d.max_size, level=d.level)
+        vocab = build_vocab(splits, d)
     return Corpus(
         vocab,
-        make_stream(train_tokens, vocab, d.level),
-        make_stream(val_tokens, vocab, d.level),
-        len(train_text),
+        make_stream_from_types(splits.train, splits.train_types, vocab),
+        make_stream_from_types(splits.val, splits.val_types, vocab),
+        splits.train_chars,
     )
 
 
@@ -101,6 +101,7 @@ def evaluate(
     seq_len: int,
     device: torch.device,
     unk_id: int | None = None,
+    dist: Dist | None = None,
 ) -> dict:
     """Score every target of `stream` once, carrying the hidden state along each column.
 
@@ -108,21 +109,27 @@ def evaluate(
     `<unk>` is one class, which flatters a model when many targets are unknown, so the
     `<unk>` rate is reported too), bits per character (total NLL plus the cost of spelling
     out each unknown token, / chars / ln 2: comparable between char and word models), and
-    the tokens and chars scored."""
+    the tokens and chars scored. With several processes each scores its share of the
+    columns and the sums are added up."""
+    dist = dist or Dist()
     was_training = model.training
     model.eval()
-    total, spelled, tokens, chars, unks = 0.0, 0.0, 0, 0, 0
+    nll = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device: no syncs
+    spelled, tokens, chars, unks = 0.0, 0, 0, 0
     hidden = None
-    for x, y, c, sp in eval_chunks(stream, batch_size, seq_len):
-        logits, hidden = model(x.to(device), hidden)
-        nll = F.cross_entropy(logits.flatten(0, 1).float(), y.to(device).flatten(), reduction="sum")
-        total += nll.item()
+    for x, y, c, sp in eval_chunks(stream, batch_size, seq_len, dist.rank, dist.world):
+        logits, hidden = model(x.to(device), hidden, time_major=True)  # (T, b, V)
+        y_dev = y.to(device)
+        nll += F.cross_entropy(logits.flatten(0, 1).float(), y_dev.flatten(), reduction="sum")
         tokens += y.numel()
         chars += int(c.sum())
         spelled += float(sp.sum())
         if unk_id is not None:
             unks += int((y == unk_id).sum())
     model.train(was_training)
+    total, spelled, tokens, chars, unks = dist.sum(
+        [nll.item(), spelled, tokens, chars, unks], device
+    )
     if tokens == 0:
         return {
             "loss": float("nan"),
@@ -136,8 +143,8 @@ def evaluate(
         "loss": loss,
         "ppl": math.exp(min(loss, 700)),
         "bpc": (total + spelled) / chars / math.log(2),
-        "tokens": tokens,
-        "chars": chars,
+        "tokens": int(tokens),
+        "chars": int(chars),
         "unk_rate": unks / tokens,
     }
 
@@ -156,7 +163,7 @@ class Progress:
 
 def _make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:
     t = cfg.train
-    # No weight decay on biases and embeddings' norms: decay is for the weight matrices.
+    # No weight decay on biases: decay is for the weight matrices.
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     groups = [
@@ -164,11 +171,18 @@ def _make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimize
         {"params": no_decay, "weight_decay": 0.0},
     ]
     if t.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum)
-    if t.optimizer == "adam":
+        cls, kwargs = torch.optim.SGD, {"lr": t.lr, "momentum": t.momentum}
+    elif t.optimizer == "adam":
         # Adam's weight decay is L2 in the gradient; AdamW decouples it (Loshchilov & Hutter).
-        return torch.optim.Adam(groups, lr=t.lr)
-    return torch.optim.AdamW(groups, lr=t.lr)
+        cls, kwargs = torch.optim.Adam, {"lr": t.lr}
+    else:
+        cls, kwargs = torch.optim.AdamW, {"lr": t.lr}
+    # One fused kernel for every parameter (CPU and CUDA since torch 2.4); older torch
+    # versions get the multi-tensor (foreach) path.
+    try:
+        return cls(groups, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):
+        return cls(groups, foreach=True, **kwargs)
 
 
 def lr_factor(cfg: Config, step: int, total_steps: int, time_fraction: float = 0.0) -> float:
@@ -219,6 +233,372 @@ class _StopRequest:
             signal.signal(sig, old)
 
 
+@dataclass
+class TrainState:
+    """Where training stands; saved in train_state.pt so a resume continues exactly."""
+
+    epoch: int = 0  # epochs finished
+    batch: int = 0  # batches of the current epoch finished
+    step: int = 0  # optimizer steps taken
+    best_val: float = math.inf
+    bad_epochs: int = 0  # epochs since validation last improved (early stopping)
+    elapsed: float = 0.0  # seconds of training (the max_minutes budget)
+    history: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def from_saved(cls, saved: dict) -> TrainState:
+        return cls(**{f.name: saved[f.name] for f in dataclasses.fields(cls)})
+
+
+def _check_processes(cfg: Config, dist: Dist) -> None:
+    b, w = cfg.data.batch_size, dist.world
+    if w > 1 and cfg.data.mode == "stateful" and w > b:
+        raise ConfigError(
+            f"torchrun started {w} processes but stateful training has data.batch_size = {b} "
+            f"streams; each process needs at least one: use --nproc_per_node <= {b} or raise "
+            "data.batch_size"
+        )
+    if b % w:
+        raise ConfigError(
+            f"data.batch_size ({b}) is the global batch and must divide evenly among the {w} "
+            f"processes; use a multiple of {w}"
+        )
+
+
+class Trainer:
+    """One training run: `Trainer(cfg, ...).run()` returns the per-epoch metrics."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        out: Path,
+        resume: bool,
+        overwrite: bool,
+        progress: Progress | None,
+        dist: Dist,
+        stack: contextlib.ExitStack,
+    ):
+        t, d = cfg.train, cfg.data
+        self.cfg, self.out, self.dist = cfg, out, dist
+        self.progress = progress if progress is not None and dist.main else Progress()
+        if t.num_threads:
+            torch.set_num_threads(t.num_threads)  # once, before any autograd work
+        self.device = resolve_device(t.device)
+        if self.device.type == "cuda" and dist.active:
+            self.device = torch.device("cuda", dist.local_rank)
+        _check_processes(cfg, dist)
+        saved, vocab = None, None
+        if resume:
+            if not out.is_dir():
+                raise RunDirError(
+                    f"run directory {out} does not exist, so there is nothing to resume"
+                )
+            if dist.main:
+                stack.enter_context(ckpt.RunLock(out))
+                ckpt.remove_temp_files(out)  # left by a kill in the middle of a write
+            saved = ckpt.load_train_state(out / ckpt.STATE)
+            vocab = ckpt.load_vocab(out)
+        elif not overwrite and any((out / f).exists() for f in (ckpt.STATE, ckpt.BEST)):
+            raise RunDirError(
+                f"{out} already holds a trained run; continue it with --resume, replace it with "
+                "--overwrite, or choose another --out"
+            )
+        seed_everything(t.seed)
+        # one process per machine tokenizes (or checks the cache); the others then read it
+        if dist.local_rank != 0:
+            dist.barrier()
+        self.corpus = prepare_corpus(cfg, vocab)
+        if dist.local_rank == 0:
+            dist.barrier()
+        self.vocab = self.corpus.vocab
+        self.model = LyricsModel(len(self.vocab), cfg.model).to(self.device)
+        self.precision = Precision(t.precision, self.device, self.model)
+        self.ddp = self.model
+        if dist.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = DistributedDataParallel(self.model, device_ids=ids)
+        if d.mode == "stateful":
+            self.stateful = StatefulBatches(
+                self.corpus.train, d.batch_size, d.seq_len, dist.rank, dist.world
+            )
+            self.steps_per_epoch = len(self.stateful)
+        else:
+            self.dataset = WindowDataset(self.corpus.train, d.seq_len, cfg.stride)
+            self.steps_per_epoch = len(self._batches(0))
+        if len(self.corpus.val) < 2:
+            raise TrainingError(
+                "the validation split is empty; raise data.val_fraction or add text"
+            )
+        log.info(
+            "vocab %d, train %d tokens, val %d tokens, %d parameters, device %s, %s%s",
+            len(self.vocab),
+            len(self.corpus.train),
+            len(self.corpus.val),
+            count_parameters(self.model),
+            self.device,
+            t.precision,
+            f", {dist.world} processes" if dist.active else "",
+        )
+        # Only now, with the input known to be good, touch the run directory (and prove it
+        # is writable before any training time is spent).
+        if dist.main:
+            ckpt.ensure_writable(out)
+            if not resume:
+                stack.enter_context(ckpt.RunLock(out))
+        self.opt = _make_optimizer(self.model, cfg)
+        self.sched = _make_epoch_scheduler(self.opt, cfg)
+        self.st = TrainState()
+        self.hidden = None
+        self.time_fraction = 0.0
+        self.stop_reason: str | None = None
+        self._restore(saved) if saved is not None else self._start_fresh()
+        dist.barrier()
+
+    # ------------------------------------------------------------ the loop
+
+    def run(self) -> list[dict]:
+        """Epochs until train.epochs, early stopping, the time budget or a signal."""
+        with _StopRequest() as self.signals:
+            while self.st.epoch < self.cfg.train.epochs and self.stop_reason is None:
+                self._train_epoch()
+                if self.stop_reason == "signal":
+                    self._interrupted()
+                self._end_epoch()
+        self.progress.close()
+        return self.st.history
+
+    def _batches(self, epoch: int):
+        d, dist = self.cfg.data, self.dist
+        if d.mode == "stateful":
+            return self.stateful
+        return ShuffledBatches(
+            self.dataset, d.batch_size, self.cfg.train.seed, epoch, dist.rank, dist.world
+        )
+
+    def _train_epoch(self) -> None:
+        st, t = self.st, self.cfg.train
+        batches = self._batches(st.epoch)
+        if st.batch == 0:
+            self.hidden = None
+        self.progress.start_epoch(st.epoch + 1, len(batches), st.batch)
+        loss_sum = torch.zeros((), device=self.device)  # on the device: no per-step sync
+        self.epoch_tokens, self.epoch_loss = 0, 0.0
+        window_tokens, window_start = 0, time.perf_counter()
+        t0 = time.perf_counter()
+        while st.batch < len(batches):
+            x, y = batches[st.batch]
+            loss_sum += self._step(x, y) * y.numel()
+            st.step += 1
+            st.batch += 1
+            window_tokens += y.numel()
+            if st.step % t.log_every == 0 or st.batch == len(batches):
+                self._report(loss_sum, window_tokens, time.perf_counter() - window_start)
+                loss_sum.zero_()
+                window_tokens, window_start = 0, time.perf_counter()
+            if t.checkpoint_every and st.step % t.checkpoint_every == 0:
+                self._save_state()
+            if self._should_stop(st.elapsed + time.perf_counter() - t0):
+                break
+        if window_tokens:
+            self._report(loss_sum, window_tokens, time.perf_counter() - window_start)
+        st.elapsed += time.perf_counter() - t0
+        self.epoch_seconds = time.perf_counter() - t0
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One optimizer step on time-major (T, b) inputs and targets; returns the loss."""
+        t, st = self.cfg.train, self.st
+        x, y = self._to_device(x), self._to_device(y)
+        # dropout masks are a pure function of (seed, step, rank): a resume, under any
+        # number of processes, needs no saved random state
+        torch.manual_seed(t.seed * 1_000_003 + st.step * 1_009 + self.dist.rank)
+        if t.scheduler in ("cosine", "none"):
+            for g in self.opt.param_groups:
+                g["lr"] = t.lr * lr_factor(self.cfg, st.step, self.total_steps, self.time_fraction)
+        hidden = detach(self.hidden)  # truncated BPTT: keep the values, cut the graph
+        with self.precision.autocast():
+            logits, hidden = self.ddp(x, hidden, time_major=True)  # (T, b, V)
+            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        self.hidden = hidden if self.cfg.data.mode == "stateful" else None
+        self.opt.zero_grad(set_to_none=True)
+        self.precision.backward(loss, self.opt)
+        if t.clip_grad_norm:
+            # RNN gradients can explode through long products of recurrent weights.
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad_norm)
+        self.precision.step(self.opt)
+        return loss.detach()
+
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda":  # pinned host memory lets the copy overlap compute
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t.to(self.device)
+
+    def _report(self, loss_sum: torch.Tensor, tokens: int, seconds: float) -> None:
+        """Read the loss back (the one host sync every train.log_every steps)."""
+        total = loss_sum.item()
+        if not math.isfinite(total):
+            raise TrainingError(
+                f"the loss became {total / max(tokens, 1)} before step {self.st.step}; lower "
+                "train.lr or set train.clip_grad_norm (the last good checkpoint is kept)"
+            )
+        self.epoch_loss += total
+        self.epoch_tokens += tokens
+        self.progress.update(total / tokens, tokens * self.dist.world / max(seconds, 1e-9))
+
+    def _should_stop(self, elapsed: float) -> bool:
+        """A signal or the time budget; with several processes all agree on the same step."""
+        budget = self.cfg.train.max_minutes
+        deadline = budget * 60 if budget else math.inf
+        flag, time_up = self.dist.any(
+            [self.signals.signum is not None, elapsed >= deadline], self.device
+        )
+        self.time_fraction = elapsed / deadline if budget else 0.0
+        if flag:
+            self.stop_reason = "signal"
+        elif time_up:
+            self.stop_reason = "time"
+        return self.stop_reason is not None
+
+    def _end_epoch(self) -> None:
+        st, t, d = self.st, self.cfg.train, self.cfg.data
+        val = evaluate(
+            self.model,
+            self.corpus.val,
+            t.eval_batch_size,
+            d.seq_len,
+            self.device,
+            self.vocab.unk_id,
+            self.dist,
+        )
+        if t.scheduler == "step":
+            self.sched.step()
+        elif t.scheduler == "plateau":
+            self.sched.step(val["loss"])
+        loss_sum, tokens = self.dist.sum([self.epoch_loss, self.epoch_tokens], self.device)
+        metrics = {
+            "epoch": st.epoch + 1,
+            "step": st.step,
+            "train_loss": loss_sum / max(1, tokens),
+            "val_loss": val["loss"],
+            "val_ppl": val["ppl"],
+            "val_bpc": val["bpc"],
+            "val_unk_rate": val["unk_rate"],
+            "lr": self.opt.param_groups[0]["lr"],
+            "tokens_per_s": tokens / max(1e-9, self.epoch_seconds),  # all processes
+            "train_tokens": int(tokens),
+            "world_size": self.dist.world,
+            "precision": t.precision,
+            "elapsed_s": st.elapsed,
+            "partial_epoch": self.stop_reason == "time",
+        }
+        st.history.append(metrics)
+        improved = val["loss"] < st.best_val
+        if improved:
+            st.best_val, st.bad_epochs = val["loss"], 0
+        else:
+            st.bad_epochs += 1
+        if self.dist.main and (improved or t.keep == "last"):
+            ckpt.save_weights(self.model, self.out / ckpt.BEST)
+        st.epoch += 1
+        st.batch = 0
+        self.hidden = None
+        self._save_state()
+        if self.dist.main:
+            ckpt.write_metrics(self.out, st.history)
+        self.progress.end_epoch({**metrics, "best": improved})
+        if t.patience and st.bad_epochs >= t.patience and self.stop_reason is None:
+            self.stop_reason = "early"
+            log.info("early stopping: no improvement for %d epochs", t.patience)
+
+    def _interrupted(self) -> None:
+        self._save_state()
+        self.progress.close()
+        code = 130 if self.signals.signum in (None, signal.SIGINT) else 143
+        name = "SIGINT" if code == 130 else "SIGTERM"
+        raise TrainingInterrupted(
+            f"{name}: saved a resumable checkpoint in {self.out}; continue with "
+            f"`lyricgen train --out {self.out} --resume`",
+            exit_code=code,
+        )
+
+    # ------------------------------------------------------------ checkpoints
+
+    @property
+    def total_steps(self) -> int:
+        return self.cfg.train.epochs * self.steps_per_epoch
+
+    def _save_state(self) -> None:
+        """One file holds everything a resume needs (weights included), so a kill can never
+        leave weights and optimizer state from different steps. Every process takes part
+        (the stateful hidden state is gathered from all of them); rank 0 writes."""
+        h = detach(self.hidden)
+        if h is not None:
+            parts = h if isinstance(h, tuple) else (h,)
+            parts = [self.dist.gather_columns(p.float()).cpu() for p in parts]
+            h = parts if isinstance(self.hidden, tuple) else parts[0]
+        if not self.dist.main:
+            return
+        ckpt.save_train_state(
+            {
+                "model": ckpt.weights_dict(self.model),
+                **dataclasses.asdict(self.st),
+                "optimizer": self.opt.state_dict(),
+                "optimizer_name": self.cfg.train.optimizer,
+                "scheduler": self.sched.state_dict() if self.sched is not None else None,
+                "scaler": self.precision.state_dict(),
+                "hidden": h,
+                "world_size": self.dist.world,
+            },
+            self.out / ckpt.STATE,
+        )
+
+    def _restore(self, saved: dict) -> None:
+        out, t = self.out, self.cfg.train
+        if "model" not in saved:
+            raise RunDirError(f"{out / ckpt.STATE} has no model weights; it is not a lyricgen run")
+        ckpt.apply_weights(self.model, saved["model"], out / ckpt.STATE)
+        if saved.get("optimizer_name", t.optimizer) != t.optimizer:
+            raise RunDirError(
+                f"train.optimizer is {t.optimizer} but the run in {out} was trained with "
+                f"{saved['optimizer_name']}; resume with the same optimizer or start a new run"
+            )
+        try:
+            self.opt.load_state_dict(saved["optimizer"])
+            if self.sched is not None:
+                self.sched.load_state_dict(saved["scheduler"])
+            self.precision.load_state_dict(saved.get("scaler"))
+            self.st = TrainState.from_saved(saved)
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+            raise RunDirError(
+                f"{out / ckpt.STATE} does not match this run ({exc}); retrain"
+            ) from None
+        h = saved.get("hidden")
+        if h is not None:
+            parts = [
+                self.dist.my_columns(p).to(self.device)
+                for p in (h if isinstance(h, (list, tuple)) else [h])
+            ]
+            self.hidden = tuple(parts) if isinstance(h, (list, tuple)) else parts[0]
+        was = saved.get("world_size", 1)
+        if was != self.dist.world:
+            log.info(
+                "resuming with %d processes (saved with %d): the same batches, other dropout masks",
+                self.dist.world,
+                was,
+            )
+        if self.dist.main:
+            ckpt.save_run_files(out, self.cfg, self.vocab)  # records overrides (--epochs)
+            ckpt.write_metrics(out, self.st.history)  # a kill may have come before the last write
+        log.info("resuming at epoch %d, batch %d", self.st.epoch + 1, self.st.batch)
+
+    def _start_fresh(self) -> None:
+        if self.dist.main:
+            ckpt.save_run_files(self.out, self.cfg, self.vocab)
+            for stale in (ckpt.BEST, ckpt.STATE, ckpt.METRICS):
+                (self.out / stale).unlink(missing_ok=True)
+
+
 def fit(
     cfg: Config,
     resume: bool = False,
@@ -226,236 +606,27 @@ def fit(
     out_dir: str | Path | None = None,
     overwrite: bool = False,
 ) -> list[dict]:
-    """Train `cfg` into its run directory and return the per-epoch metrics history."""
-    with contextlib.ExitStack() as stack:
-        return _fit(cfg, resume, progress, out_dir, overwrite, stack)
-
-
-def _fit(cfg, resume, progress, out_dir, overwrite, stack: contextlib.ExitStack) -> list[dict]:
-    progress = progress or Progress()
-    t = cfg.train
-    out = Path(out_dir or cfg.out_dir)
-    if t.num_threads:
-        torch.set_num_threads(t.num_threads)
-    device = resolve_device(t.device)
-    state: dict | None = None
-    vocab = None
-    if resume:
-        if not out.is_dir():
-            raise RunDirError(f"run directory {out} does not exist, so there is nothing to resume")
-        stack.enter_context(ckpt.RunLock(out))
-        ckpt.remove_temp_files(out)  # left by a kill in the middle of a write
-        state = ckpt.load_train_state(out / ckpt.STATE)
-        vocab = ckpt.load_vocab(out)
-    elif not overwrite and any((out / f).exists() for f in (ckpt.STATE, ckpt.BEST)):
-        raise RunDirError(
-            f"{out} already holds a trained run; continue it with --resume, replace it with "
-            "--overwrite, or choose another --out"
-        )
-    seed_everything(t.seed)
-    corpus = prepare_corpus(cfg, vocab)
-    vocab = corpus.vocab
-    model = LyricsModel(len(vocab), cfg.model).to(device)
-    log.info(
-        "vocab %d, train %d tokens, val %d tokens, %d parameters, device %s",
-        len(vocab),
-        len(corpus.train),
-        len(corpus.val),
-        count_parameters(model),
-        device,
-    )
-
-    d = cfg.data
-    if d.mode == "stateful":
-        stateful = stateful_batches(corpus.train.ids, d.batch_size, d.seq_len)
-        steps_per_epoch = len(stateful)
-    else:
-        dataset = WindowDataset(corpus.train.ids, d.seq_len, cfg.stride)
-        steps_per_epoch = math.ceil(len(dataset) / d.batch_size)
-    if len(corpus.val) < 2:
-        raise TrainingError("the validation split is empty; raise data.val_fraction or add text")
-    # Only now, with the input known to be good, touch the run directory (and prove it is
-    # writable before any training time is spent).
-    ckpt.ensure_writable(out)
-    if not resume:
-        stack.enter_context(ckpt.RunLock(out))
-
-    opt = _make_optimizer(model, cfg)
-    sched = _make_epoch_scheduler(opt, cfg)
-    per_step_lr = t.scheduler in ("cosine", "none")
-    total_steps = t.epochs * steps_per_epoch
-    st = {
-        "epoch": 0,
-        "batch": 0,
-        "step": 0,
-        "best_val": math.inf,
-        "bad_epochs": 0,
-        "elapsed": 0.0,
-        "history": [],
-    }
-    hidden = None
-    if state is not None:
-        if "model" not in state:
-            raise RunDirError(f"{out / ckpt.STATE} has no model weights; it is not a lyricgen run")
-        ckpt.apply_weights(model, state["model"], out / ckpt.STATE)
-        if state.get("optimizer_name", t.optimizer) != t.optimizer:
-            raise RunDirError(
-                f"train.optimizer is {t.optimizer} but the run in {out} was trained with "
-                f"{state['optimizer_name']}; resume with the same optimizer or start a new run"
-            )
-        try:
-            opt.load_state_dict(state["optimizer"])
-            if sched is not None:
-                sched.load_state_dict(state["scheduler"])
-            st.update({k: state[k] for k in st})
-            torch.set_rng_state(state["rng_torch"])
-        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
-            raise RunDirError(
-                f"{out / ckpt.STATE} does not match this run ({exc}); retrain"
-            ) from None
-        if device.type == "cuda" and state.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(state["rng_cuda"])
-        if state.get("hidden") is not None:
-            h = state["hidden"]
-            hidden = (
-                tuple(x.to(device) for x in h) if isinstance(h, (list, tuple)) else h.to(device)
-            )
-        ckpt.save_run_files(out, cfg, vocab)  # records overrides such as a longer --epochs
-        ckpt.write_metrics(out, st["history"])  # a kill may have come before the last write
-        log.info("resuming at epoch %d, batch %d", st["epoch"] + 1, st["batch"])
-    else:
-        ckpt.save_run_files(out, cfg, vocab)
-        for stale in (ckpt.BEST, ckpt.STATE, ckpt.METRICS):
-            (out / stale).unlink(missing_ok=True)
-
-    def save_resumable() -> None:
-        # One file holds everything a resume needs (weights included), so a kill can never
-        # leave weights and optimizer/RNG state from different steps.
-        h = detach(hidden)
-        ckpt.save_train_state(
-            {
-                "model": ckpt.weights_dict(model),
-                **{k: st[k] for k in st},
-                "optimizer": opt.state_dict(),
-                "optimizer_name": t.optimizer,
-                "scheduler": sched.state_dict() if sched is not None else None,
-                "rng_torch": torch.get_rng_state(),
-                "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
-                "hidden": (list(x.cpu() for x in h) if isinstance(h, tuple) else h.cpu())
-                if h is not None
-                else None,
-            },
-            out / ckpt.STATE,
-        )
-
-    deadline_s = t.max_minutes * 60 if t.max_minutes else math.inf
-    model.train()
-    stop_reason = None
-    with _StopRequest() as stop:
-        while st["epoch"] < t.epochs and stop_reason is None:
-            epoch = st["epoch"]
-            if d.mode == "stateful":
-                batches = stateful
-            else:
-                batches = shuffled_batches(dataset, d.batch_size, t.seed, epoch)
-            if st["batch"] == 0:
-                hidden = None
-            progress.start_epoch(epoch + 1, len(batches), st["batch"])
-            sum_loss, n_tok, t0 = 0.0, 0, time.perf_counter()
-            while st["batch"] < len(batches):
-                item = batches[st["batch"]]
-                x, y = item if d.mode == "stateful" else dataset.batch(item)
-                x, y = x.to(device), y.to(device)
-                hidden = detach(hidden) if d.mode == "stateful" else None
-                logits, hidden = model(x, hidden)  # (B, T, V)
-                loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"the loss became {loss.item()} at step {st['step'] + 1}; lower train.lr "
-                        "or set train.clip_grad_norm (the last good checkpoint is kept)"
-                    )
-                if per_step_lr:
-                    frac = (st["elapsed"] + time.perf_counter() - t0) / deadline_s
-                    for g in opt.param_groups:
-                        g["lr"] = t.lr * lr_factor(cfg, st["step"], total_steps, frac)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if t.clip_grad_norm:
-                    # RNN gradients can explode through long products of recurrent weights.
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad_norm)
-                opt.step()
-                st["step"] += 1
-                st["batch"] += 1
-                sum_loss += loss.item() * y.numel()
-                n_tok += y.numel()
-                elapsed = time.perf_counter() - t0
-                progress.update(loss.item(), n_tok / max(elapsed, 1e-9))
-                if t.checkpoint_every and st["step"] % t.checkpoint_every == 0:
-                    save_resumable()
-                if stop.signum is not None:
-                    break
-                if st["elapsed"] + elapsed >= deadline_s:
-                    stop_reason = "time"
-                    break
-            st["elapsed"] += time.perf_counter() - t0
-            if stop.signum is not None:
-                save_resumable()
-                progress.close()
-                code = 130 if stop.signum == signal.SIGINT else 143
-                name = "SIGINT" if code == 130 else "SIGTERM"
-                raise TrainingInterrupted(
-                    f"{name}: saved a resumable checkpoint in {out}; continue with "
-                    f"`lyricgen train --out {out} --resume`",
-                    exit_code=code,
-                )
-            val = evaluate(model, corpus.val, t.eval_batch_size, d.seq_len, device, vocab.unk_id)
-            if t.scheduler == "step":
-                sched.step()
-            elif t.scheduler == "plateau":
-                sched.step(val["loss"])
-            metrics = {
-                "epoch": epoch + 1,
-                "step": st["step"],
-                "train_loss": sum_loss / max(1, n_tok),
-                "val_loss": val["loss"],
-                "val_ppl": val["ppl"],
-                "val_bpc": val["bpc"],
-                "val_unk_rate": val["unk_rate"],
-                "lr": opt.param_groups[0]["lr"],
-                "tokens_per_s": n_tok / max(1e-9, time.perf_counter() - t0),
-                "elapsed_s": st["elapsed"],
-                "partial_epoch": stop_reason == "time",
-            }
-            st["history"].append(metrics)
-            improved = val["loss"] < st["best_val"]
-            if improved:
-                st["best_val"] = val["loss"]
-                st["bad_epochs"] = 0
-            if improved or t.keep == "last":
-                ckpt.save_weights(model, out / ckpt.BEST)
-            else:
-                st["bad_epochs"] += 1
-            st["epoch"] += 1
-            st["batch"] = 0
-            hidden = None
-            save_resumable()
-            ckpt.write_metrics(out, st["history"])
-            progress.end_epoch({**metrics, "best": improved})
-            if t.patience and st["bad_epochs"] >= t.patience:
-                stop_reason = "early"
-                log.info("early stopping: no improvement for %d epochs", t.patience)
-    progress.close()
-    return st["history"]
+    """Train `cfg` into its run directory and return the per-epoch metrics history. Under
+    torchrun (WORLD_SIZE > 1) this process joins the group and trains its share."""
+    dist = distributed.from_env(cfg.train.device)
+    if not dist.main:  # one voice: rank 0 logs and shows progress
+        logging.getLogger("lyricgen").setLevel(logging.WARNING)
+    try:
+        with contextlib.ExitStack() as stack:
+            out = Path(out_dir or cfg.out_dir)
+            return Trainer(cfg, out, resume, overwrite, progress, dist, stack).run()
+    finally:
+        distributed.shutdown(dist)
 
 
 def score_text(run_dir: str | Path, path: str | Path, device: str = "auto") -> dict:
-    """Perplexity and bits per character of a trained run on any text file."""
+    """Perplexity and bits per character of a trained run on any text file (streamed through
+    the token cache, so a large file needs little memory)."""
     cfg = ckpt.load_run_config(run_dir)
-    text = read_corpus(path, cfg.data.encoding, what="text")
     dev = resolve_device(device)
     cfg, vocab, model = ckpt.load_run(run_dir, dev)
-    tokens = tokenize(text, vocab.level)
-    stream = make_stream(tokens, vocab, vocab.level)
+    tok = tokenize_file(path, vocab.level, cfg.data.encoding, None, cfg.data.cache_dir, "text")
+    stream = make_stream_from_types(tok.raw, tok.types, vocab)
     if len(stream) < 2:
         from lyricgen.errors import CorpusError
 

@@ -35,9 +35,18 @@ class Vocab:
         level: str = "char",
     ) -> Vocab:
         """Count tokens in one pass; order by frequency, ties broken by the token itself."""
-        counter = Counter(tokens)
-        for s in SPECIALS:
-            counter.pop(s, None)
+        return cls.from_counts(Counter(tokens).items(), min_freq, max_size, level)
+
+    @classmethod
+    def from_counts(
+        cls,
+        counts: Iterable[tuple[str, int]],
+        min_freq: int = 1,
+        max_size: int | None = None,
+        level: str = "char",
+    ) -> Vocab:
+        """From (token, count) pairs with distinct tokens, as `build` would order them."""
+        counter = {t: int(c) for t, c in counts if c > 0 and t not in SPECIALS}
         kept = [(t, c) for t, c in counter.items() if c >= min_freq]
         kept.sort(key=lambda tc: (-tc[1], tc[0]))
         if max_size is not None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from lyricgen.config import Config
 from lyricgen.errors import RunDirError
-from lyricgen.text import read_corpus, tokenize, train_val_split
 from lyricgen.vocab import SPECIALS, Vocab
 
 
@@ -34,19 +35,19 @@ def _summary(vocab: Vocab, top: int, lookups: list[str]) -> dict:
 
 def stats_from_corpus(cfg: Config, top: int = 20, lookups: list[str] = ()) -> dict:
     """Build the vocabulary exactly as `lyricgen train` would and describe it."""
+    from lyricgen.tokcache import build_vocab, corpus_splits, count_types
+
     d = cfg.data
-    text = read_corpus(d.corpus, d.encoding)
-    if d.val_corpus:
-        train_text, val_text = text, read_corpus(d.val_corpus, d.encoding, what="validation corpus")
-    else:
-        train_text, val_text = train_val_split(text, d.val_fraction)
-    train_tokens = tokenize(train_text, d.level)
-    vocab = Vocab.build(train_tokens, d.min_freq, d.max_size, level=d.level)
+    splits = corpus_splits(d)
+    vocab = build_vocab(splits, d)
     info = {"source": str(d.corpus), **_summary(vocab, top, list(lookups))}
-    val_tokens = tokenize(val_text, d.level)
-    known = sum(t in vocab.stoi for t in val_tokens)
-    info["val_tokens"] = len(val_tokens)
-    info["val_coverage"] = known / len(val_tokens) if val_tokens else None
+    known = np.fromiter(
+        (t in vocab.stoi for t in splits.val_types), np.int64, len(splits.val_types)
+    )
+    n_val = len(splits.val)
+    val_known = int(known @ count_types(splits.val, len(known))) if n_val else 0
+    info["val_tokens"] = n_val
+    info["val_coverage"] = val_known / n_val if n_val else None
     return info
 
 

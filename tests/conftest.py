@@ -7,6 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+
+def pytest_configure(config):
+    """Token caches go to a throw-away folder, never the user's ~/.cache."""
+    import os
+    import tempfile
+
+    os.environ.setdefault("LYRICGEN_CACHE_DIR", tempfile.mkdtemp(prefix="lyricgen-test-cache-"))
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "corpora"
 

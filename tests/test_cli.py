@@ -117,7 +117,7 @@ def test_ctrl_c_mid_epoch_then_resume_equals_uninterrupted(tmp_path, corpus, mod
         return tiny_config(
             tmp_path / name,
             corpus,
-            train={"epochs": 3},
+            train={"epochs": 3, "log_every": 1},  # a progress update after every batch
             data={"mode": mode, "batch_size": 4},
             model={"dropout": 0.2, "num_layers": 2},
         )
