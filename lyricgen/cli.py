@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -182,7 +183,7 @@ def train(
             "or choose another --out",
             1,
         ) from None
-    if history:
+    if history and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports
         best = min(history, key=lambda h: h["val_loss"])
         kept = (
             f"model.safetensors holds the last epoch ({history[-1]['epoch']})"

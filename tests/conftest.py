@@ -15,6 +15,7 @@ def pytest_configure(config):
 
     os.environ.setdefault("LYRICGEN_CACHE_DIR", tempfile.mkdtemp(prefix="lyricgen-test-cache-"))
 
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "corpora"
 

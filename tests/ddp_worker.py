@@ -1,0 +1,25 @@
+"""Run by tests/test_distributed.py under torchrun: trains a config and saves this rank's
+final weights and history, so the test can compare ranks with each other and with one
+process."""
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from lyricgen import distributed
+from lyricgen.checkpoint import weights_dict
+from lyricgen.config import load_config
+from lyricgen.train import Trainer
+
+cfg = load_config(sys.argv[1])
+out = Path(sys.argv[2])
+dist = distributed.from_env("cpu")
+with contextlib.ExitStack() as stack:
+    trainer = Trainer(cfg, Path(cfg.out_dir), False, True, None, dist, stack)
+    history = trainer.run()
+torch.save(weights_dict(trainer.model), out / f"rank{dist.rank}.pt")
+(out / f"rank{dist.rank}.json").write_text(json.dumps(history))
+distributed.shutdown(dist)
