@@ -39,10 +39,8 @@ def torchrun(args, nproc=2, timeout=60):
 @pytest.mark.parametrize("mode", ["shuffle", "stateful"])
 def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, mode):
     from lyricgen.config import load_config
-    from lyricgen.train import fit
-
     from lyricgen.data import WindowDataset
-    from lyricgen.train import prepare_corpus
+    from lyricgen.train import fit, prepare_corpus
 
     corpus = write_corpus(tmp_path / "corpus.txt", repeat=4)
 
@@ -65,6 +63,8 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, mo
     # which fill 11 global batches of 4, so both see the same data.
     cfg_path = config(4, 8)
     cfg = load_config(cfg_path)
+    if mode == "shuffle":
+        assert len(WindowDataset(prepare_corpus(cfg).train, 10, 8)) % 4 == 0
     r = torchrun([REPO / "tests" / "ddp_worker.py", cfg_path, tmp_path])
     assert r.returncode == 0, r.stderr[-2000:]
     w0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
@@ -93,3 +93,49 @@ def test_more_processes_than_stateful_streams_is_a_clear_error(tmp_path):
     assert "torchrun started 2 processes but stateful training has data.batch_size = 1" in r.stderr
     # one line from each worker; the only traceback is torchrun's own report of the exit
     assert "lyricgen/train.py" not in r.stderr and "lyricgen/cli.py" not in r.stderr
+
+
+def test_sigterm_to_torchrun_then_resume_continues_exactly(tmp_path):
+    import signal
+    import time
+
+    corpus = write_corpus(tmp_path / "corpus.txt", repeat=12)
+
+    def config(name, **train):
+        (tmp_path / name).mkdir()
+        return tiny_config(
+            tmp_path / name,
+            corpus,
+            data={"batch_size": 4, "mode": "stateful", "seq_len": 8},
+            model={"dropout": 0.2, "num_layers": 2},  # dropout on: masks must replay too
+            train={"epochs": 4, "log_every": 1, **train},
+        )
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    interrupted = config("a")
+    proc = subprocess.Popen(
+        [*cmd, "-m", "lyricgen", "train", "--config", str(interrupted)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    state = tmp_path / "a" / "run" / "train_state.pt"
+    deadline = time.monotonic() + 60
+    while not state.exists() and time.monotonic() < deadline:  # after epoch 1
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode != 0
+    assert "SIGTERM: saved a resumable checkpoint" in err
+    saved = torch.load(state, weights_only=True)
+    assert saved["world_size"] == 2 and saved["epoch"] < 4
+    r = torchrun(["-m", "lyricgen", "train", "--out", tmp_path / "a" / "run", "--resume"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = torchrun(["-m", "lyricgen", "train", "--config", config("b")])
+    assert r.returncode == 0, r.stderr[-2000:]
+    wa = torch.load(state, weights_only=True)["model"]
+    wb = torch.load(tmp_path / "b" / "run" / "train_state.pt", weights_only=True)["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
