@@ -230,10 +230,10 @@ class _TqdmProgress:
             disable=None,
         )  # None: no bar when stderr is not a terminal
 
-    def update(self, loss: float, tokens_per_s: float) -> None:
+    def update(self, batch: int, loss: float, tokens_per_s: float) -> None:
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)
-            self.bar.update(1)
+            self.bar.update(batch - self.bar.n)
 
     def end_epoch(self, m: dict) -> None:
         self.close()

@@ -3,6 +3,7 @@ the training loop needs. With one process every helper is a no-op."""
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -72,7 +73,10 @@ def from_env(device_name: str) -> Dist:
         cuda = device_name in ("auto", "cuda") and torch.cuda.is_available()
         if cuda:
             torch.cuda.set_device(local_rank)
-        torch.distributed.init_process_group("nccl" if cuda else "gloo")
+        # generous: the other processes wait at a barrier while one tokenizes a big corpus
+        torch.distributed.init_process_group(
+            "nccl" if cuda else "gloo", timeout=datetime.timedelta(hours=2)
+        )
     return Dist(rank, world, local_rank)
 
 

@@ -61,8 +61,8 @@ class LyricsModel(nn.Module):
         if not time_major:
             ids = ids.t()  # (T, B)
         x = self.drop(self.embedding(ids))  # (T, B, E)
-        if self.rnn_fp32 and torch.is_autocast_enabled():
-            with torch.autocast(x.device.type, enabled=False):  # see lyricgen.precision
+        if self.rnn_fp32:  # the RNN kernel has no bf16 here: see lyricgen.precision
+            with torch.autocast(x.device.type, enabled=False):
                 out, hidden = self.rnn(x.float(), _float(hidden))
         else:
             out, hidden = self.rnn(x, hidden)  # (T, B, H)

@@ -31,11 +31,13 @@ class Precision:
             raise ConfigError("train.precision bf16 is not supported on MPS; use fp32")
         # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range
         self.scaler = torch.amp.GradScaler("cuda") if name == "fp16" else None
-        if name == "bf16" and device.type == "cuda" and not _rnn_runs(model, device):
+        if name == "bf16" and not _rnn_runs(model, device):
             model.rnn_fp32 = True
+            kernels = "cuDNN" if device.type == "cuda" else "oneDNN" if device.type == "cpu" else ""
             log.warning(
-                "bf16: cuDNN cannot run this %s in bf16 here, so the recurrent layer runs in "
-                "fp32 and the embedding and output layers in bf16",
+                "bf16: %s cannot run this %s in bf16 here, so the recurrent layer runs in fp32 "
+                "and the embedding and output layers in bf16",
+                kernels or device.type,
                 model.cfg.cell.upper(),
             )
 
@@ -70,7 +72,7 @@ def _rnn_runs(model: torch.nn.Module, device: torch.device) -> bool:
     """Whether the model's RNN runs forward and backward under bf16 autocast here."""
     rnn = model.rnn
     try:
-        x = torch.zeros(2, 1, rnn.input_size, device=device, requires_grad=True)
+        x = torch.zeros(3, 2, rnn.input_size, device=device, requires_grad=True)
         with torch.autocast(device.type, dtype=torch.bfloat16):
             out, _ = rnn(x)
         out.float().sum().backward()

@@ -154,7 +154,9 @@ class Progress:
 
     def start_epoch(self, epoch: int, total: int, done: int) -> None: ...
 
-    def update(self, loss: float, tokens_per_s: float) -> None: ...
+    def update(self, batch: int, loss: float, tokens_per_s: float) -> None:
+        """Called every train.log_every steps: batches done in the epoch, the mean loss and
+        the tokens/s (all processes) since the last call."""
 
     def end_epoch(self, metrics: dict) -> None: ...
 
@@ -278,7 +280,7 @@ class Trainer:
         dist: Dist,
         stack: contextlib.ExitStack,
     ):
-        t, d = cfg.train, cfg.data
+        t = cfg.train
         self.cfg, self.out, self.dist = cfg, out, dist
         self.progress = progress if progress is not None and dist.main else Progress()
         if t.num_threads:
@@ -287,22 +289,7 @@ class Trainer:
         if self.device.type == "cuda" and dist.active:
             self.device = torch.device("cuda", dist.local_rank)
         _check_processes(cfg, dist)
-        saved, vocab = None, None
-        if resume:
-            if not out.is_dir():
-                raise RunDirError(
-                    f"run directory {out} does not exist, so there is nothing to resume"
-                )
-            if dist.main:
-                stack.enter_context(ckpt.RunLock(out))
-                ckpt.remove_temp_files(out)  # left by a kill in the middle of a write
-            saved = ckpt.load_train_state(out / ckpt.STATE)
-            vocab = ckpt.load_vocab(out)
-        elif not overwrite and any((out / f).exists() for f in (ckpt.STATE, ckpt.BEST)):
-            raise RunDirError(
-                f"{out} already holds a trained run; continue it with --resume, replace it with "
-                "--overwrite, or choose another --out"
-            )
+        saved, vocab = self._open_run(resume, overwrite, stack)
         seed_everything(t.seed)
         # one process per machine tokenizes (or checks the cache); the others then read it
         if dist.local_rank != 0:
@@ -313,24 +300,8 @@ class Trainer:
         self.vocab = self.corpus.vocab
         self.model = LyricsModel(len(self.vocab), cfg.model).to(self.device)
         self.precision = Precision(t.precision, self.device, self.model)
-        self.ddp = self.model
-        if dist.active:
-            from torch.nn.parallel import DistributedDataParallel
-
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.ddp = DistributedDataParallel(self.model, device_ids=ids)
-        if d.mode == "stateful":
-            self.stateful = StatefulBatches(
-                self.corpus.train, d.batch_size, d.seq_len, dist.rank, dist.world
-            )
-            self.steps_per_epoch = len(self.stateful)
-        else:
-            self.dataset = WindowDataset(self.corpus.train, d.seq_len, cfg.stride)
-            self.steps_per_epoch = len(self._batches(0))
-        if len(self.corpus.val) < 2:
-            raise TrainingError(
-                "the validation split is empty; raise data.val_fraction or add text"
-            )
+        self.ddp = self._wrap(self.model)
+        self.steps_per_epoch = self._make_data()
         log.info(
             "vocab %d, train %d tokens, val %d tokens, %d parameters, device %s, %s%s",
             len(self.vocab),
@@ -355,6 +326,50 @@ class Trainer:
         self.stop_reason: str | None = None
         self._restore(saved) if saved is not None else self._start_fresh()
         dist.barrier()
+
+    def _open_run(self, resume: bool, overwrite: bool, stack: contextlib.ExitStack):
+        """(saved state, vocabulary) of the run being resumed, else (None, None) after making
+        sure no finished run is overwritten by accident."""
+        out = self.out
+        if not resume:
+            if not overwrite and any((out / f).exists() for f in (ckpt.STATE, ckpt.BEST)):
+                raise RunDirError(
+                    f"{out} already holds a trained run; continue it with --resume, replace it "
+                    "with --overwrite, or choose another --out"
+                )
+            return None, None
+        if not out.is_dir():
+            raise RunDirError(f"run directory {out} does not exist, so there is nothing to resume")
+        if self.dist.main:
+            stack.enter_context(ckpt.RunLock(out))
+            ckpt.remove_temp_files(out)  # left by a kill in the middle of a write
+        return ckpt.load_train_state(out / ckpt.STATE), ckpt.load_vocab(out)
+
+    def _wrap(self, model: LyricsModel) -> torch.nn.Module:
+        """DistributedDataParallel under torchrun (it averages gradients during backward)."""
+        if not self.dist.active:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def _make_data(self) -> int:
+        """Set up this process's batches; returns the steps in an epoch."""
+        cfg, d, dist = self.cfg, self.cfg.data, self.dist
+        if d.mode == "stateful":
+            self.stateful = StatefulBatches(
+                self.corpus.train, d.batch_size, d.seq_len, dist.rank, dist.world
+            )
+            steps = len(self.stateful)
+        else:
+            self.dataset = WindowDataset(self.corpus.train, d.seq_len, cfg.stride)
+            steps = len(self._batches(0))
+        if len(self.corpus.val) < 2:
+            raise TrainingError(
+                "the validation split is empty; raise data.val_fraction or add text"
+            )
+        return steps
 
     # ------------------------------------------------------------ the loop
 
@@ -444,7 +459,9 @@ class Trainer:
             )
         self.epoch_loss += total
         self.epoch_tokens += tokens
-        self.progress.update(total / tokens, tokens * self.dist.world / max(seconds, 1e-9))
+        self.progress.update(
+            self.st.batch, total / tokens, tokens * self.dist.world / max(seconds, 1e-9)
+        )
 
     def _should_stop(self, elapsed: float) -> bool:
         """A signal or the time budget; with several processes all agree on the same step."""

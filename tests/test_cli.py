@@ -98,7 +98,7 @@ class InterruptAfter(Progress):
     def __init__(self, n):
         self.n = n
 
-    def update(self, loss, tokens_per_s):
+    def update(self, batch, loss, tokens_per_s):
         self.n -= 1
         if self.n == 0:
             signal.raise_signal(signal.SIGINT)

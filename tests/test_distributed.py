@@ -132,8 +132,24 @@ def test_sigterm_to_torchrun_then_resume_continues_exactly(tmp_path):
     assert "SIGTERM: saved a resumable checkpoint" in err
     saved = torch.load(state, weights_only=True)
     assert saved["world_size"] == 2 and saved["epoch"] < 4
+    import shutil
+
+    shutil.copytree(tmp_path / "a" / "run", tmp_path / "one")
     r = torchrun(["-m", "lyricgen", "train", "--out", tmp_path / "a" / "run", "--resume"])
     assert r.returncode == 0, r.stderr[-2000:]
+    # another number of processes resumes too: same batches, other dropout masks
+    r = subprocess.run(
+        [sys.executable, "-m", "lyricgen", "train", "--out", str(tmp_path / "one"), "--resume"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "resuming with 1 processes (saved with 2)" in r.stderr
+    metrics = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2, 3, 4] and metrics[-1]["world_size"] == 1
     r = torchrun(["-m", "lyricgen", "train", "--config", config("b")])
     assert r.returncode == 0, r.stderr[-2000:]
     wa = torch.load(state, weights_only=True)["model"]

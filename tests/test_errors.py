@@ -374,3 +374,23 @@ def test_full_disk_is_reported_and_keeps_last_good_files(tmp_path, config, monke
     for name, data in before.items():
         if name not in ("config.yaml", "metrics.jsonl"):
             assert (run / name).read_bytes() == data, name
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs mkfifo")
+def test_fifo_corpus_fails_at_once_instead_of_hanging(tmp_path):
+    fifo = tmp_path / "corpus.fifo"
+    os.mkfifo(fifo)  # reading it would block forever: nobody writes
+    check_fails(["train", "--config", tiny_config(tmp_path, fifo)], "is a FIFO (named pipe)")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_device_corpus_fails_at_once(tmp_path):
+    check_fails(["train", "--config", tiny_config(tmp_path, Path("/dev/zero"))], "is a device")
+
+
+def test_fp16_on_a_cpu_is_refused_with_the_alternatives(tmp_path, config):
+    check_fails(
+        ["train", "--config", config, "--precision", "fp16"], "use --precision bf16 or fp32"
+    )
+    assert not (tmp_path / "run" / "train_state.pt").exists()
