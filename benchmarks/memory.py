@@ -65,14 +65,23 @@ def repeat_corpus(path: Path, times: int) -> Path:
 
 
 def seg_speed(err: str) -> float | None:
-    """chars/s from lyricgen's 'tokenized ...: N chars -> ... in S s' log line."""
+    """chars/s from lyricgen's log: 'tokenized ... (N chars/s)' on a first run, 'token cache:
+    ... (...; hashed, read and checked in S s, N chars/s)' when the cache is read."""
     for line in err.splitlines():
-        if line.startswith("tokenized ") and "chars/s" in line:
-            return float(line.rsplit("(", 1)[1].split()[0])
+        if line.startswith(("tokenized ", "token cache: ")) and "chars/s" in line:
+            return float(line.rsplit(", ", 1)[1].split(" chars/s")[0])
     return None
 
 
-def measure(name: str, corpus: Path, config: str, minutes: float, work: Path, env: dict) -> dict:
+def measure(
+    name: str,
+    corpus: Path,
+    config: str,
+    minutes: float,
+    work: Path,
+    env: dict,
+    sets: tuple[str, ...] = (),
+) -> dict:
     cache = work / f"cache-{name}"
     shutil.rmtree(cache, ignore_errors=True)
     env = {**env, "LYRICGEN_CACHE_DIR": str(cache)}
@@ -90,6 +99,7 @@ def measure(name: str, corpus: Path, config: str, minutes: float, work: Path, en
         str(minutes),
         "--set",
         "data.val_fraction=0.002",
+        *(x for kv in sets for x in ("--set", kv)),
     ]
     chars = len(corpus.read_text(encoding="utf-8"))
     row = {"name": name, "bytes": corpus.stat().st_size, "chars": chars}
@@ -112,6 +122,13 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/lyricgen-mem"))
     ap.add_argument("--repeats", type=int, nargs="*", default=[30, 120])
     ap.add_argument("--word", type=int, default=3, help="songci repeats for the word run (0: skip)")
+    ap.add_argument(
+        "--word-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra override for the word runs, e.g. data.max_size=20000 (repeatable)",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     if not SONGCI.exists():
@@ -128,9 +145,16 @@ def main() -> None:
     rows = []
     if args.word:
         corpus = repeat_corpus(args.workdir / f"songci{args.word}.txt", args.word)
+        name = f"word x{args.word}" + "".join(f" {kv}" for kv in args.word_set)
         rows.append(
             measure(
-                f"word x{args.word}", corpus, "configs/jaychou_word.yaml", 0.1, args.workdir, env
+                name,
+                corpus,
+                "configs/jaychou_word.yaml",
+                0.1,
+                args.workdir,
+                env,
+                tuple(args.word_set),
             )
         )
         r = rows[-1]

@@ -72,21 +72,22 @@ class LyricsModel(nn.Module):
         return logits, hidden
 
 
-def _float(hidden: Hidden | None) -> Hidden | None:
+def map_hidden(hidden: Hidden | None, fn) -> Hidden | None:
+    """Apply `fn` to the hidden state's tensor, or to both of an LSTM's (h, c)."""
     if hidden is None:
         return None
     if isinstance(hidden, tuple):
-        return tuple(h.float() for h in hidden)
-    return hidden.float()
+        return tuple(fn(h) for h in hidden)
+    return fn(hidden)
+
+
+def _float(hidden: Hidden | None) -> Hidden | None:
+    return map_hidden(hidden, lambda h: h.float())
 
 
 def detach(hidden: Hidden | None) -> Hidden | None:
     """Cut the graph between batches (truncated BPTT) but keep the state's values."""
-    if hidden is None:
-        return None
-    if isinstance(hidden, tuple):
-        return tuple(h.detach() for h in hidden)
-    return hidden.detach()
+    return map_hidden(hidden, lambda h: h.detach())
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -342,11 +342,19 @@ def tokenize_file(
     """Tokenize `path` (or read its cached tokenization). With `val_fraction`, the last
     blocks (songs, or lines) holding that fraction of the characters are marked as validation."""
     p = check_corpus_file(path, what)
+    t0 = time.perf_counter()
     root = cache_root(cache_dir)
     folder = root / _key(file_digest(p), level, encoding, val_fraction)
     cached = _load(folder)
     if cached is not None:
-        log.info("token cache: %s (%d tokens)", folder, len(cached.raw))
+        seconds = time.perf_counter() - t0  # hashing the corpus and checking the cache
+        log.info(
+            "token cache: %s (%d tokens; hashed, read and checked in %.2f s, %.0f chars/s)",
+            folder,
+            len(cached.raw),
+            seconds,
+            cached.chars / max(seconds, 1e-9),
+        )
         return cached
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -436,7 +444,7 @@ def _build(
     }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     log.info(
-        "tokenized %s: %d chars -> %d %s tokens in %.1f s (%.0f chars/s)",
+        "tokenized %s: %d chars -> %d %s tokens (in %.1f s, %.0f chars/s)",
         path,
         total,
         enc.count,

@@ -37,7 +37,7 @@ from lyricgen.data import (
 )
 from lyricgen.distributed import Dist
 from lyricgen.errors import ConfigError, RunDirError, TrainingError, TrainingInterrupted
-from lyricgen.model import LyricsModel, count_parameters, detach
+from lyricgen.model import LyricsModel, count_parameters, detach, map_hidden
 from lyricgen.precision import Precision
 from lyricgen.tokcache import build_vocab, corpus_splits, tokenize_file
 from lyricgen.vocab import Vocab
@@ -549,11 +549,9 @@ class Trainer:
         """One file holds everything a resume needs (weights included), so a kill can never
         leave weights and optimizer state from different steps. Every process takes part
         (the stateful hidden state is gathered from all of them); rank 0 writes."""
-        h = detach(self.hidden)
-        if h is not None:
-            parts = h if isinstance(h, tuple) else (h,)
-            parts = [self.dist.gather_columns(p.float()).cpu() for p in parts]
-            h = parts if isinstance(self.hidden, tuple) else parts[0]
+        h = map_hidden(detach(self.hidden), lambda p: self.dist.gather_columns(p.float()).cpu())
+        if isinstance(h, tuple):
+            h = list(h)  # train_state.pt holds plain containers
         if not self.dist.main:
             return
         ckpt.save_train_state(
@@ -591,12 +589,9 @@ class Trainer:
                 f"{out / ckpt.STATE} does not match this run ({exc}); retrain"
             ) from None
         h = saved.get("hidden")
-        if h is not None:
-            parts = [
-                self.dist.my_columns(p).to(self.device)
-                for p in (h if isinstance(h, (list, tuple)) else [h])
-            ]
-            self.hidden = tuple(parts) if isinstance(h, (list, tuple)) else parts[0]
+        if isinstance(h, list):
+            h = tuple(h)
+        self.hidden = map_hidden(h, lambda p: self.dist.my_columns(p).to(self.device))
         was = saved.get("world_size", 1)
         if was != self.dist.world:
             log.info(
