@@ -108,11 +108,7 @@ def measure(
         row[phase] = {"wall_s": wall, "peak_rss_mib": rss, "seg_chars_per_s": seg_speed(err)}
         print(
             f"{name:>12} {phase:>6}: {wall:6.1f} s wall, peak RSS {rss:7.0f} MiB"
-            + (
-                f", tokenized at {row[phase]['seg_chars_per_s']:,.0f} chars/s"
-                if phase == "first"
-                else ""
-            )
+            + f", tokens ready at {row[phase]['seg_chars_per_s'] or 0:,.0f} chars/s"
         )
     return row
 
