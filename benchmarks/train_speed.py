@@ -14,7 +14,7 @@ characters of `--corpus` (default ../shared/corpora/songci.txt). The example spl
 whitespace, so its data files hold the text with the characters of each line separated by
 spaces (it adds `<eos>` per line where lyricgen has a newline token).
 
-- peer: its own `main.py` on CPU (no `--accel`) with `--epochs 1 --log-interval N`; it is stopped
+- peer: its own `main.py` on CPU (no `--accel`; with `--device cuda` it gets `--accel`) with `--epochs 1 --log-interval N`; it is stopped
   once its logged intervals cover `--seconds` of training. tokens/s = batch * bptt * 1000 /
   (ms/batch), median over the intervals after the first (warm-up).
 - lyricgen: the real `lyricgen train` CLI with `--max-minutes` = `--seconds` / 60, stateful
@@ -64,6 +64,7 @@ GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 MIN_INTERVALS = 3  # peer intervals logged before it may stop: one warm-up, two timed
 BUSY_WARN = 0.2  # cores used by other processes above which a run is flagged
 MS_PER_BATCH = re.compile(r"ms/batch\s+([0-9.]+)")
+DEVICE = "cpu"  # --device: where both programs train (cuda: the example gets --accel)
 
 
 @dataclass(frozen=True)
@@ -204,23 +205,27 @@ def other_cores(before: tuple[float, float], after: tuple[float, float], wall: f
 
 
 def matmul_peak(threads: int, sizes: list[int], min_seconds: float = 1.0) -> dict:
-    """Median GFLOP/s of fp32 torch.mm per size; the peak is the best of the medians."""
+    """Median GFLOP/s of fp32 torch.mm per size on --device; the peak is the best median."""
     torch.set_num_threads(threads)
+    dev = torch.device(DEVICE)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     per_size = {}
     for n in sizes:
-        a, b = torch.randn(n, n), torch.randn(n, n)
-        out = torch.empty(n, n)
+        a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
+        out = torch.empty(n, n, device=dev)
         for _ in range(2):
             torch.mm(a, b, out=out)
+        sync()
         rates: list[float] = []
         start = time.perf_counter()
         while len(rates) < 5 or (time.perf_counter() - start < min_seconds and len(rates) < 50):
             t0 = time.perf_counter()
             torch.mm(a, b, out=out)
+            sync()
             rates.append(2 * n**3 / (time.perf_counter() - t0) / 1e9)
         per_size[str(n)] = {"median_gflops": statistics.median(rates), "samples": rates}
     peak = max(v["median_gflops"] for v in per_size.values())
-    return {"threads": threads, "peak_gflops": peak, "sizes": per_size}
+    return {"threads": threads, "device": DEVICE, "peak_gflops": peak, "sizes": per_size}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,6 +307,8 @@ def run_peer(
         python, "-u", str(peer_dir / "main.py"), "--data", str(data_dir), *shape.peer_args(),
         "--log-interval", str(log_interval), "--save", str(work / "model.pt"),
     ]  # fmt: skip
+    if DEVICE != "cpu":
+        cmd.append("--accel")
     load = os.getloadavg()[0]
     wall_limit = 4 * seconds + 300
     cpu0 = cpu_snapshot()
@@ -384,7 +391,7 @@ def run_lyricgen(out: Path, threads: int, minutes: float, args: list[str], sets:
     """One `lyricgen train` run; returns its metrics and the shape it trained."""
     cmd = [
         *lyricgen_cmd(), "train", *args, "--out", str(out), "--overwrite",
-        "--max-minutes", f"{minutes:g}", "--device", "cpu",
+        "--max-minutes", f"{minutes:g}", "--device", DEVICE,
     ]  # fmt: skip
     for s in sets:
         cmd += ["--set", s]
@@ -652,6 +659,14 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--config-minutes", type=float, default=0.5)
     ap.add_argument("--no-compare", action="store_true", help="skip the peer/lyricgen runs")
     ap.add_argument("--matmul-sizes", type=int, nargs="+", default=[1024, 2048])
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    shape = ap.add_argument_group("shape of the compared model (default: the issue's)")
+    shape.add_argument("--cell", choices=["lstm", "gru"], default=Shape.cell)
+    shape.add_argument("--embedding", type=int, default=Shape.embedding)
+    shape.add_argument("--hidden", type=int, default=Shape.hidden)
+    shape.add_argument("--layers", type=int, default=Shape.layers)
+    shape.add_argument("--batch-size", type=int, default=Shape.batch_size)
+    shape.add_argument("--bptt", type=int, default=Shape.bptt)
     ap.add_argument("--python", default=sys.executable, help="interpreter for the peer")
     ap.add_argument("--json", type=Path, help="write all raw numbers here")
     ap.add_argument("--keep", action="store_true", help="keep the temporary run directories")
@@ -668,7 +683,14 @@ def run_line(r: dict) -> str:
 
 
 def compare(args: argparse.Namespace, tmp: Path, peak: float) -> dict:
-    shape = Shape()
+    shape = Shape(
+        cell=args.cell,
+        embedding=args.embedding,
+        hidden=args.hidden,
+        layers=args.layers,
+        batch_size=args.batch_size,
+        bptt=args.bptt,
+    )
     text = args.corpus.read_text(encoding="utf-8")[: args.chars]
     text_file = tmp / "corpus.txt"
     text_file.write_text(text, encoding="utf-8")
@@ -725,7 +747,9 @@ def compare(args: argparse.Namespace, tmp: Path, peak: float) -> dict:
 
 
 def main() -> None:
+    global DEVICE
     args = parse_args()
+    DEVICE = args.device
     if args.no_compare and args.configs is None:
         raise SystemExit("--no-compare without --configs leaves nothing to measure")
     if args.peer_dir and not (args.peer_dir / "main.py").exists():
