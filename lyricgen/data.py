@@ -194,12 +194,6 @@ class StatefulBatches:
         return cols[:-1], cols[1:]
 
 
-def batchify(ids: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Lay a stream out as `batch_size` contiguous columns: (B, N // B)."""
-    n = len(ids) // batch_size
-    return ids[: n * batch_size].view(batch_size, n)
-
-
 def eval_chunks(
     stream: Stream, batch_size: int, seq_len: int, rank: int = 0, world: int = 1
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
