@@ -11,8 +11,9 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from lyricgen.config import Config, dump_config, from_dict, load_yaml
 from lyricgen.errors import ConfigError, LyricgenError, RunDirError
@@ -32,8 +33,10 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def atomic_write(path: str | Path, data: bytes | str) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never a mix."""
+def atomic_write(path: str | Path, data: bytes | str | Callable[[BinaryIO], None]) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never a mix.
+    `data` may be a function that writes into the open file, so a large object is streamed
+    to disk instead of being serialized into memory first."""
     path = Path(path)
     if isinstance(data, str):
         data = data.encode("utf-8")
@@ -41,12 +44,18 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
-            if _WRITE_DELAY:  # fault-injection hook for tests: widen the window for a kill
-                f.write(data[: len(data) // 2])
-                f.flush()
-                time.sleep(_WRITE_DELAY)
-                data = data[len(data) // 2 :]
-            f.write(data)
+            if callable(data):
+                data(f)
+                if _WRITE_DELAY:  # fault-injection hook for tests: a window before the rename
+                    f.flush()
+                    time.sleep(_WRITE_DELAY)
+            else:
+                if _WRITE_DELAY:  # fault-injection hook for tests: widen the window for a kill
+                    f.write(data[: len(data) // 2])
+                    f.flush()
+                    time.sleep(_WRITE_DELAY)
+                    data = data[len(data) // 2 :]
+                f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -155,9 +164,7 @@ def apply_weights(model: torch.nn.Module, tensors: dict, source: str | Path) -> 
 def save_train_state(state: dict, path: str | Path) -> None:
     import torch
 
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write(path, buf.getvalue())
+    atomic_write(path, lambda f: torch.save(state, f))  # streamed: no second copy in memory
 
 
 def load_train_state(path: str | Path) -> dict:
