@@ -394,3 +394,13 @@ def test_fp16_on_a_cpu_is_refused_with_the_alternatives(tmp_path, config):
         ["train", "--config", config, "--precision", "fp16"], "use --precision bf16 or fp32"
     )
     assert not (tmp_path / "run" / "train_state.pt").exists()
+
+
+def test_unusable_cache_dir_is_one_line_with_the_setting_to_change(tmp_path, config):
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("x", encoding="utf-8")
+    check_fails(
+        ["train", "--config", config, "--set", f"data.cache_dir={blocker / 'cache'}"],
+        "set data.cache_dir or LYRICGEN_CACHE_DIR",
+    )
+    assert not (tmp_path / "run").exists()
