@@ -148,9 +148,13 @@ class ShuffledBatches:
         g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         self.perm = torch.randperm(len(dataset), generator=g).numpy()
         self.dataset, self.batch_size, self.rank, self.world = dataset, batch_size, rank, world
-        # one process keeps a last partial batch; several drop it so every rank has equal work
-        n = len(self.perm)
-        self.n = math.ceil(n / batch_size) if world == 1 else n // batch_size
+        self.n = self.count(len(dataset), batch_size, world)
+
+    @staticmethod
+    def count(windows: int, batch_size: int, world: int = 1) -> int:
+        """Batches in an epoch: one process keeps a last partial batch; several drop it so
+        every process has equal work."""
+        return math.ceil(windows / batch_size) if world == 1 else windows // batch_size
 
     def __len__(self) -> int:
         return self.n

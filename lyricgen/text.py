@@ -17,13 +17,32 @@ _GUESSES = ("gb18030", "big5")
 
 
 def guess_encoding(raw: bytes) -> str | None:
+    """GBK or Big5 when `raw` (possibly cut mid-character at its end) decodes as one."""
     for enc in _GUESSES:
-        try:
-            raw.decode(enc)
-        except UnicodeDecodeError:
-            continue
-        return "gbk" if enc == "gb18030" else enc
+        for cut in range(4):  # a sample read from a file may end inside a character
+            try:
+                raw[: len(raw) - cut].decode(enc)
+            except UnicodeDecodeError:
+                continue
+            return "gbk" if enc == "gb18030" else enc
     return None
+
+
+def codec(encoding: str) -> str:
+    """The Python codec for data.encoding: UTF-8 drops a BOM."""
+    enc = encoding.lower().replace("_", "-")
+    return "utf-8-sig" if enc in ("utf-8", "utf8") else encoding
+
+
+def decode_error(what: str, path: Path, encoding: str, where: str, sample: bytes) -> CorpusError:
+    """The one-line error for undecodable text, pointing at data.encoding."""
+    guess = guess_encoding(sample) if codec(encoding) == "utf-8-sig" else None
+    hint = (
+        f"it looks like {guess.upper()}; set data.encoding: {guess} (or --set data.encoding={guess})"
+        if guess
+        else "convert it to UTF-8 or set data.encoding to its encoding"
+    )
+    return CorpusError(f"{what} {path} is not valid {encoding} ({where}); {hint}")
 
 
 def check_corpus_file(path: str | Path, what: str = "corpus") -> Path:
@@ -74,19 +93,10 @@ def read_corpus(path: str | Path, encoding: str = "utf-8", what: str = "corpus")
         raise CorpusError(
             f"{what} {p} cannot be read ({exc.strerror}); check its permissions"
         ) from None
-    enc = encoding.lower().replace("_", "-")
     try:
-        text = raw.decode("utf-8-sig" if enc in ("utf-8", "utf8") else encoding)
+        text = raw.decode(codec(encoding))
     except UnicodeDecodeError as exc:
-        guess = guess_encoding(raw) if enc in ("utf-8", "utf8") else None
-        hint = (
-            f"it looks like {guess.upper()}; set data.encoding: {guess} (or --set data.encoding={guess})"
-            if guess
-            else "convert it to UTF-8 or set data.encoding to its encoding"
-        )
-        raise CorpusError(
-            f"{what} {p} is not valid {encoding} (byte {exc.start}); {hint}"
-        ) from None
+        raise decode_error(what, p, encoding, f"byte {exc.start}", raw) from None
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise CorpusError(f"{what} {p} contains only whitespace; give a file with lyric lines")

@@ -32,7 +32,7 @@ import numpy as np
 
 from lyricgen.config import DataConfig
 from lyricgen.errors import CorpusError
-from lyricgen.text import NEWLINE, check_corpus_file, guess_encoding
+from lyricgen.text import NEWLINE, check_corpus_file, codec, decode_error
 from lyricgen.vocab import Vocab
 
 log = logging.getLogger(__name__)
@@ -61,28 +61,18 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _codec(encoding: str) -> str:
-    enc = encoding.lower().replace("_", "-")
-    return "utf-8-sig" if enc in ("utf-8", "utf8") else encoding
-
-
 def iter_lines(path: Path, encoding: str, what: str = "corpus") -> Iterator[str]:
     """Lines without their line break; CRLF and CR count as line breaks, a BOM is dropped."""
     n = 0
     try:
         # newline=None: universal newlines, so \r\n and \r arrive as \n
-        with open(path, encoding=_codec(encoding), newline=None) as f:
+        with open(path, encoding=codec(encoding), newline=None) as f:
             for n, line in enumerate(f, 1):  # noqa: B007 - n names the line in errors
                 yield line[:-1] if line.endswith(NEWLINE) else line
     except UnicodeDecodeError:
         with open(path, "rb") as f:
-            guess = guess_encoding(f.read(1 << 20)) if _codec(encoding) == "utf-8-sig" else None
-        hint = (
-            f"it looks like {guess.upper()}; set data.encoding: {guess} (or --set data.encoding={guess})"
-            if guess
-            else "convert it to UTF-8 or set data.encoding to its encoding"
-        )
-        raise CorpusError(f"{what} {path} is not valid {encoding} (line {n + 1}); {hint}") from None
+            sample = f.read(1 << 20)
+        raise decode_error(what, path, encoding, f"line {n + 1}", sample) from None
 
 
 @dataclass

@@ -364,7 +364,7 @@ class Trainer:
             steps = len(self.stateful)
         else:
             self.dataset = WindowDataset(self.corpus.train, d.seq_len, cfg.stride)
-            steps = len(self._batches(0))
+            steps = ShuffledBatches.count(len(self.dataset), d.batch_size, dist.world)
         if len(self.corpus.val) < 2:
             raise TrainingError(
                 "the validation split is empty; raise data.val_fraction or add text"
@@ -634,7 +634,6 @@ def fit(
 def score_text(run_dir: str | Path, path: str | Path, device: str = "auto") -> dict:
     """Perplexity and bits per character of a trained run on any text file (streamed through
     the token cache, so a large file needs little memory)."""
-    cfg = ckpt.load_run_config(run_dir)
     dev = resolve_device(device)
     cfg, vocab, model = ckpt.load_run(run_dir, dev)
     tok = tokenize_file(path, vocab.level, cfg.data.encoding, None, cfg.data.cache_dir, "text")
