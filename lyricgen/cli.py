@@ -62,6 +62,11 @@ class Backend(str, Enum):
     torch = "torch"
 
 
+class RhymeLines(str, Enum):
+    all = "all"
+    even = "even"
+
+
 class Level(str, Enum):
     char = "char"
     word = "word"
@@ -136,6 +141,13 @@ def train(
         PrecisionName | None,
         typer.Option(help="Autocast precision (train.precision); fp16 needs a CUDA GPU."),
     ] = None,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Fine-tune: start from this run's weights (its cell, sizes and vocabulary, "
+            "extended with this corpus's tokens)."
+        ),
+    ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")
     ] = False,
@@ -163,6 +175,7 @@ def train(
                 "train.seed": seed,
                 "train.max_minutes": max_minutes,
                 "train.precision": precision.value if precision else None,
+                "train.init_from": str(init_from) if init_from else None,
             },
         )
         if resume:
@@ -172,7 +185,9 @@ def train(
         from lyricgen.train import fit
 
         bar = _TqdmProgress()
-        history = fit(cfg, resume=resume, progress=bar, overwrite=overwrite)
+        history = fit(
+            cfg, resume=resume, progress=bar, overwrite=overwrite, explicit=set(overrides)
+        )
     except LyricgenError as exc:
         raise _fail(exc, exc.exit_code) from None
     except KeyboardInterrupt:
@@ -297,6 +312,25 @@ def generate(
     prefix: Annotated[
         str | None, typer.Option(help="Text fed before the start to set the mood; not printed.")
     ] = None,
+    rhyme: Annotated[
+        str | None,
+        typer.Option(
+            help="押韵: 'auto' (lines rhyme with the first) or a 十三辙 group, e.g. 江阳 or ang."
+        ),
+    ] = None,
+    rhyme_lines: Annotated[
+        RhymeLines, typer.Option(help="Which lines rhyme: all, or even (2, 4, 6, ...).")
+    ] = RhymeLines.all,
+    max_copy: Annotated[
+        int | None,
+        typer.Option(
+            help="Copy guard: no line holds more than N consecutive tokens of the training text."
+        ),
+    ] = None,
+    corpus: Annotated[
+        Path | None,
+        typer.Option(help="The run's training corpus, to build its copy index if it has none."),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print samples with tokens, log-probs and perplexity.")
     ] = False,
@@ -332,6 +366,9 @@ def generate(
             beam=beam,
             length_penalty=length_penalty,
             prefix=prefix,
+            rhyme=rhyme,
+            rhyme_lines=rhyme_lines.value,
+            max_copy=max_copy,
         )
         opts.validate()
         if backend == Backend.numpy and device != Device.cpu:
@@ -343,21 +380,37 @@ def generate(
             from lyricgen.generate import TorchStepper
             from lyricgen.train import resolve_device
 
-            _, vocab, model = load_run(checkpoint, resolve_device(device.value))
+            cfg, vocab, model = load_run(checkpoint, resolve_device(device.value))
             stepper = TorchStepper(model)
         else:
             from lyricgen.npbackend import load_numpy_run
 
-            _, vocab, stepper = load_numpy_run(checkpoint)
+            cfg, vocab, stepper = load_numpy_run(checkpoint)
+        index = None
+        if corpus is not None:
+            from lyricgen.text import check_corpus_file
+
+            check_corpus_file(corpus, "--corpus")
+        if max_copy is not None or as_json or corpus is not None or interactive:
+            from lyricgen.originality import load_run_index
+
+            index = load_run_index(
+                checkpoint,
+                vocab,
+                corpus,
+                cfg.data.encoding,
+                cfg.data.cache_dir,
+                required=max_copy is not None,
+            )
         if interactive:
-            _interactive(stepper, vocab, opts, as_json)
+            _interactive(stepper, vocab, opts, as_json, index)
             return
-        _generate_once(stepper, vocab, start, opts, as_json)
+        _generate_once(stepper, vocab, start, opts, as_json, index)
     except LyricgenError as exc:
         raise _fail(exc, exc.exit_code) from None
 
 
-def _generate_once(stepper, vocab, start: str, opts, as_json: bool) -> None:
+def _generate_once(stepper, vocab, start: str, opts, as_json: bool, index=None) -> None:
     """Generate and print; streams token by token when stdout is a terminal."""
     from lyricgen.generate import generate as run_generate
 
@@ -370,10 +423,11 @@ def _generate_once(stepper, vocab, start: str, opts, as_json: bool) -> None:
             start,
             opts,
             on_token=lambda i, tok: typer.echo(_stream_piece(tok, vocab), nl=False),
+            copy_index=index,
         )
         typer.echo("")
         return
-    samples = run_generate(stepper, vocab, start, opts)
+    samples = run_generate(stepper, vocab, start, opts, copy_index=index)
     if as_json:
         for s in samples:
             typer.echo(json.dumps(s.to_dict(), ensure_ascii=False))
@@ -407,6 +461,9 @@ _OPTION_TYPES = {
     "beam": int,
     "length_penalty": float,
     "prefix": str,
+    "rhyme": str,
+    "rhyme_lines": str,
+    "max_copy": int,
 }
 
 
@@ -433,7 +490,7 @@ def _parse_option_line(line: str, opts):
     return changed
 
 
-def _interactive(stepper, vocab, opts, as_json: bool) -> None:
+def _interactive(stepper, vocab, opts, as_json: bool, index=None) -> None:
     """Read start texts line by line until EOF; `:key value` changes an option."""
     prompt = sys.stdin.isatty()
     while True:
@@ -449,32 +506,100 @@ def _interactive(stepper, vocab, opts, as_json: bool) -> None:
                 continue
             if not line.strip() and not opts.acrostic:
                 continue
-            _generate_once(stepper, vocab, line.strip(), opts, as_json)
+            _generate_once(stepper, vocab, line.strip(), opts, as_json, index)
         except LyricgenError as exc:
             typer.echo(f"error: {exc}", err=True)
 
 
 @app.command("eval")
 def eval_(
-    corpus: Annotated[Path, typer.Option(help="Text file to score.")],
+    corpus: Annotated[
+        Path | None, typer.Option(help="Text file to score (perplexity, bits per character).")
+    ] = None,
     checkpoint: Annotated[Path, typer.Option(help="Run directory.")] = DEFAULT_RUN,
+    samples: Annotated[
+        int, typer.Option(help="Also generate N samples and report their quality (0: off).")
+    ] = 0,
+    start: Annotated[
+        str | None, typer.Option(help="Start text of every sample (default: frequent words).")
+    ] = None,
+    lines: Annotated[int, typer.Option(help="Lines per sample.")] = 8,
+    line_length: Annotated[
+        int | None, typer.Option(help="Generate N-character lines and report line-form accuracy.")
+    ] = None,
+    rhyme: Annotated[
+        str | None, typer.Option(help="Generate with --rhyme (auto or a group).")
+    ] = None,
+    max_copy: Annotated[int | None, typer.Option(help="Generate with --max-copy N.")] = None,
+    seed: Annotated[int, typer.Option(help="First sample's seed (then seed+1, ...).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     device: Annotated[Device, typer.Option(help="Where to run the model.")] = Device.auto,
 ) -> None:
-    """Perplexity per token and bits per character of a trained model on a text file."""
+    """Perplexity and bits per character on a text file, and/or the quality of generated
+    samples (distinct-n, repeated lines, rhyme, copying, line form)."""
     try:
-        from lyricgen.train import score_text
+        if corpus is None and samples <= 0:
+            raise LyricgenError(
+                "give --corpus FILE to score a text, --samples N to measure generated lyrics, "
+                "or both"
+            )
+        if samples < 0 or samples > 10_000:
+            raise LyricgenError(f"--samples is {samples}; give 1 to 10000 (0: no samples)")
+        r: dict[str, Any] = {}
+        if corpus is not None:
+            from lyricgen.train import score_text
 
-        r = score_text(checkpoint, corpus, device.value)
+            r = score_text(checkpoint, corpus, device.value)
+        if samples:
+            r["quality"] = _quality(
+                checkpoint, corpus, samples, start, lines, line_length, rhyme, max_copy, seed
+            )
     except LyricgenError as exc:
         raise _fail(exc, exc.exit_code) from None
     if as_json:
-        typer.echo(json.dumps(r))
-    else:
+        typer.echo(json.dumps(r, ensure_ascii=False))
+        return
+    if corpus is not None:
         typer.echo(
             f"{corpus}: perplexity {r['ppl']:.2f} per token, {r['bpc']:.3f} bits per character "
             f"({r['tokens']} tokens, {r['chars']} characters, {r['unk_rate']:.1%} <unk>)"
         )
+        if r.get("corpus_rhyme_rate") is not None:
+            typer.echo(f"the text's own rhyme rate: {r['corpus_rhyme_rate']:.1%}")
+    if samples:
+        q = r["quality"]
+
+        def pct(key: str) -> str:
+            return "n/a" if q.get(key) is None else f"{q[key]:.1%}"
+
+        typer.echo(
+            f"{q['samples']} samples, {q['lines']} lines: distinct-1 {q['distinct_1']:.3f}, "
+            f"distinct-2 {q['distinct_2']:.3f}, lines repeated 3x {pct('repeat3_rate')}, "
+            f"rhyme rate {pct('rhyme_rate')}, sample ppl {q['sample_ppl']:.1f}"
+        )
+        if "line_copy_rate" in q:
+            typer.echo(
+                f"copied: {pct('line_copy_rate')} of {q['lines_checked']} long lines verbatim, "
+                f"{pct('copy_rate_5gram')} of 5-token spans"
+            )
+        if q.get("line_form_accuracy") is not None:
+            typer.echo(f"line form ({line_length} characters): {pct('line_form_accuracy')}")
+
+
+def _quality(checkpoint, corpus, samples, start, lines, line_length, rhyme, max_copy, seed):
+    from lyricgen.generate import SamplingOptions
+    from lyricgen.npbackend import load_numpy_run
+    from lyricgen.originality import load_run_index
+    from lyricgen.quality import quality_report
+
+    opts = SamplingOptions(lines=lines, line_length=line_length, rhyme=rhyme, max_copy=max_copy)
+    opts.validate()
+    cfg, vocab, stepper = load_numpy_run(checkpoint)
+    index = load_run_index(
+        checkpoint, vocab, None, cfg.data.encoding, cfg.data.cache_dir, max_copy is not None
+    )
+    starts = [start] if start else None
+    return quality_report(stepper, vocab, samples, opts, starts, seed, index)
 
 
 @app.command()

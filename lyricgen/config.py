@@ -41,6 +41,8 @@ class DataConfig:
     mode: str = field(default="shuffle", metadata={"choices": ("shuffle", "stateful")})
     # token-id cache folder; None: $LYRICGEN_CACHE_DIR, else ~/.cache/lyricgen
     cache_dir: str | None = None
+    # index the corpus into the run directory for the copy guard (generate --max-copy)
+    copy_index: bool = True
 
 
 @dataclass
@@ -82,6 +84,7 @@ class TrainConfig:
     # autocast precision of the forward pass and loss; fp16 (with a GradScaler) needs CUDA
     precision: str = field(default="fp32", metadata={"choices": PRECISIONS})
     log_every: int = field(default=20, metadata=_range(1))  # steps between loss read-backs
+    init_from: str | None = None  # fine-tune: start from this run's weights (finetune.py)
 
 
 @dataclass

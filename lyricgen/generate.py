@@ -1,35 +1,34 @@
 """Start text -> tokens -> step the model one token at a time with its carried hidden state.
 
-Sampling and beam search share one set of constraints, applied as masks over the
-vocabulary at every step:
-
-- line form: every line has exactly `line_length` characters (spaces and punctuation are
-  not generated inside such a line, so the count is unambiguous), and the output has
-  exactly `lines` lines;
-- acrostic (藏头): line i starts with the i-th character of the acrostic;
-- `no_repeat_ngram`: no n-gram occurs twice in a sample;
-- `repetition_penalty` (CTRL, Keskar et al. 2019): logits of tokens already in the sample
-  are divided by the penalty (multiplied when negative); line breaks are exempt.
-
-The model is reached through a small "stepper" interface (`start`, `step`, `select`), so
-the same loop can drive other backends.
+Sampling and beam search share one set of constraints (line form, acrostic, rhyme,
+no-repeat n-grams, the copy guard), applied as masks over the vocabulary at every step;
+they live in `constraints.py` behind one small interface. The model is reached through a
+`Stepper` (`steppers.py`: torch or NumPy), so the same loop drives either backend.
+`SamplingOptions.validate` is the single place where options are checked.
 """
 
 from __future__ import annotations
 
 import math
-import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lyricgen.constraints import Constraints, Row
 from lyricgen.errors import GenerationError, UnknownTokenError
 from lyricgen.sampling import choose, log_softmax
+from lyricgen.steppers import TorchStepper
 from lyricgen.text import NEWLINE, detokenize, tokenize
 from lyricgen.vocab import Vocab
 
+if TYPE_CHECKING:
+    from lyricgen.copyindex import CopyIndex
+
 MAX_LENGTH = 100_000
+MAX_COPY = 63  # the copy index answers n-grams of up to 64 tokens
+RHYME_LINES = ("all", "even")
 
 
 @dataclass
@@ -52,6 +51,9 @@ class SamplingOptions:
     beam: int = 0
     length_penalty: float = 1.0
     prefix: str | None = None
+    rhyme: str | None = None  # "auto" or a 十三辙 group (发花 ... 中东, or a final like "ang")
+    rhyme_lines: str = "all"  # "all" or "even"
+    max_copy: int | None = None  # no line holds more than this many consecutive corpus tokens
 
     def validate(self) -> None:
         if self.length is not None and not 1 <= self.length <= MAX_LENGTH:
@@ -100,6 +102,17 @@ class SamplingOptions:
             )
         if self.length_penalty < 0:
             raise GenerationError(f"--length-penalty is {self.length_penalty}; it must be >= 0")
+        if self.rhyme is not None and self.rhyme.strip().lower() != "auto":
+            from lyricgen.rhyme import parse_group
+
+            parse_group(self.rhyme)
+        if self.rhyme_lines not in RHYME_LINES:
+            raise GenerationError(f"--rhyme-lines is {self.rhyme_lines!r}; choose all or even")
+        if self.max_copy is not None and not 1 <= self.max_copy <= MAX_COPY:
+            raise GenerationError(
+                f"--max-copy is {self.max_copy}; give 1 to {MAX_COPY} tokens (leave it out to "
+                "allow copying)"
+            )
 
     @property
     def heads(self) -> str:
@@ -121,6 +134,8 @@ class Sample:
     text: str
     tokens: list[str]
     logprobs: list[float] = field(default_factory=list)
+    # the longest run of tokens of one line found in the training text: (tokens, text)
+    longest_copy: tuple[int, str] | None = None
 
     @property
     def perplexity(self) -> float:
@@ -135,6 +150,11 @@ class Sample:
             "tokens": self.tokens,
             "logprobs": [round(x, 5) for x in self.logprobs],
             "perplexity": self.perplexity,
+            **(
+                {"longest_copy": {"tokens": self.longest_copy[0], "text": self.longest_copy[1]}}
+                if self.longest_copy is not None
+                else {}
+            ),
         }
 
 
@@ -192,201 +212,11 @@ def encode_prompt(text: str, vocab: Vocab, what: str = "start text") -> list[str
 
 
 # ---------------------------------------------------------------------------------------
-# steppers: how the loop reaches a model
-
-
-class TorchStepper:
-    """Steps a `LyricsModel`; logits come back as NumPy arrays (B, V)."""
-
-    def __init__(self, model):
-        import torch
-
-        self.torch = torch
-        self.model = model.eval()
-        self.device = next(model.parameters()).device
-
-    def start(self, ids: list[int], batch: int):
-        torch = self.torch
-        with torch.inference_mode():
-            x = torch.tensor([ids] * batch, dtype=torch.long, device=self.device)  # (B, P)
-            logits, hidden = self.model(x)
-        return logits[:, -1].float().cpu().numpy(), hidden
-
-    def step(self, tokens: np.ndarray, hidden):
-        torch = self.torch
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64)).to(self.device)
-            logits, hidden = self.model(x[:, None], hidden)  # one token per row: (B, 1)
-        return logits[:, -1].float().cpu().numpy(), hidden
-
-    def select(self, hidden, index: np.ndarray):
-        """Reorder/duplicate batch rows of the hidden state (for beam search)."""
-        idx = self.torch.from_numpy(np.asarray(index, dtype=np.int64)).to(self.device)
-        if isinstance(hidden, tuple):
-            return tuple(h.index_select(1, idx) for h in hidden)
-        return hidden.index_select(1, idx)
-
-
-# ---------------------------------------------------------------------------------------
-# constraints
-
-
-def _is_content(token: str) -> bool:
-    """A token made only of letters/digits/CJK (no spaces, punctuation or line breaks)."""
-    return bool(token) and all(unicodedata.category(c)[0] in "LN" for c in token)
-
-
-class _TokenTable:
-    """Per-vocabulary arrays the constraints need, computed once."""
-
-    def __init__(self, vocab: Vocab):
-        self.vocab = vocab
-        itos = vocab.itos
-        space = vocab.level == "space"
-        # what counts toward a line's length: characters, or words at level 'space'
-        self.length = np.array([1 if space else len(t) for t in itos], dtype=np.int64)
-        self.content = np.array([_is_content(t) for t in itos], dtype=bool)
-        self.content[vocab.unk_id] = False
-        self.first = np.array([t[:1] for t in itos], dtype=object)
-        self.newline = vocab.stoi.get(NEWLINE)
-        self.exempt = np.array([not t.strip() for t in itos], dtype=bool)  # line breaks, spaces
-
-    def starting_with(self, ch: str) -> np.ndarray:
-        return (self.first == ch) & self.content
-
-
-@dataclass
-class _Row:
-    """The constraint state of one sample (or beam)."""
-
-    tokens: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    line_chars: int = 0  # characters so far in the current line
-    lines_done: int = 0
-    last_newline: bool = True  # the previous token was a line break (or nothing yet)
-    done: bool = False
-    # incremental views of context + tokens, so each step costs O(1) in the sample's length
-    recent: list[int] = field(default_factory=list)  # the last few ids
-    seen: set[int] = field(default_factory=set)  # ids used so far (repetition penalty)
-    ngrams: dict[tuple, set[int]] = field(default_factory=dict)  # (n-1)-gram -> next ids
-
-    def copy(self) -> _Row:
-        return replace(
-            self,
-            tokens=list(self.tokens),
-            logprobs=list(self.logprobs),
-            recent=list(self.recent),
-            seen=set(self.seen),
-            ngrams={k: set(v) for k, v in self.ngrams.items()},
-        )
-
-
-class Constraints:
-    """Builds the allowed-token mask for each row and advances its state."""
-
-    def __init__(self, vocab: Vocab, opts: SamplingOptions, context: list[int]):
-        self.t = _TokenTable(vocab)
-        self.opts = opts
-        self.context = context  # prompt ids (for no-repeat n-grams that span the start)
-        self.heads = opts.heads
-        self.n_lines = opts.n_lines
-        self._head_masks = {}
-        for ch in self.heads:
-            mask = self.t.starting_with(ch)
-            if not mask.any():
-                hint = "、".join(vocab.suggest(ch))
-                raise UnknownTokenError(
-                    f"--acrostic: no vocabulary entry starts with {ch!r}, so no line can begin "
-                    f"with it; try one of: {hint}"
-                )
-            self._head_masks[ch] = mask
-        if (self.n_lines or opts.line_length) and self.t.newline is None:
-            raise GenerationError(
-                "this model's vocabulary has no line break, so it cannot shape lines"
-            )
-
-    def allowed(self, row: _Row) -> np.ndarray:
-        t, o = self.t, self.opts
-        ok = np.ones(len(t.length), dtype=bool)
-        ok[t.vocab.unk_id] = False
-        at_line_start = row.last_newline
-        if o.line_length is not None:
-            remaining = o.line_length - row.line_chars
-            if remaining <= 0:
-                ok[:] = False
-                ok[t.newline] = True
-                return ok
-            ok &= t.content & (t.length <= remaining)
-        elif (self.heads or self.n_lines) and at_line_start:
-            ok[t.newline] = False  # no empty lines when lines are counted
-        if self.heads and at_line_start and row.lines_done < len(self.heads):
-            ok &= self._head_masks[self.heads[row.lines_done]]
-        if t.newline is not None and row.recent[-2:] == [t.newline, t.newline]:
-            ok[t.newline] = False  # at most one blank line in a row
-        n = o.no_repeat_ngram
-        if n:
-            key = tuple(row.recent[len(row.recent) - n + 1 :]) if n > 1 else ()
-            banned = row.ngrams.get(key)
-            if banned:
-                ok[list(banned)] = False
-        if not ok.any():
-            # nothing fits (e.g. a word model whose only tokens are too long): end the line
-            ok[t.newline if t.newline is not None else t.vocab.unk_id] = True
-        return ok
-
-    def penalize(self, logits: np.ndarray, rows: list[_Row]) -> np.ndarray:
-        p = self.opts.repetition_penalty
-        if p == 1.0:
-            return logits
-        logits = logits.copy()
-        for b, row in enumerate(rows):
-            seen = np.fromiter(row.seen, dtype=np.int64, count=len(row.seen))
-            seen = seen[~self.t.exempt[seen]]
-            v = logits[b, seen]
-            logits[b, seen] = np.where(v > 0, v / p, v * p)
-        return logits
-
-    def observe(self, row: _Row, token: int) -> None:
-        """Update the incremental views (seen ids, n-grams, recent ids) with one token."""
-        n = max(self.opts.no_repeat_ngram, 1)
-        row.seen.add(token)
-        if self.opts.no_repeat_ngram and len(row.recent) >= n - 1:
-            key = tuple(row.recent[len(row.recent) - n + 1 :]) if n > 1 else ()
-            row.ngrams.setdefault(key, set()).add(token)
-        row.recent.append(token)
-        del row.recent[: max(0, len(row.recent) - max(n, 2))]
-
-    def start_row(self, row: _Row) -> _Row:
-        for tok in self.context:
-            self.observe(row, tok)
-        return row
-
-    def advance(self, row: _Row, token: int, logprob: float) -> None:
-        t, o = self.t, self.opts
-        self.observe(row, token)
-        row.tokens.append(token)
-        row.logprobs.append(logprob)
-        if token == t.newline:
-            if row.last_newline and o.stop_at_blank and row.tokens[:-1]:
-                row.done = True  # a blank line ends the song
-            row.lines_done += 1
-            row.line_chars = 0
-            row.last_newline = True
-            if self.n_lines and row.lines_done >= self.n_lines:
-                row.done = True
-        else:
-            row.line_chars += int(t.length[token])
-            row.last_newline = False
-        if len(row.tokens) >= o.max_tokens:
-            row.done = True
-
-
-# ---------------------------------------------------------------------------------------
 # the loop
 
 
-def _context(vocab: Vocab, start: str, opts: SamplingOptions) -> tuple[list[int], list[str], _Row]:
-    """Ids fed before generation, the printed start tokens, and the starting row state."""
+def _context(vocab: Vocab, start: str, opts: SamplingOptions) -> tuple[list[int], list[str]]:
+    """Ids fed before generation and the printed start tokens."""
     prefix = encode_prompt(opts.prefix, vocab, "--prefix") if opts.prefix else []
     if opts.acrostic and start.strip():
         raise GenerationError(
@@ -399,21 +229,7 @@ def _context(vocab: Vocab, start: str, opts: SamplingOptions) -> tuple[list[int]
     nl = [NEWLINE] if NEWLINE in vocab else []
     # Start on a fresh line, as lines begin in training; a prefix is its own line(s).
     ctx = nl + prefix + (nl if prefix and prefix[-1] != NEWLINE else []) + prompt
-    row = _Row()
-    for tok in prompt:
-        if tok == NEWLINE:
-            row.lines_done += 1
-            row.line_chars = 0
-            row.last_newline = True
-        else:
-            row.line_chars += 1 if vocab.level == "space" else len(tok)
-            row.last_newline = False
-    if opts.line_length is not None and row.line_chars > opts.line_length:
-        raise GenerationError(
-            f"--start has {row.line_chars} characters on its line but --line-length is "
-            f"{opts.line_length}; shorten the start or raise --line-length"
-        )
-    return vocab.encode(ctx), prompt, row
+    return vocab.encode(ctx), prompt
 
 
 def generate(
@@ -422,16 +238,24 @@ def generate(
     start: str,
     opts: SamplingOptions,
     on_token: Callable[[int, str], None] | None = None,
+    copy_index: CopyIndex | None = None,
 ) -> list[Sample]:
     """Write `opts.num_samples` continuations of `start` (sampled as one batch, or by beam
-    search with `opts.beam`). `model` is a LyricsModel or a stepper. Each step feeds only the
-    newest token and the carried hidden state, so the work per token is constant.
-    `on_token(sample_index, token)` is called as tokens are chosen (for streaming)."""
+    search with `opts.beam`). `model` is a LyricsModel or a `Stepper`. Each step feeds only
+    the newest token and the carried hidden state, so the work per token is constant.
+    `on_token(sample_index, token)` is called as tokens are chosen (for streaming).
+    `copy_index` (the run's training text) serves `opts.max_copy` and fills each sample's
+    `longest_copy`."""
     opts.validate()
     stepper = model if hasattr(model, "step") else TorchStepper(model)
-    ids, prompt, row0 = _context(vocab, start, opts)
-    cons = Constraints(vocab, opts, ids)
-    row0 = cons.start_row(row0)
+    ids, prompt = _context(vocab, start, opts)
+    cons = Constraints(vocab, opts, ids, copy_index)
+    row0 = cons.start_row(vocab.encode(prompt))
+    if opts.line_length is not None and row0.line_chars > opts.line_length:
+        raise GenerationError(
+            f"--start has {row0.line_chars} characters on its line but --line-length is "
+            f"{opts.line_length}; shorten the start or raise --line-length"
+        )
     if opts.beam:
         rows = _beam_search(stepper, ids, row0, cons, opts)
     else:
@@ -440,11 +264,32 @@ def generate(
     for row in rows:
         toks = vocab.decode(row.tokens)
         text = detokenize(prompt + toks, vocab.level)
-        samples.append(Sample(text, toks, row.logprobs))
+        copy = None
+        if copy_index is not None:
+            copy = longest_copy(copy_index, vocab, vocab.encode(prompt) + row.tokens)
+        samples.append(Sample(text, toks, row.logprobs, copy))
     return samples
 
 
-def _sample(stepper, ids, row0, cons, opts, on_token) -> list[_Row]:
+def longest_copy(index: CopyIndex, vocab: Vocab, ids: list[int]) -> tuple[int, str]:
+    """The longest run of tokens within one line of `ids` that occurs in the indexed text:
+    (its length in tokens, its text)."""
+    nl = vocab.stoi.get(NEWLINE)
+    best: tuple[int, list[int]] = (0, [])
+    line: list[int] = []
+    for tok in [*ids, nl]:
+        if tok != nl:
+            line.append(tok)
+            continue
+        if len(line) > best[0]:
+            start, n = index.longest_match(line)
+            if n > best[0]:
+                best = (n, line[start : start + n])
+        line = []
+    return best[0], detokenize(vocab.decode(best[1]), vocab.level)
+
+
+def _sample(stepper, ids, row0, cons, opts, on_token) -> list[Row]:
     rng = np.random.default_rng(opts.seed)
     b = opts.num_samples
     rows = [row0.copy() for _ in range(b)]
@@ -478,15 +323,15 @@ def _sample(stepper, ids, row0, cons, opts, on_token) -> list[_Row]:
         logits, hidden = stepper.step(nxt, hidden)
 
 
-def _beam_search(stepper, ids, row0, cons, opts) -> list[_Row]:
+def _beam_search(stepper, ids, row0, cons, opts) -> list[Row]:
     """Deterministic beam search; beams are ranked by total log-probability divided by
     length ** length_penalty (1.0: mean log-probability per token)."""
     width = opts.beam
     logits, hidden = stepper.start(ids, 1)
     beams, scores = [row0.copy()], np.zeros(1)
-    finished: list[tuple[float, _Row]] = []
+    finished: list[tuple[float, Row]] = []
 
-    def normalized(score: float, row: _Row) -> float:
+    def normalized(score: float, row: Row) -> float:
         return score / max(1, len(row.tokens)) ** opts.length_penalty
 
     while beams:

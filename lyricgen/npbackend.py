@@ -14,6 +14,7 @@ import numpy as np
 from lyricgen.checkpoint import BEST, check_fit, load_run_config, load_vocab, read_safetensors
 from lyricgen.config import Config
 from lyricgen.nprnn import GATES, NumpyLM
+from lyricgen.steppers import NumpyStepper
 from lyricgen.vocab import Vocab
 
 
@@ -37,30 +38,6 @@ def load_numpy_weights(path: Path, cfg: Config, vocab_size: int) -> dict[str, np
     tensors = read_safetensors(path, "numpy")
     check_fit(tensors, expected_shapes(cfg, vocab_size), path)
     return tensors
-
-
-class NumpyStepper:
-    """The stepper interface of `generate` (start, step, select) over a NumpyLM."""
-
-    def __init__(self, lm: NumpyLM):
-        self.lm = lm
-        self.lstm = lm.rnn.cell == "lstm"
-
-    def start(self, ids: list[int], batch: int):
-        logits, state = self.lm.forward(np.array([ids], dtype=np.int64))  # one row, then copy
-        rows = np.zeros(batch, dtype=np.int64)
-        return np.repeat(logits[:, -1], batch, axis=0), self.select(state, rows)
-
-    def step(self, tokens: np.ndarray, state):
-        x = self.lm.embedding[np.asarray(tokens, dtype=np.int64)]  # (B, E)
-        h, state = self.lm.rnn.step(x, state)  # (B, H)
-        return h @ self.lm.decoder_t + self.lm.decoder_b, state  # (B, V)
-
-    def select(self, state, index: np.ndarray):
-        index = np.asarray(index, dtype=np.int64)
-        if self.lstm:
-            return tuple(s[:, index] for s in state)
-        return state[:, index]
 
 
 def load_numpy_run(run_dir: str | Path, weights: str = BEST) -> tuple[Config, Vocab, NumpyStepper]:

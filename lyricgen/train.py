@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import math
 import random
+import shutil
 import signal
 import threading
 import time
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from lyricgen import checkpoint as ckpt
-from lyricgen import distributed
+from lyricgen import distributed, finetune, originality, rhyme
 from lyricgen.config import Config
 from lyricgen.data import (
     ShuffledBatches,
@@ -39,7 +40,7 @@ from lyricgen.distributed import Dist
 from lyricgen.errors import ConfigError, RunDirError, TrainingError, TrainingInterrupted
 from lyricgen.model import LyricsModel, count_parameters, detach, map_hidden
 from lyricgen.precision import Precision
-from lyricgen.tokcache import build_vocab, corpus_splits, tokenize_file
+from lyricgen.tokcache import build_vocab, corpus_splits, iter_lines, tokenize_file
 from lyricgen.vocab import Vocab
 
 log = logging.getLogger(__name__)
@@ -77,14 +78,16 @@ class Corpus:
     train_chars: int
 
 
-def prepare_corpus(cfg: Config, vocab: Vocab | None = None) -> Corpus:
+def prepare_corpus(cfg: Config, vocab: Vocab | None = None, base: Vocab | None = None) -> Corpus:
     """Tokenize through the token cache, split (whole songs or lines, the last ones held
     out) and map to vocabulary ids; the vocabulary comes from the training split only unless
-    an existing one (from a run being resumed) is given."""
+    an existing one (from a run being resumed) is given, or extends a fine-tuning base's."""
     d = cfg.data
     splits = corpus_splits(d)
     if vocab is None:
         vocab = build_vocab(splits, d)
+        if base is not None:
+            vocab = finetune.extend_vocab(base, vocab)
     return Corpus(
         vocab,
         make_stream_from_types(splits.train, splits.train_types, vocab),
@@ -290,15 +293,25 @@ class Trainer:
             self.device = torch.device("cuda", dist.local_rank)
         _check_processes(cfg, dist)
         saved, vocab = self._open_run(resume, overwrite, stack)
+        base = finetune.load_base(t.init_from) if t.init_from and saved is None else None
         seed_everything(t.seed)
         # one process per machine tokenizes (or checks the cache); the others then read it
         if dist.local_rank != 0:
             dist.barrier()
-        self.corpus = prepare_corpus(cfg, vocab)
+        self.corpus = prepare_corpus(cfg, vocab, base.vocab if base else None)
         if dist.local_rank == 0:
             dist.barrier()
         self.vocab = self.corpus.vocab
-        self.model = LyricsModel(len(self.vocab), cfg.model).to(self.device)
+        self.model = LyricsModel(len(self.vocab), cfg.model)
+        if base is not None:
+            added = finetune.transplant(self.model, base, t.seed)
+            log.info(
+                "fine-tuning from %s: its %d vocabulary entries kept, %d added from this corpus",
+                base.path,
+                len(base.vocab),
+                added,
+            )
+        self.model.to(self.device)
         self.precision = Precision(t.precision, self.device, self.model)
         self.ddp = self._wrap(self.model)
         self.steps_per_epoch = self._make_data()
@@ -602,6 +615,7 @@ class Trainer:
         if self.dist.main:
             ckpt.save_run_files(out, self.cfg, self.vocab)  # records overrides (--epochs)
             ckpt.write_metrics(out, self.st.history)  # a kill may have come before the last write
+            self._index_corpus()
         log.info("resuming at epoch %d, batch %d", self.st.epoch + 1, self.st.batch)
 
     def _start_fresh(self) -> None:
@@ -609,6 +623,18 @@ class Trainer:
             ckpt.save_run_files(self.out, self.cfg, self.vocab)
             for stale in (ckpt.BEST, ckpt.STATE, ckpt.METRICS):
                 (self.out / stale).unlink(missing_ok=True)
+            shutil.rmtree(self.out / originality.INDEX_DIR, ignore_errors=True)
+            self._index_corpus()
+
+    def _index_corpus(self) -> None:
+        """The copy index of the corpus (for generate --max-copy), built once per run."""
+        d = self.cfg.data
+        if not d.copy_index or (self.out / originality.INDEX_DIR / "meta.json").exists():
+            return
+        val_fraction = None if d.val_corpus else d.val_fraction
+        originality.build_run_index(
+            self.out, self.vocab, d.corpus, d.encoding, d.cache_dir, val_fraction
+        )
 
 
 def fit(
@@ -617,9 +643,14 @@ def fit(
     progress: Progress | None = None,
     out_dir: str | Path | None = None,
     overwrite: bool = False,
+    explicit: set[str] | frozenset[str] = frozenset(),
 ) -> list[dict]:
     """Train `cfg` into its run directory and return the per-epoch metrics history. Under
-    torchrun (WORLD_SIZE > 1) this process joins the group and trains its share."""
+    torchrun (WORLD_SIZE > 1) this process joins the group and trains its share. With
+    `train.init_from`, the run starts from that run's weights; `explicit` names the config
+    keys the user set by hand, which may not contradict the base (see finetune.py)."""
+    if cfg.train.init_from and not resume:
+        cfg = finetune.adopt_base(cfg, finetune.load_base(cfg.train.init_from), explicit)
     dist = distributed.from_env(cfg.train.device)
     if not dist.main:  # one voice: rank 0 logs and shows progress
         logging.getLogger("lyricgen").setLevel(logging.WARNING)
@@ -642,4 +673,7 @@ def score_text(run_dir: str | Path, path: str | Path, device: str = "auto") -> d
         from lyricgen.errors import CorpusError
 
         raise CorpusError(f"text {path} has fewer than 2 tokens; give a longer file to score")
-    return evaluate(model, stream, cfg.train.eval_batch_size, cfg.data.seq_len, dev, vocab.unk_id)
+    result = evaluate(model, stream, cfg.train.eval_batch_size, cfg.data.seq_len, dev, vocab.unk_id)
+    if any(rhyme.is_han(c) for t in vocab.itos for c in t):
+        result["corpus_rhyme_rate"] = rhyme.rhyme_rate(iter_lines(Path(path), cfg.data.encoding))
+    return result

@@ -359,7 +359,7 @@ def test_full_disk_is_reported_and_keeps_last_good_files(tmp_path, config, monke
 
     assert runner.invoke(app, ["train", "--config", str(config), "--epochs", "1"]).exit_code == 0
     run = tmp_path / "run"
-    before = {p.name: p.read_bytes() for p in run.iterdir() if not p.name.startswith(".")}
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name[0] != "."}
     real = ckpt.atomic_write
     calls = {"n": 0}
 

@@ -257,3 +257,29 @@ def test_cli_streams_when_stdout_is_a_terminal(trained_run, monkeypatch, capsys)
     cli._generate_once(TorchStepper(model), vocab, "星星", opts, as_json=False)
     assert len(pieces) > 20  # one write per token, not one at the end
     assert capsys.readouterr().out.rstrip("\n") == expected.rstrip("\n")
+
+
+# --------------------------------------------------------------- rhyme and copy guard on real models
+
+
+@pytest.mark.parametrize("mode", ["sample", "beam", "top-k"])
+def test_rhyme_auto_on_trained_models(run, mode):
+    from lyricgen.rhyme import char_groups, last_han, primary_group
+
+    _, vocab, model = run
+    opts = SamplingOptions(lines=4, line_length=5, rhyme="auto", seed=3, **MODES[mode])
+    for s in generate(model, vocab, "星星", opts):
+        lines = lines_of(s.text)
+        group = primary_group(last_han(lines[0]))
+        assert len(lines) == 4 and all(len(line) == 5 for line in lines), s.text
+        assert all(group in char_groups(last_han(line)) for line in lines[1:]), s.text
+
+
+def test_max_copy_on_trained_models(run):
+    from lyricgen.originality import load_run_index
+
+    cfg, vocab, model = run
+    index = load_run_index(cfg.out_dir, vocab, required=True)
+    opts = SamplingOptions(lines=4, max_copy=3, num_samples=3, seed=2)
+    for s in generate(model, vocab, "星星", opts, copy_index=index):
+        assert s.longest_copy[0] <= 3, (s.text, s.longest_copy)

@@ -1,0 +1,143 @@
+"""Originality: the run's copy index (its training text, indexed for n-gram look-ups) and
+how much of a generated text is copied from it.
+
+`lyricgen train` indexes the corpus it trained on into `<run>/copy_index/` (see
+`copyindex.py`); the copy guard (`--max-copy`) and the copy figures of `generate --json`
+and `eval --samples` read it memory-mapped, so loading it costs milliseconds. The index
+covers the whole corpus file, validation songs included: nothing should be copied from
+either. A run trained before the index existed gets one on first use from a corpus path
+the user gives (`--corpus`).
+
+Very large corpora (over `MAX_INDEX_TOKENS` tokens) are not indexed at train time: the
+build would cost more time and memory than the training run itself on a small machine;
+`--corpus` builds it on demand instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lyricgen.copyindex import CopyIndex, build_index
+from lyricgen.errors import RunDirError
+from lyricgen.text import NEWLINE
+from lyricgen.vocab import Vocab
+
+log = logging.getLogger(__name__)
+
+INDEX_DIR = "copy_index"
+MAX_INDEX_TOKENS = 16_000_000
+
+
+def corpus_ids(
+    path: str | Path, vocab: Vocab, encoding: str, cache_dir: str | None, val_fraction=None
+) -> tuple[np.ndarray, str]:
+    """The vocabulary ids of a whole corpus file (through the token cache) and its SHA-256."""
+    from lyricgen.tokcache import file_digest, tokenize_file
+
+    tok = tokenize_file(path, vocab.level, encoding, val_fraction, cache_dir)
+    lut = np.fromiter(
+        (vocab.stoi.get(t, vocab.unk_id) for t in tok.types), np.int64, len(tok.types)
+    )
+    dtype = np.uint16 if len(vocab) < 65535 else np.uint32
+    return lut.astype(dtype)[tok.raw], file_digest(Path(path))
+
+
+def build_run_index(
+    run_dir: str | Path,
+    vocab: Vocab,
+    corpus: str | Path,
+    encoding: str = "utf-8",
+    cache_dir: str | None = None,
+    val_fraction: float | None = None,
+    limit: int | None = MAX_INDEX_TOKENS,
+) -> bool:
+    """Index `corpus` into the run directory; False (and a log line) when it is over `limit`."""
+    t0 = time.perf_counter()
+    ids, digest = corpus_ids(corpus, vocab, encoding, cache_dir, val_fraction)
+    if limit is not None and len(ids) > limit:
+        log.info(
+            "copy index: not built (%d tokens > %d); `lyricgen generate --max-copy N --corpus "
+            "FILE` builds it when first needed",
+            len(ids),
+            limit,
+        )
+        return False
+    meta = {"corpus": str(corpus), "sha256": digest, "level": vocab.level, "vocab": len(vocab)}
+    build_index(ids, Path(run_dir) / INDEX_DIR, meta=meta)
+    log.info("copy index: %d tokens in %.1f s", len(ids), time.perf_counter() - t0)
+    return True
+
+
+def load_run_index(
+    run_dir: str | Path,
+    vocab: Vocab,
+    corpus: str | Path | None = None,
+    encoding: str = "utf-8",
+    cache_dir: str | None = None,
+    required: bool = False,
+) -> CopyIndex | None:
+    """The run's copy index; built first from `corpus` when the run has none. Without one
+    (and no corpus), None, or a one-line error when `required`."""
+    folder = Path(run_dir) / INDEX_DIR
+    if not (folder / "meta.json").exists():
+        if corpus is None:
+            if required:
+                raise RunDirError(
+                    f"{run_dir} has no copy index (it was trained before lyricgen built one, "
+                    "or its corpus was too large); add --corpus FILE, the text it was trained "
+                    "on, to build it once"
+                )
+            return None
+        log.info("copy index: building it from %s", corpus)
+        build_run_index(run_dir, vocab, corpus, encoding, cache_dir, limit=None)
+    index = CopyIndex.load(folder)
+    if index.meta.get("vocab") != len(vocab) or index.meta.get("level") != vocab.level:
+        raise RunDirError(
+            f"{folder} does not belong to this run's vocabulary; delete it and add --corpus "
+            "FILE to rebuild it"
+        )
+    return index
+
+
+def _lines(ids: list[int], newline: int | None) -> list[list[int]]:
+    out, line = [], []
+    for tok in ids:
+        if tok == newline:
+            out.append(line)
+            line = []
+        else:
+            line.append(tok)
+    out.append(line)
+    return [line for line in out if line]
+
+
+def copy_figures(
+    index: CopyIndex, vocab: Vocab, texts_ids: list[list[int]], n: int = 5, min_han: int = 6
+) -> dict:
+    """How much of generated texts (as id lists) is copied from the indexed text:
+    `line_copy_rate`: lines with at least `min_han` Han characters (or tokens, without Han)
+    that occur verbatim; `ngram_copy_rate`: n-token spans within lines that occur."""
+    from lyricgen.rhyme import is_han
+
+    nl = vocab.stoi.get(NEWLINE)
+    long_lines = copied_lines = spans = copied_spans = 0
+    for ids in texts_ids:
+        for line in _lines(ids, nl):
+            toks = vocab.decode(line)
+            han = sum(is_han(c) for t in toks for c in t)
+            if han >= min_han or (han == 0 and len(line) >= min_han):
+                long_lines += 1
+                copied_lines += bool(len(line) <= index.k and index.contains(line))
+            for i in range(len(line) - n + 1):
+                spans += 1
+                copied_spans += bool(index.contains(line[i : i + n]))
+    return {
+        "line_copy_rate": copied_lines / long_lines if long_lines else None,
+        "lines_checked": long_lines,
+        f"copy_rate_{n}gram": copied_spans / spans if spans else None,
+        "spans_checked": spans,
+    }

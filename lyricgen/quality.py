@@ -1,0 +1,113 @@
+"""A quality report of what a run writes (`lyricgen eval --samples N`).
+
+Perplexity says how well a model predicts held-out text, not whether its lyrics are any
+good. These figures look at generated samples instead:
+
+- `distinct_1`, `distinct_2`: distinct token unigrams (bigrams) over all generated ones,
+  line breaks left out (Li et al. 2016); low values mean the model says the same things;
+- `repeat3_rate`: share of lines that repeat the two lines before them (the tutorials'
+  greedy decoding loop);
+- `rhyme_rate`: share of adjacent line pairs whose last Han characters share a 十三辙 group
+  (`rhyme.py`);
+- `line_copy_rate`, `copy_rate_5gram`: lines (with at least 6 Han characters) found
+  verbatim in the training text, and 5-token spans within lines found there
+  (`originality.py`; needs the run's copy index);
+- `line_form_accuracy` (with `line_length`): share of lines with exactly that many Han
+  characters and nothing else but one trailing punctuation mark;
+- `sample_ppl`: the median perplexity of the samples under the model itself.
+
+Samples are 8-line songs (`lines`) sampled with the default options from the most frequent
+line-opening characters of the vocabulary, one seed per sample, so a report is
+reproducible.
+"""
+
+from __future__ import annotations
+
+import statistics
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import replace
+
+from lyricgen.generate import SamplingOptions, encode_prompt, generate
+from lyricgen.rhyme import is_han, rhyme_rate
+from lyricgen.text import NEWLINE
+from lyricgen.vocab import Vocab
+
+
+def default_starts(vocab: Vocab, n: int = 10) -> list[str]:
+    """The n most frequent vocabulary entries made only of Han characters (or of letters,
+    for a model without Han), as start texts."""
+    order = sorted(range(len(vocab)), key=lambda i: -vocab.counts[i])
+    han = [vocab.itos[i] for i in order if vocab.itos[i] and all(map(is_han, vocab.itos[i]))]
+    if han:
+        return han[:n]
+    return [vocab.itos[i] for i in order if vocab.itos[i].isalpha()][:n]
+
+
+def _line_form_ok(line: str, n: int) -> bool:
+    body = line.rstrip()
+    if body and unicodedata.category(body[-1])[0] == "P":
+        body = body[:-1]
+    return len(body) == n and all(is_han(c) for c in body)
+
+
+def quality_report(
+    stepper,
+    vocab: Vocab,
+    n_samples: int,
+    opts: SamplingOptions | None = None,
+    starts: Sequence[str] | None = None,
+    seed: int = 0,
+    copy_index=None,
+) -> dict:
+    """Generate `n_samples` samples (opts.lines lines each, default 8) and measure them."""
+    opts = opts or SamplingOptions()
+    if opts.lines is None and opts.acrostic is None:
+        opts = replace(opts, lines=8)
+    starts = list(starts) if starts else ([""] if opts.acrostic else default_starts(vocab))
+    texts, ids, ppls = [], [], []
+    for i in range(n_samples):
+        o = replace(opts, seed=seed + i, num_samples=1)
+        start = starts[i % len(starts)]
+        (s,) = generate(stepper, vocab, start, o, copy_index=copy_index)
+        texts.append(s.text)
+        prompt = encode_prompt(start, vocab) if start.strip() else []
+        ids.append(vocab.encode(prompt + s.tokens))  # the printed text, start included
+        ppls.append(s.perplexity)
+    nl = vocab.stoi.get(NEWLINE)
+    uni, bi, n_uni, n_bi = set(), set(), 0, 0
+    for seq in ids:
+        toks = [t for t in seq if t != nl]
+        uni.update(toks)
+        n_uni += len(toks)
+        pairs = [(a, b) for a, b in zip(seq, seq[1:], strict=False) if nl not in (a, b)]
+        bi.update(pairs)
+        n_bi += len(pairs)
+    all_lines, repeats, form_ok = 0, 0, 0
+    song_lines: list[str] = []  # all samples, a blank line between them
+    for text in texts:
+        lines = [line for line in text.rstrip("\n").split("\n") if line.strip()]
+        all_lines += len(lines)
+        repeats += sum(lines[j] == lines[j - 1] == lines[j - 2] for j in range(2, len(lines)))
+        song_lines += [*lines, ""]
+        if opts.line_length:
+            form_ok += sum(_line_form_ok(line, opts.line_length) for line in lines)
+    report = {
+        "samples": n_samples,
+        "lines": all_lines,
+        "tokens": n_uni,
+        "distinct_1": len(uni) / n_uni if n_uni else None,
+        "distinct_2": len(bi) / n_bi if n_bi else None,
+        "repeat3_rate": repeats / all_lines if all_lines else None,
+        "rhyme_rate": rhyme_rate(song_lines),
+        "sample_ppl": statistics.median(ppls) if ppls else None,
+        "line_form_accuracy": (form_ok / all_lines if all_lines else None)
+        if opts.line_length
+        else None,
+    }
+    if copy_index is not None:
+        from lyricgen.originality import copy_figures
+
+        report.update(copy_figures(copy_index, vocab, ids))
+    report["examples"] = texts[:3]
+    return report

@@ -1,0 +1,84 @@
+"""How the generation loop reaches a model: the `Stepper` interface and its two backends.
+
+A stepper turns token ids into next-token logits (NumPy arrays, (B, V)) and carries the
+recurrent state between calls, so the loop in `generate` does not know which library runs
+the network. `TorchStepper` drives a `LyricsModel` (any device); `NumpyStepper` drives the
+torch-free `NumpyLM` used for fast CPU generation. torch is imported only by
+`TorchStepper` itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from lyricgen.nprnn import NumpyLM
+
+
+class Stepper(Protocol):
+    """What `generate` needs from a model."""
+
+    def start(self, ids: list[int], batch: int) -> tuple[np.ndarray, Any]:
+        """Feed the context `ids` and return (logits (batch, V), state) for `batch` copies."""
+
+    def step(self, tokens: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        """Feed one token per row (B,) and return (logits (B, V), new state)."""
+
+    def select(self, state: Any, index: np.ndarray) -> Any:
+        """Reorder or duplicate the rows of `state` (beam search)."""
+
+
+class TorchStepper:
+    """Steps a `LyricsModel`; logits come back as NumPy arrays (B, V)."""
+
+    def __init__(self, model):
+        import torch
+
+        self.torch = torch
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+
+    def start(self, ids: list[int], batch: int):
+        torch = self.torch
+        with torch.inference_mode():
+            x = torch.tensor([ids] * batch, dtype=torch.long, device=self.device)  # (B, P)
+            logits, hidden = self.model(x)
+        return logits[:, -1].float().cpu().numpy(), hidden
+
+    def step(self, tokens: np.ndarray, hidden):
+        torch = self.torch
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64)).to(self.device)
+            logits, hidden = self.model(x[:, None], hidden)  # one token per row: (B, 1)
+        return logits[:, -1].float().cpu().numpy(), hidden
+
+    def select(self, hidden, index: np.ndarray):
+        idx = self.torch.from_numpy(np.asarray(index, dtype=np.int64)).to(self.device)
+        if isinstance(hidden, tuple):
+            return tuple(h.index_select(1, idx) for h in hidden)
+        return hidden.index_select(1, idx)
+
+
+class NumpyStepper:
+    """Steps a `NumpyLM` (no torch)."""
+
+    def __init__(self, lm: NumpyLM):
+        self.lm = lm
+        self.lstm = lm.rnn.cell == "lstm"
+
+    def start(self, ids: list[int], batch: int):
+        logits, state = self.lm.forward(np.array([ids], dtype=np.int64))  # one row, then copy
+        rows = np.zeros(batch, dtype=np.int64)
+        return np.repeat(logits[:, -1], batch, axis=0), self.select(state, rows)
+
+    def step(self, tokens: np.ndarray, state):
+        x = self.lm.embedding[np.asarray(tokens, dtype=np.int64)]  # (B, E)
+        h, state = self.lm.rnn.step(x, state)  # (B, H)
+        return h @ self.lm.decoder_t + self.lm.decoder_b, state  # (B, V)
+
+    def select(self, state, index: np.ndarray):
+        index = np.asarray(index, dtype=np.int64)
+        if self.lstm:
+            return tuple(s[:, index] for s in state)
+        return state[:, index]

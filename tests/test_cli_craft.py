@@ -1,0 +1,131 @@
+"""CLI of the lyric-craft options: --rhyme, --max-copy, --corpus, train --init-from, eval --samples."""
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from lyricgen.cli import app
+from lyricgen.copyindex import CopyIndex
+from lyricgen.rhyme import char_groups, last_han, primary_group
+
+runner = CliRunner()
+
+
+def gen(run, *args):
+    return runner.invoke(app, ["generate", "--checkpoint", str(run), *args])
+
+
+def test_generate_rhyme_json_reports_longest_copy(trained_run):
+    r = gen(
+        trained_run,
+        "--start",
+        "星星",
+        "--lines",
+        "4",
+        "--rhyme",
+        "auto",
+        "--json",
+        "--seed",
+        "1",
+        "--max-copy",
+        "4",
+    )
+    assert r.exit_code == 0, r.output
+    (row,) = [json.loads(x) for x in r.stdout.splitlines()]
+    lines = row["text"].rstrip("\n").split("\n")
+    g = primary_group(last_han(lines[0]))
+    assert all(g in char_groups(last_han(x)) for x in lines[1:]), row["text"]
+    assert 0 < row["longest_copy"]["tokens"] <= 4 and row["longest_copy"]["text"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--rhyme", "xyz"], "not a rhyme group"),
+        (["--max-copy", "-1"], "--max-copy is -1"),
+        (["--max-copy", "3", "--corpus", "/nonexistent.txt"], None),
+    ],
+)
+def test_bad_craft_options_are_one_line_errors(trained_run, args, message):
+    r = gen(trained_run, "--start", "星星", *args)
+    assert r.exit_code != 0
+    assert (message or "") in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_old_run_builds_its_copy_index_from_corpus(tmp_path, trained_run):
+    run = tmp_path / "old"
+    shutil.copytree(trained_run, run)
+    shutil.rmtree(run / "copy_index")
+    r = gen(run, "--start", "星星", "--max-copy", "3")
+    assert r.exit_code == 1 and "--corpus" in r.output and len(r.output.strip().splitlines()) == 1
+    corpus = trained_run.parent / "corpus.txt"
+    r = gen(run, "--start", "星星", "--max-copy", "3", "--corpus", str(corpus), "--seed", "1")
+    assert r.exit_code == 0, r.output
+    assert (run / "copy_index" / "meta.json").is_file()
+    r = gen(run, "--start", "星星", "--max-copy", "3", "--seed", "1")  # now without --corpus
+    assert r.exit_code == 0, r.output
+
+
+def test_train_writes_copy_index_unless_turned_off(tmp_path, config):
+    r = runner.invoke(app, ["train", "--config", str(config), "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    meta = CopyIndex.load(tmp_path / "a" / "copy_index").meta
+    assert meta["level"] == "char" and meta["sha256"] and meta["corpus"]
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--config",
+            str(config),
+            "--out",
+            str(tmp_path / "b"),
+            "--set",
+            "data.copy_index=false",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert not (tmp_path / "b" / "copy_index").exists()
+
+
+def test_eval_samples_report(trained_run):
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--checkpoint",
+            str(trained_run),
+            "--samples",
+            "4",
+            "--line-length",
+            "5",
+            "--rhyme",
+            "auto",
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    q = json.loads(r.stdout)["quality"]
+    assert q["samples"] == 4 and q["lines"] == 32
+    assert q["line_form_accuracy"] == 1.0 and q["rhyme_rate"] == 1.0
+    assert 0 < q["distinct_1"] <= 1 and 0 < q["distinct_2"] <= 1
+    assert 0 <= q["repeat3_rate"] <= 1 and q["sample_ppl"] > 1
+    assert 0 <= q["copy_rate_5gram"] <= 1
+    r = runner.invoke(app, ["eval", "--checkpoint", str(trained_run), "--samples", "3"])
+    assert r.exit_code == 0 and "distinct-1" in r.output and "copied:" in r.output
+
+
+def test_eval_with_corpus_reports_its_rhyme_rate(trained_run):
+    corpus = trained_run.parent / "corpus.txt"
+    r = runner.invoke(
+        app, ["eval", "--checkpoint", str(trained_run), "--corpus", str(corpus), "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    assert 0 <= json.loads(r.stdout)["corpus_rhyme_rate"] <= 1
+
+
+def test_eval_needs_something_to_do(trained_run):
+    r = runner.invoke(app, ["eval", "--checkpoint", str(trained_run)])
+    assert r.exit_code == 1 and "--samples" in r.output
