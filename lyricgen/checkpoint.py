@@ -27,6 +27,7 @@ VOCAB = "vocab.json"
 BEST = "model.safetensors"
 STATE = "train_state.pt"
 METRICS = "metrics.jsonl"
+RHYME = "rhyme.json"  # the vocabulary's rhyme groups (rhyme.vocab_table)
 
 _WRITE_DELAY = float(os.environ.get("LYRICGEN_TEST_WRITE_DELAY", "0") or 0)
 _UMASK = os.umask(0)
@@ -196,6 +197,36 @@ def load_train_state(path: str | Path) -> dict:
 def save_run_files(out_dir: Path, cfg: Config, vocab: Vocab) -> None:
     atomic_write(out_dir / CONFIG, dump_config(cfg))
     atomic_write(out_dir / VOCAB, vocab.to_json())
+
+
+def save_rhyme_table(out_dir: Path, vocab: Vocab) -> None:
+    """The rhyme groups of the vocabulary's characters, when it has Han characters."""
+    from lyricgen.rhyme import vocab_table
+
+    table = vocab_table(vocab.itos)
+    if table:
+        atomic_write(
+            out_dir / RHYME, json.dumps({"version": 1, "chars": table}, ensure_ascii=False)
+        )
+
+
+def load_rhyme_table(run_dir: str | Path, vocab: Vocab | None = None) -> dict[str, list] | None:
+    """The run's saved rhyme table. A run trained before lyricgen saved one gets it now
+    when `vocab` is given (best effort: a read-only run directory just goes without, and
+    the groups are looked up on every use)."""
+    try:
+        data = json.loads((Path(run_dir) / RHYME).read_text(encoding="utf-8"))
+        if data.get("version") == 1:
+            return data["chars"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    if vocab is not None:
+        try:
+            save_rhyme_table(Path(run_dir), vocab)
+        except OSError:
+            return None
+        return load_rhyme_table(run_dir)
+    return None
 
 
 def write_metrics(out_dir: Path, history: list[dict]) -> None:

@@ -402,15 +402,18 @@ def generate(
                 cfg.data.cache_dir,
                 required=max_copy is not None,
             )
+        from lyricgen.checkpoint import load_rhyme_table
+
+        table = load_rhyme_table(checkpoint, vocab) if rhyme or interactive else None
         if interactive:
-            _interactive(stepper, vocab, opts, as_json, index)
+            _interactive(stepper, vocab, opts, as_json, index, table)
             return
-        _generate_once(stepper, vocab, start, opts, as_json, index)
+        _generate_once(stepper, vocab, start, opts, as_json, index, table)
     except LyricgenError as exc:
         raise _fail(exc, exc.exit_code) from None
 
 
-def _generate_once(stepper, vocab, start: str, opts, as_json: bool, index=None) -> None:
+def _generate_once(stepper, vocab, start: str, opts, as_json: bool, index=None, table=None) -> None:
     """Generate and print; streams token by token when stdout is a terminal."""
     from lyricgen.generate import generate as run_generate
 
@@ -424,10 +427,11 @@ def _generate_once(stepper, vocab, start: str, opts, as_json: bool, index=None) 
             opts,
             on_token=lambda i, tok: typer.echo(_stream_piece(tok, vocab), nl=False),
             copy_index=index,
+            rhyme_table=table,
         )
         typer.echo("")
         return
-    samples = run_generate(stepper, vocab, start, opts, copy_index=index)
+    samples = run_generate(stepper, vocab, start, opts, copy_index=index, rhyme_table=table)
     if as_json:
         for s in samples:
             typer.echo(json.dumps(s.to_dict(), ensure_ascii=False))
@@ -490,7 +494,7 @@ def _parse_option_line(line: str, opts):
     return changed
 
 
-def _interactive(stepper, vocab, opts, as_json: bool, index=None) -> None:
+def _interactive(stepper, vocab, opts, as_json: bool, index=None, table=None) -> None:
     """Read start texts line by line until EOF; `:key value` changes an option."""
     prompt = sys.stdin.isatty()
     while True:
@@ -506,7 +510,7 @@ def _interactive(stepper, vocab, opts, as_json: bool, index=None) -> None:
                 continue
             if not line.strip() and not opts.acrostic:
                 continue
-            _generate_once(stepper, vocab, line.strip(), opts, as_json, index)
+            _generate_once(stepper, vocab, line.strip(), opts, as_json, index, table)
         except LyricgenError as exc:
             typer.echo(f"error: {exc}", err=True)
 
@@ -598,8 +602,11 @@ def _quality(checkpoint, corpus, samples, start, lines, line_length, rhyme, max_
     index = load_run_index(
         checkpoint, vocab, None, cfg.data.encoding, cfg.data.cache_dir, max_copy is not None
     )
+    from lyricgen.checkpoint import load_rhyme_table
+
     starts = [start] if start else None
-    return quality_report(stepper, vocab, samples, opts, starts, seed, index)
+    table = load_rhyme_table(checkpoint, vocab)
+    return quality_report(stepper, vocab, samples, opts, starts, seed, index, table)
 
 
 @app.command()

@@ -83,6 +83,9 @@ class TokenTable:
         self.first = np.array([t[:1] for t in itos], dtype=object)
         self.last_han = [next((c for c in reversed(t) if is_han(c)), "") for t in itos]
         self.exempt = np.array([not t.strip() for t in itos], dtype=bool)  # line breaks, spaces
+        self.newline_mask = np.zeros(self.size, dtype=bool)
+        if self.newline is not None:
+            self.newline_mask[self.newline] = True
 
 
 @dataclass
@@ -135,11 +138,10 @@ class LineShape:
 
     def __init__(self, t: TokenTable, line_length: int | None, counted: bool):
         self.t, self.line_length, self.counted = t, line_length, counted
-        nl = np.zeros(t.size, dtype=bool)
-        if t.newline is not None:
-            nl[t.newline] = True
-        self.end_only = nl
-        self.end_or_punct = nl | t.punct  # one trailing mark, where the vocabulary has them
+        self.end_only = t.newline_mask
+        self.end_or_punct = (
+            t.newline_mask | t.punct
+        )  # one trailing mark, where the vocabulary has them
 
     def restrict(self, row: Row, ok: np.ndarray) -> None:
         t = self.t
@@ -212,7 +214,14 @@ class Rhyme:
     rhyming character.
     """
 
-    def __init__(self, t: TokenTable, spec: str, every: str, line_length: int | None):
+    def __init__(
+        self,
+        t: TokenTable,
+        spec: str,
+        every: str,
+        line_length: int | None,
+        table: dict[str, list] | None = None,
+    ):
         from lyricgen import rhyme
 
         if not any(t.last_han):
@@ -221,8 +230,11 @@ class Rhyme:
             )
         self.t, self.every, self.line_length = t, every, line_length
         chars = {c for c in t.last_han if c}
-        groups_of = {c: rhyme.char_groups(c) for c in chars}
-        primary = {c: rhyme.primary_group(c) for c in chars}
+        table = table or {}
+        if not chars <= table.keys():  # no saved table (an older run): ask pypinyin
+            table = rhyme.vocab_table(chars)
+        groups_of = {c: frozenset(table[c][1]) for c in chars}
+        primary = {c: table[c][0] for c in chars}
         self.end_groups = [groups_of.get(c, frozenset()) for c in t.last_han]  # per token
         # auto: the line that chooses gives the group of its last character's usual reading
         self.end_primary = [primary.get(c) for c in t.last_han]
@@ -231,7 +243,8 @@ class Rhyme:
             for g in rhyme.GROUPS
         }
         self._mask_cache: dict[frozenset[str], np.ndarray] = {}
-        self.fixed = None if spec == "auto" else frozenset([rhyme.parse_group(spec)])
+        auto = spec.strip().lower() == "auto"
+        self.fixed = None if auto else frozenset([rhyme.parse_group(spec)])
         if self.fixed is not None:
             (g,) = self.fixed
             fits = self.group_masks[g]
@@ -271,12 +284,16 @@ class Rhyme:
         if row.last_newline:
             return
         ends_in_rhyme = bool(row.line_groups & target)
+        if row.line_chars >= HARD_CAP and ends_in_rhyme:
+            ok &= self.t.newline_mask  # long enough: end the line at its rhyme
+            return
+        if row.line_chars >= SOFT_CAP:
+            # a long line: only rhyming characters now (not spaces or punctuation, which a
+            # model refused its line break would otherwise repeat), then the line break
+            ok &= rhyming | (self.t.newline_mask if ends_in_rhyme else False)
+            return
         if not ends_in_rhyme:
             ok[t.newline] = False
-        if row.line_chars >= HARD_CAP and ends_in_rhyme:
-            ok &= ~t.content
-        elif row.line_chars >= SOFT_CAP:
-            ok &= rhyming | ~t.content
 
     def observe(self, row: Row, token: int) -> None:
         if token == self.t.newline:
@@ -329,6 +346,7 @@ class Constraints:
         opts: SamplingOptions,
         context: list[int],
         copy_index: CopyIndex | None = None,
+        rhyme_table: dict[str, list] | None = None,
     ):
         self.t = t = TokenTable(vocab)
         self.opts = opts
@@ -342,7 +360,7 @@ class Constraints:
         if opts.heads:
             self.items.append(Acrostic(t, opts.heads))
         if opts.rhyme:
-            self.items.append(Rhyme(t, opts.rhyme, opts.rhyme_lines, opts.line_length))
+            self.items.append(Rhyme(t, opts.rhyme, opts.rhyme_lines, opts.line_length, rhyme_table))
         if opts.no_repeat_ngram:
             self.items.append(NoRepeatNgram(opts.no_repeat_ngram))
         if opts.max_copy is not None:

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -204,7 +203,7 @@ def build_index(
 
     tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     if tmp.exists():  # left by an earlier, killed build of this same process id
-        shutil.rmtree(tmp)
+        _rmtree(tmp)
     tmp.mkdir(parents=True)
     try:
         _write_npy(tmp / "ids.npy", ids, dtype)
@@ -222,7 +221,13 @@ def build_index(
         _publish(tmp, folder)
     finally:
         if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+            _rmtree(tmp, ignore_errors=True)
+
+
+def _rmtree(path: Path, ignore_errors: bool = False) -> None:
+    import shutil  # only builds need it; generation imports this module too
+
+    shutil.rmtree(path, ignore_errors=ignore_errors)
 
 
 def _write_npy(path: Path, arr: np.ndarray, dtype: np.dtype) -> None:
@@ -243,7 +248,7 @@ def _publish(tmp: Path, folder: Path) -> None:
     if folder.exists() or folder.is_symlink():
         old = folder.with_name(f"{folder.name}.old-{os.getpid()}")
         if old.exists():
-            shutil.rmtree(old)
+            _rmtree(old)
         os.replace(folder, old)
     try:
         os.replace(tmp, folder)
@@ -252,7 +257,7 @@ def _publish(tmp: Path, folder: Path) -> None:
             os.replace(old, folder)  # put the previous index back
         raise
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        _rmtree(old, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------

@@ -239,17 +239,19 @@ def generate(
     opts: SamplingOptions,
     on_token: Callable[[int, str], None] | None = None,
     copy_index: CopyIndex | None = None,
+    rhyme_table: dict[str, list] | None = None,
 ) -> list[Sample]:
     """Write `opts.num_samples` continuations of `start` (sampled as one batch, or by beam
     search with `opts.beam`). `model` is a LyricsModel or a `Stepper`. Each step feeds only
     the newest token and the carried hidden state, so the work per token is constant.
     `on_token(sample_index, token)` is called as tokens are chosen (for streaming).
     `copy_index` (the run's training text) serves `opts.max_copy` and fills each sample's
-    `longest_copy`."""
+    `longest_copy`. `rhyme_table` (the run's saved `rhyme.json`) spares `opts.rhyme` the
+    pypinyin look-ups."""
     opts.validate()
     stepper = model if hasattr(model, "step") else TorchStepper(model)
     ids, prompt = _context(vocab, start, opts)
-    cons = Constraints(vocab, opts, ids, copy_index)
+    cons = Constraints(vocab, opts, ids, copy_index, rhyme_table)
     row0 = cons.start_row(vocab.encode(prompt))
     if opts.line_length is not None and row0.line_chars > opts.line_length:
         raise GenerationError(

@@ -59,6 +59,7 @@ def quality_report(
     starts: Sequence[str] | None = None,
     seed: int = 0,
     copy_index=None,
+    rhyme_table: dict[str, list] | None = None,
 ) -> dict:
     """Generate `n_samples` samples (opts.lines lines each, default 8) and measure them."""
     opts = opts or SamplingOptions()
@@ -69,7 +70,7 @@ def quality_report(
     for i in range(n_samples):
         o = replace(opts, seed=seed + i, num_samples=1)
         start = starts[i % len(starts)]
-        (s,) = generate(stepper, vocab, start, o, copy_index=copy_index)
+        (s,) = generate(stepper, vocab, start, o, copy_index=copy_index, rhyme_table=rhyme_table)
         texts.append(s.text)
         prompt = encode_prompt(start, vocab) if start.strip() else []
         ids.append(vocab.encode(prompt + s.tokens))  # the printed text, start included

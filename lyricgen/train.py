@@ -615,7 +615,7 @@ class Trainer:
         if self.dist.main:
             ckpt.save_run_files(out, self.cfg, self.vocab)  # records overrides (--epochs)
             ckpt.write_metrics(out, self.st.history)  # a kill may have come before the last write
-            self._index_corpus()
+            self._generation_aids()
         log.info("resuming at epoch %d, batch %d", self.st.epoch + 1, self.st.batch)
 
     def _start_fresh(self) -> None:
@@ -624,10 +624,13 @@ class Trainer:
             for stale in (ckpt.BEST, ckpt.STATE, ckpt.METRICS):
                 (self.out / stale).unlink(missing_ok=True)
             shutil.rmtree(self.out / originality.INDEX_DIR, ignore_errors=True)
-            self._index_corpus()
+            (self.out / ckpt.RHYME).unlink(missing_ok=True)
+            self._generation_aids()
 
-    def _index_corpus(self) -> None:
-        """The copy index of the corpus (for generate --max-copy), built once per run."""
+    def _generation_aids(self) -> None:
+        """Once per run: the vocabulary's rhyme table and the corpus's copy index."""
+        if not (self.out / ckpt.RHYME).exists():
+            ckpt.save_rhyme_table(self.out, self.vocab)
         d = self.cfg.data
         if not d.copy_index or (self.out / originality.INDEX_DIR / "meta.json").exists():
             return

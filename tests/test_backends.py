@@ -1,5 +1,6 @@
 """The NumPy generation path prints what the torch path prints, without importing torch."""
 
+import json
 import subprocess
 import sys
 
@@ -97,3 +98,62 @@ def test_word_start_in_vocabulary_skips_jieba(word_run):
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_rhyme_and_copy_guard_print_the_same_on_both_backends(trained_run, backend):
+    args = ["--start", "星星", "--lines", "4", "--line-length", "5", "--rhyme", "auto"]
+    args += ["--max-copy", "3", "--seed", "2", "--json"]
+    out = {}
+    for b in ("numpy", backend):
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lyricgen",
+                "generate",
+                "--checkpoint",
+                str(trained_run),
+                *args,
+                "--backend",
+                b,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
+        assert r.returncode == 0, r.stderr
+        out[b] = [json.loads(line) for line in r.stdout.splitlines()]
+    for a, b in zip(out["numpy"], out[backend], strict=True):
+        assert a["text"] == b["text"] and a["longest_copy"] == b["longest_copy"]
+        assert a["perplexity"] == pytest.approx(b["perplexity"], rel=1e-5)
+
+
+def test_rhyme_with_a_saved_table_does_not_import_pypinyin(trained_run):
+    assert (trained_run / "rhyme.json").is_file()  # written by training
+    code = (
+        "import sys\n"
+        "from lyricgen.cli import app\n"
+        f"try:\n    app(['generate', '--checkpoint', {str(trained_run)!r}, '--start', '星星',"
+        " '--lines', '3', '--rhyme', 'auto', '--max-copy', '4', '--seed', '1'])\n"
+        "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+        "assert 'pypinyin' not in sys.modules, 'pypinyin was imported'\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.strip().splitlines()) == 3
+
+
+def test_old_run_gets_its_rhyme_table_on_first_use(tmp_path, trained_run):
+    import shutil
+
+    from lyricgen.checkpoint import load_rhyme_table, load_vocab
+
+    run = tmp_path / "old"
+    shutil.copytree(trained_run, run)
+    saved = load_rhyme_table(run)
+    (run / "rhyme.json").unlink()
+    assert load_rhyme_table(run) is None
+    assert load_rhyme_table(run, load_vocab(run)) == saved
+    assert (run / "rhyme.json").is_file()

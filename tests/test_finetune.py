@@ -10,7 +10,7 @@ from lyricgen.checkpoint import load_run
 from lyricgen.cli import app
 from lyricgen.finetune import extend_vocab
 from lyricgen.vocab import Vocab
-from tests.conftest import tiny_config, write_corpus
+from .conftest import tiny_config, write_corpus
 
 runner = CliRunner()
 

@@ -1,0 +1,121 @@
+"""Lyric craft figures for one run: rhyme, copying, line form, quality, cold start.
+
+    python benchmarks/craft.py checkpoints/jaychou_char --corpus ../shared/corpora/jaychou_lyrics.txt
+
+- the quality report (`lyricgen eval --samples`) of 30 songs of 8 lines from 我 with the
+  default sampling options, then with `--rhyme auto`, and with `--max-copy N` for several N,
+  so the cost of each guard shows in the samples' own perplexity and distinct-2;
+- the corpus's own rhyme rate (adjacent line pairs, blank lines break pairs);
+- the issue's acrostic example with and without the Han line form;
+- the whole-process wall time of `generate` (median of --runs after a warm-up), plain and
+  with the copy guard and rhyme, against the 0.6 s cold-start target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+
+def wall(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def lyricgen_exe() -> list[str]:
+    script = Path(sys.executable).parent / "lyricgen"
+    if script.exists():
+        return [str(script)]
+    return (shutil.which("lyricgen") or f"{sys.executable} -m lyricgen").split()
+
+
+def fmt(x, pct=False) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:.1%}" if pct else f"{x:.3f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run")
+    ap.add_argument("--corpus", help="the run's corpus, for its own rhyme rate")
+    ap.add_argument("--samples", type=int, default=30)
+    ap.add_argument("--start", default="我")
+    ap.add_argument("--max-copy", type=int, nargs="*", default=[8, 6, 4, 3])
+    ap.add_argument("--runs", type=int, default=7, help="cold-start repetitions (0: skip)")
+    args = ap.parse_args()
+
+    from lyricgen.checkpoint import load_rhyme_table
+    from lyricgen.generate import SamplingOptions
+    from lyricgen.npbackend import load_numpy_run
+    from lyricgen.originality import load_run_index
+    from lyricgen.quality import quality_report
+    from lyricgen.rhyme import rhyme_rate
+    from lyricgen.tokcache import iter_lines
+
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; run {args.run}; {args.samples} samples of 8 lines "
+        f"from {args.start!r}, seeds 0..{args.samples - 1}"
+    )
+    cfg, vocab, stepper = load_numpy_run(args.run)
+    index = load_run_index(args.run, vocab, args.corpus, cfg.data.encoding, cfg.data.cache_dir)
+    table = load_rhyme_table(args.run, vocab)
+    if args.corpus:
+        rate = rhyme_rate(iter_lines(Path(args.corpus), cfg.data.encoding))
+        print(f"corpus rhyme rate (adjacent lines): {fmt(rate, True)}")
+
+    base = SamplingOptions(lines=8)
+    variants = [("default sampling", base), ("--rhyme auto", replace(base, rhyme="auto"))]
+    variants += [("--line-length 7", replace(base, line_length=7))]
+    variants += [(f"--max-copy {n}", replace(base, max_copy=n)) for n in args.max_copy]
+    print()
+    print(
+        "| options | rhyme rate | lines copied | 5-grams copied | distinct-1 | distinct-2 "
+        "| repeat-3 | line form | sample ppl | s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, opts in variants:
+        t0 = time.perf_counter()
+        q = quality_report(stepper, vocab, args.samples, opts, [args.start], 0, index, table)
+        dt = time.perf_counter() - t0
+        lines = f"{fmt(q.get('line_copy_rate'), True)} of {q.get('lines_checked', 'n/a')}"
+        print(
+            f"| {name} | {fmt(q['rhyme_rate'], True)} | {lines} "
+            f"| {fmt(q.get('copy_rate_5gram'), True)} | {fmt(q['distinct_1'])} "
+            f"| {fmt(q['distinct_2'])} | {fmt(q['repeat3_rate'], True)} "
+            f"| {fmt(q['line_form_accuracy'], True)} | {q['sample_ppl']:.1f} | {dt:.1f} |"
+        )
+
+    exe = lyricgen_exe()
+    print()
+    for form in ([], ["--line-length", "7"]):
+        cmd = [*exe, "generate", "--checkpoint", args.run, "--acrostic", "春夏秋冬", *form]
+        out = subprocess.run([*cmd, "--seed", "5"], capture_output=True, text=True, check=True)
+        print(f"$ lyricgen generate --acrostic 春夏秋冬 {' '.join(form)} --seed 5")
+        print(out.stdout.rstrip())
+    if not args.runs:
+        return
+    print()
+    print(f"cold start, median of {args.runs} whole-process runs after one warm-up:")
+    print("| command | s |")
+    print("|---|---|")
+    plain = [*exe, "generate", "--checkpoint", args.run, "--start", "星星", "--length", "99"]
+    for extra in ([], ["--max-copy", "4"], ["--rhyme", "auto", "--lines", "4"], ["--json"]):
+        cmd = [*plain, "--seed", "1", *extra]
+        wall(cmd)
+        t = statistics.median(wall(cmd) for _ in range(args.runs))
+        print(f"| generate --start 星星 --length 99 {' '.join(extra)} | {t:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
