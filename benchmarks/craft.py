@@ -3,8 +3,9 @@
     python benchmarks/craft.py checkpoints/jaychou_char --corpus ../shared/corpora/jaychou_lyrics.txt
 
 - the quality report (`lyricgen eval --samples`) of 30 songs of 8 lines from 我 with the
-  default sampling options, then with `--rhyme auto`, and with `--max-copy N` for several N,
-  so the cost of each guard shows in the samples' own perplexity and distinct-2;
+  default sampling options without the copy guard, with the defaults (guard on), with
+  `--rhyme auto`, with `--line-length 7`, and with `--max-copy N` for several N, so the
+  cost of each guard shows in the samples' own perplexity and distinct-2;
 - the corpus's own rhyme rate (adjacent line pairs, blank lines break pairs);
 - the issue's acrostic example with and without the Han line form;
 - the whole-process wall time of `generate` (median of --runs after a warm-up), plain and
@@ -50,7 +51,7 @@ def main() -> None:
     ap.add_argument("--corpus", help="the run's corpus, for its own rhyme rate")
     ap.add_argument("--samples", type=int, default=30)
     ap.add_argument("--start", default="我")
-    ap.add_argument("--max-copy", type=int, nargs="*", default=[8, 6, 4, 3])
+    ap.add_argument("--max-copy", type=int, nargs="*", default=[8, 4, 3, 2])
     ap.add_argument("--runs", type=int, default=7, help="cold-start repetitions (0: skip)")
     args = ap.parse_args()
 
@@ -74,9 +75,17 @@ def main() -> None:
         rate = rhyme_rate(iter_lines(Path(args.corpus), cfg.data.encoding))
         print(f"corpus rhyme rate (adjacent lines): {fmt(rate, True)}")
 
-    base = SamplingOptions(lines=8)
-    variants = [("default sampling", base), ("--rhyme auto", replace(base, rhyme="auto"))]
-    variants += [("--line-length 7", replace(base, line_length=7))]
+    from lyricgen.generate import DEFAULT_MAX_COPY
+
+    base = SamplingOptions(lines=8, max_copy=0)
+    default = DEFAULT_MAX_COPY.get(vocab.level)
+    variants = [
+        ("--max-copy 0 (no guard)", base),
+        (f"defaults (guard on: --max-copy {default})", replace(base, max_copy=None)),
+        ("--rhyme auto --max-copy 0", replace(base, rhyme="auto")),
+        ("--rhyme auto (guard on)", replace(base, rhyme="auto", max_copy=None)),
+        ("--line-length 7 --max-copy 0", replace(base, line_length=7)),
+    ]
     variants += [(f"--max-copy {n}", replace(base, max_copy=n)) for n in args.max_copy]
     print()
     print(

@@ -324,7 +324,8 @@ def generate(
     max_copy: Annotated[
         int | None,
         typer.Option(
-            help="Copy guard: no line holds more than N consecutive tokens of the training text."
+            help="Copy guard: no line holds more than N consecutive tokens of the training "
+            "text (default, where the run has a copy index: 6 characters, 3 words; 0: off)."
         ),
     ] = None,
     corpus: Annotated[
@@ -391,7 +392,7 @@ def generate(
             from lyricgen.text import check_corpus_file
 
             check_corpus_file(corpus, "--corpus")
-        if max_copy is not None or as_json or corpus is not None or interactive:
+        if max_copy != 0:  # the guard is on by default where the run has an index
             from lyricgen.originality import load_run_index
 
             index = load_run_index(
@@ -400,7 +401,7 @@ def generate(
                 corpus,
                 cfg.data.encoding,
                 cfg.data.cache_dir,
-                required=max_copy is not None,
+                required=bool(max_copy),
             )
         from lyricgen.checkpoint import load_rhyme_table
 
@@ -534,7 +535,9 @@ def eval_(
     rhyme: Annotated[
         str | None, typer.Option(help="Generate with --rhyme (auto or a group).")
     ] = None,
-    max_copy: Annotated[int | None, typer.Option(help="Generate with --max-copy N.")] = None,
+    max_copy: Annotated[
+        int | None, typer.Option(help="Generate with --max-copy N (default: as generate).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="First sample's seed (then seed+1, ...).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     device: Annotated[Device, typer.Option(help="Where to run the model.")] = Device.auto,
@@ -600,7 +603,7 @@ def _quality(checkpoint, corpus, samples, start, lines, line_length, rhyme, max_
     opts.validate()
     cfg, vocab, stepper = load_numpy_run(checkpoint)
     index = load_run_index(
-        checkpoint, vocab, None, cfg.data.encoding, cfg.data.cache_dir, max_copy is not None
+        checkpoint, vocab, None, cfg.data.encoding, cfg.data.cache_dir, bool(max_copy)
     )
     from lyricgen.checkpoint import load_rhyme_table
 

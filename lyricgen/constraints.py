@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 # rhyming content is offered, and after HARD_CAP the line ends at its next rhyme.
 SOFT_CAP = 14
 HARD_CAP = 24
+# A free line (no --line-length) of a counted song (--lines) ends after this many tokens,
+# so a model caught in a loop (哈哈哈...) still writes its M lines.
+MAX_LINE_TOKENS = 64
 
 
 def _is_content(token: str) -> bool:
@@ -134,7 +137,8 @@ class Constraint(Protocol):
 
 class LineShape:
     """Exactly `line_length` counted characters per line; no empty lines while lines are
-    counted; at most one blank line in a row."""
+    counted (and no free line longer than MAX_LINE_TOKENS then); at most one blank line in
+    a row."""
 
     def __init__(self, t: TokenTable, line_length: int | None, counted: bool):
         self.t, self.line_length, self.counted = t, line_length, counted
@@ -154,6 +158,9 @@ class LineShape:
             return
         if self.counted and row.last_newline:
             ok[t.newline] = False
+        if self.counted and len(row.line_ids) >= MAX_LINE_TOKENS:
+            ok &= t.newline_mask
+            return
         if t.newline is not None and row.recent[-2:] == [t.newline, t.newline]:
             ok[t.newline] = False
 
@@ -363,13 +370,14 @@ class Constraints:
             self.items.append(Rhyme(t, opts.rhyme, opts.rhyme_lines, opts.line_length, rhyme_table))
         if opts.no_repeat_ngram:
             self.items.append(NoRepeatNgram(opts.no_repeat_ngram))
-        if opts.max_copy is not None:
+        limit = opts.copy_limit(vocab.level, copy_index is not None)
+        if limit is not None:
             if copy_index is None:
                 raise GenerationError(
                     "--max-copy needs the run's copy index; this run has none (give --corpus "
                     "FILE, the text it was trained on, to build it)"
                 )
-            self.items.append(CopyGuard(t, copy_index, opts.max_copy))
+            self.items.append(CopyGuard(t, copy_index, limit))
 
     def allowed(self, row: Row) -> np.ndarray:
         ok = np.ones(self.t.size, dtype=bool)

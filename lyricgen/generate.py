@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 MAX_LENGTH = 100_000
 MAX_COPY = 63  # the copy index answers n-grams of up to 64 tokens
+# --max-copy when it is not given and the run has a copy index, by tokenization level:
+# measured to cost no sample quality (docs/BENCHMARKS.md, "Lyric craft")
+DEFAULT_MAX_COPY = {"char": 6, "word": 3, "space": 5}
 RHYME_LINES = ("all", "even")
 
 
@@ -53,7 +56,9 @@ class SamplingOptions:
     prefix: str | None = None
     rhyme: str | None = None  # "auto" or a 十三辙 group (发花 ... 中东, or a final like "ang")
     rhyme_lines: str = "all"  # "all" or "even"
-    max_copy: int | None = None  # no line holds more than this many consecutive corpus tokens
+    # no line holds more than this many consecutive corpus tokens; None: DEFAULT_MAX_COPY
+    # for the level when a copy index is at hand; 0: off
+    max_copy: int | None = None
 
     def validate(self) -> None:
         if self.length is not None and not 1 <= self.length <= MAX_LENGTH:
@@ -108,11 +113,17 @@ class SamplingOptions:
             parse_group(self.rhyme)
         if self.rhyme_lines not in RHYME_LINES:
             raise GenerationError(f"--rhyme-lines is {self.rhyme_lines!r}; choose all or even")
-        if self.max_copy is not None and not 1 <= self.max_copy <= MAX_COPY:
+        if self.max_copy is not None and not 0 <= self.max_copy <= MAX_COPY:
             raise GenerationError(
-                f"--max-copy is {self.max_copy}; give 1 to {MAX_COPY} tokens (leave it out to "
-                "allow copying)"
+                f"--max-copy is {self.max_copy}; give 1 to {MAX_COPY} tokens (0 turns the "
+                "copy guard off)"
             )
+
+    def copy_limit(self, level: str, have_index: bool) -> int | None:
+        """The copy guard's N for a model of this level, or None when it is off."""
+        if self.max_copy is None:
+            return DEFAULT_MAX_COPY.get(level) if have_index else None
+        return self.max_copy or None
 
     @property
     def heads(self) -> str:

@@ -103,7 +103,8 @@ def load_run_index(
     return index
 
 
-def _lines(ids: list[int], newline: int | None) -> list[list[int]]:
+def split_lines(ids: list[int], newline: int | None) -> list[list[int]]:
+    """The non-empty lines of an id sequence."""
     out, line = [], []
     for tok in ids:
         if tok == newline:
@@ -126,7 +127,7 @@ def copy_figures(
     nl = vocab.stoi.get(NEWLINE)
     long_lines = copied_lines = spans = copied_spans = 0
     for ids in texts_ids:
-        for line in _lines(ids, nl):
+        for line in split_lines(ids, nl):
             toks = vocab.decode(line)
             han = sum(is_han(c) for t in toks for c in t)
             if han >= min_han or (han == 0 and len(line) >= min_han):

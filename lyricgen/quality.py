@@ -12,8 +12,9 @@ good. These figures look at generated samples instead:
 - `line_copy_rate`, `copy_rate_5gram`: lines (with at least 6 Han characters) found
   verbatim in the training text, and 5-token spans within lines found there
   (`originality.py`; needs the run's copy index);
-- `line_form_accuracy` (with `line_length`): share of lines with exactly that many Han
-  characters and nothing else but one trailing punctuation mark;
+- `line_form_accuracy` (with `line_length`): share of lines with exactly that many counted
+  units (Han characters in a Chinese model, else letters and digits, or words at level
+  `space`) and nothing else but one trailing punctuation mark;
 - `sample_ppl`: the median perplexity of the samples under the model itself.
 
 Samples are 8-line songs (`lines`) sampled with the default options from the most frequent
@@ -24,11 +25,12 @@ reproducible.
 from __future__ import annotations
 
 import statistics
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import replace
 
+from lyricgen.constraints import TokenTable
 from lyricgen.generate import SamplingOptions, encode_prompt, generate
+from lyricgen.originality import split_lines
 from lyricgen.rhyme import is_han, rhyme_rate
 from lyricgen.text import NEWLINE
 from lyricgen.vocab import Vocab
@@ -44,11 +46,12 @@ def default_starts(vocab: Vocab, n: int = 10) -> list[str]:
     return [vocab.itos[i] for i in order if vocab.itos[i].isalpha()][:n]
 
 
-def _line_form_ok(line: str, n: int) -> bool:
-    body = line.rstrip()
-    if body and unicodedata.category(body[-1])[0] == "P":
-        body = body[:-1]
-    return len(body) == n and all(is_han(c) for c in body)
+def _line_form_ok(line: list[int], n: int, t: TokenTable) -> bool:
+    """The line (ids) has exactly n counted units (Han characters in a Chinese model),
+    only entries that may stand inside a shaped line, and at most one trailing mark."""
+    if line and t.punct[line[-1]]:
+        line = line[:-1]
+    return bool(line) and all(t.in_line[i] for i in line) and int(t.length[line].sum()) == n
 
 
 def quality_report(
@@ -86,13 +89,17 @@ def quality_report(
         n_bi += len(pairs)
     all_lines, repeats, form_ok = 0, 0, 0
     song_lines: list[str] = []  # all samples, a blank line between them
+    table = TokenTable(vocab)
+    for seq in ids:
+        if opts.line_length:
+            form_ok += sum(
+                _line_form_ok(line, opts.line_length, table) for line in split_lines(seq, nl)
+            )
     for text in texts:
         lines = [line for line in text.rstrip("\n").split("\n") if line.strip()]
         all_lines += len(lines)
         repeats += sum(lines[j] == lines[j - 1] == lines[j - 2] for j in range(2, len(lines)))
         song_lines += [*lines, ""]
-        if opts.line_length:
-            form_ok += sum(_line_form_ok(line, opts.line_length) for line in lines)
     report = {
         "samples": n_samples,
         "lines": all_lines,

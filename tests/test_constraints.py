@@ -207,6 +207,15 @@ def test_max_copy_needs_an_index_and_a_sane_value():
     vocab = make_vocab()
     with pytest.raises(GenerationError, match="copy index"):
         generate(Biased(vocab), vocab, "我", SamplingOptions(max_copy=3))
-    for bad in (-1, 0, 64):
+    SamplingOptions(max_copy=0).validate()  # off
+    for bad in (-1, 64):
         with pytest.raises(GenerationError, match="--max-copy"):
             SamplingOptions(max_copy=bad).validate()
+
+
+def test_a_looping_model_still_writes_its_lines():
+    vocab = make_vocab(extra="哈")
+    model = Biased(vocab, prefer="哈", bonus=50.0)
+    (s,) = generate(model, vocab, "我", SamplingOptions(lines=3, repetition_penalty=1.0))
+    lines = lines_of(s.text)
+    assert len(lines) == 3 and all(len(line) <= 64 for line in lines)

@@ -10,6 +10,7 @@ from lyricgen.checkpoint import load_run
 from lyricgen.cli import app
 from lyricgen.finetune import extend_vocab
 from lyricgen.vocab import Vocab
+
 from .conftest import tiny_config, write_corpus
 
 runner = CliRunner()
