@@ -86,6 +86,10 @@ class TokenTable:
         self.first = np.array([t[:1] for t in itos], dtype=object)
         self.last_han = [next((c for c in reversed(t) if is_han(c)), "") for t in itos]
         self.exempt = np.array([not t.strip() for t in itos], dtype=bool)  # line breaks, spaces
+        # marks that close a sentence (and so, in lyrics, usually a line)
+        self.final_punct = np.array(
+            [bool(t) and all(c in "。！？!?…" for c in t) for t in itos], dtype=bool
+        )
         self.newline_mask = np.zeros(self.size, dtype=bool)
         if self.newline is not None:
             self.newline_mask[self.newline] = True
@@ -300,7 +304,13 @@ class Rhyme:
             ok &= rhyming | (self.t.newline_mask if ends_in_rhyme else False)
             return
         if not ends_in_rhyme:
+            # the line may not end yet: no line break, no sentence-closing mark (。！？), and
+            # after a space or mark a word comes next (a model refused its line break would
+            # otherwise pour spaces or ～～～ into the line)
             ok[t.newline] = False
+            ok &= ~t.final_punct
+            if row.recent and not t.content[row.recent[-1]]:
+                ok &= t.content
 
     def observe(self, row: Row, token: int) -> None:
         if token == self.t.newline:
