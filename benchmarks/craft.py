@@ -55,10 +55,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=7, help="cold-start repetitions (0: skip)")
     args = ap.parse_args()
 
-    from lyricgen.checkpoint import load_rhyme_table
+    import lyricgen
     from lyricgen.generate import SamplingOptions
-    from lyricgen.npbackend import load_numpy_run
-    from lyricgen.originality import load_run_index
     from lyricgen.quality import quality_report
     from lyricgen.rhyme import rhyme_rate
     from lyricgen.tokcache import iter_lines
@@ -68,9 +66,8 @@ def main() -> None:
         f"{platform.python_version()}; run {args.run}; {args.samples} samples of 8 lines "
         f"from {args.start!r}, seeds 0..{args.samples - 1}"
     )
-    cfg, vocab, stepper = load_numpy_run(args.run)
-    index = load_run_index(args.run, vocab, args.corpus, cfg.data.encoding, cfg.data.cache_dir)
-    table = load_rhyme_table(args.run, vocab)
+    lyricist = lyricgen.load(args.run, corpus=args.corpus)
+    cfg, vocab = lyricist.config, lyricist.vocab
     if args.corpus:
         rate = rhyme_rate(iter_lines(Path(args.corpus), cfg.data.encoding))
         print(f"corpus rhyme rate (adjacent lines): {fmt(rate, True)}")
@@ -96,7 +93,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, opts in variants:
         t0 = time.perf_counter()
-        q = quality_report(stepper, vocab, args.samples, opts, [args.start], 0, index, table)
+        q = quality_report(lyricist, args.samples, opts, [args.start], 0)
         dt = time.perf_counter() - t0
         lines = f"{fmt(q.get('line_copy_rate'), True)} of {q.get('lines_checked', 'n/a')}"
         print(

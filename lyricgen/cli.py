@@ -6,6 +6,7 @@ commands so that `lyricgen --help` starts fast.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -60,11 +61,6 @@ class Backend(str, Enum):
     auto = "auto"
     numpy = "numpy"
     torch = "torch"
-
-
-class RhymeLines(str, Enum):
-    all = "all"
-    even = "even"
 
 
 class Level(str, Enum):
@@ -265,174 +261,101 @@ class _TqdmProgress:
             self.bar = None
 
 
-@app.command()
-def generate(
+def _generate(
     start: Annotated[str, typer.Option(help="Start text, e.g. 星星.")] = "",
     checkpoint: Annotated[
         Path, typer.Option(help="Run directory written by `lyricgen train`.")
     ] = DEFAULT_RUN,
-    length: Annotated[
-        int | None,
-        typer.Option(
-            help="Most tokens to generate after the start (default 99; with --lines, until the last line)."
-        ),
-    ] = None,
-    temperature: Annotated[float, typer.Option(help="< 1 is safer, > 1 is wilder.")] = 0.8,
-    top_k: Annotated[
-        int, typer.Option(help="Sample only among the k likeliest tokens (0: off).")
-    ] = 0,
-    top_p: Annotated[
-        float, typer.Option(help="Nucleus: the likeliest tokens holding this mass (1: off).")
-    ] = 0.95,
-    greedy: Annotated[
-        bool, typer.Option("--greedy", help="Always take the likeliest token.")
-    ] = False,
-    num_samples: Annotated[int, typer.Option(help="Samples to write, generated as one batch.")] = 1,
-    seed: Annotated[int | None, typer.Option(help="Seed for reproducible samples.")] = None,
-    acrostic: Annotated[
-        str | None, typer.Option(help="藏头: one line per character, each starting with it.")
-    ] = None,
-    line_length: Annotated[
-        int | None, typer.Option(help="Exactly N characters per line (no spaces or punctuation).")
-    ] = None,
-    lines: Annotated[int | None, typer.Option(help="Exactly M lines, then stop.")] = None,
-    stop_at_blank: Annotated[
-        bool, typer.Option("--stop-at-blank", help="End a sample at a blank line (end of song).")
-    ] = False,
-    repetition_penalty: Annotated[
-        float, typer.Option(help="CTRL-style penalty on tokens already used (1: off).")
-    ] = 1.1,
-    no_repeat_ngram: Annotated[
-        int, typer.Option(help="Never repeat an n-gram of this many tokens (0: off).")
-    ] = 0,
-    beam: Annotated[int, typer.Option(help="Beam search with this many beams (0: sample).")] = 0,
-    length_penalty: Annotated[
-        float, typer.Option(help="Beam ranking: log-prob / length ** this.")
-    ] = 1.0,
-    prefix: Annotated[
-        str | None, typer.Option(help="Text fed before the start to set the mood; not printed.")
-    ] = None,
-    rhyme: Annotated[
-        str | None,
-        typer.Option(
-            help="押韵: 'auto' (lines rhyme with the first) or a 十三辙 group, e.g. 江阳 or ang."
-        ),
-    ] = None,
-    rhyme_lines: Annotated[
-        RhymeLines, typer.Option(help="Which lines rhyme: all, or even (2, 4, 6, ...).")
-    ] = RhymeLines.all,
-    max_copy: Annotated[
-        int | None,
-        typer.Option(
-            help="Copy guard: no line holds more than N consecutive tokens of the training "
-            "text (default, where the run has a copy index: 6 characters, 3 words; 0: off)."
-        ),
-    ] = None,
-    corpus: Annotated[
-        Path | None,
-        typer.Option(help="The run's training corpus, to build its copy index if it has none."),
-    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print samples with tokens, log-probs and perplexity.")
     ] = False,
     interactive: Annotated[
         bool, typer.Option("--interactive", help="Read start texts (and :key value) from stdin.")
     ] = False,
-    device: Annotated[Device, typer.Option(help="Where to run the model.")] = Device.cpu,
+    corpus: Annotated[
+        Path | None,
+        typer.Option(help="The run's training corpus, to build its copy index if it has none."),
+    ] = None,
+    device: Annotated[
+        Device, typer.Option(help="Where to run the model (auto: the CPU, in NumPy).")
+    ] = Device.auto,
     backend: Annotated[
         Backend,
         typer.Option(
             help="auto: NumPy on the CPU (starts fast, no torch import), torch otherwise."
         ),
     ] = Backend.auto,
+    **sampling: Any,
 ) -> None:
     """Write lyrics that continue a start text (or follow an acrostic)."""
     try:
-        from lyricgen.generate import SamplingOptions
+        import lyricgen
+        from lyricgen.options import options_from_mapping
 
-        opts = SamplingOptions(
-            length=length,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            greedy=greedy,
-            num_samples=num_samples,
-            seed=seed,
-            repetition_penalty=repetition_penalty,
-            no_repeat_ngram=no_repeat_ngram,
-            acrostic=acrostic,
-            line_length=line_length,
-            lines=lines,
-            stop_at_blank=stop_at_blank,
-            beam=beam,
-            length_penalty=length_penalty,
-            prefix=prefix,
-            rhyme=rhyme,
-            rhyme_lines=rhyme_lines.value,
-            max_copy=max_copy,
+        values = {k: v.value if isinstance(v, Enum) else v for k, v in sampling.items()}
+        opts = options_from_mapping(values)
+        lyricist = lyricgen.load(
+            checkpoint, backend.value, device.value, corpus, require_index=bool(opts.max_copy)
         )
-        opts.validate()
-        if backend == Backend.numpy and device != Device.cpu:
-            raise LyricgenError(
-                "--backend numpy runs on the CPU only; drop --device or use --backend torch"
-            )
-        if backend == Backend.torch or device != Device.cpu:
-            from lyricgen.checkpoint import load_run
-            from lyricgen.generate import TorchStepper
-            from lyricgen.train import resolve_device
-
-            cfg, vocab, model = load_run(checkpoint, resolve_device(device.value))
-            stepper = TorchStepper(model)
-        else:
-            from lyricgen.npbackend import load_numpy_run
-
-            cfg, vocab, stepper = load_numpy_run(checkpoint)
-        index = None
-        if corpus is not None:
-            from lyricgen.text import check_corpus_file
-
-            check_corpus_file(corpus, "--corpus")
-        if max_copy != 0:  # the guard is on by default where the run has an index
-            from lyricgen.originality import load_run_index
-
-            index = load_run_index(
-                checkpoint,
-                vocab,
-                corpus,
-                cfg.data.encoding,
-                cfg.data.cache_dir,
-                required=bool(max_copy),
-            )
-        from lyricgen.checkpoint import load_rhyme_table
-
-        table = load_rhyme_table(checkpoint, vocab) if rhyme or interactive else None
         if interactive:
-            _interactive(stepper, vocab, opts, as_json, index, table)
+            _interactive(lyricist, opts, as_json)
             return
-        _generate_once(stepper, vocab, start, opts, as_json, index, table)
+        _generate_once(lyricist, start, opts, as_json)
     except LyricgenError as exc:
         raise _fail(exc, exc.exit_code) from None
 
 
-def _generate_once(stepper, vocab, start: str, opts, as_json: bool, index=None, table=None) -> None:
-    """Generate and print; streams token by token when stdout is a terminal."""
-    from lyricgen.generate import generate as run_generate
+def _sampling_parameters() -> list[inspect.Parameter]:
+    """One CLI option per SamplingOptions field: name, type, default and help come from
+    there (lyricgen/options.py), so the flags cannot drift from the library."""
+    from lyricgen.options import option_specs
 
+    params = []
+    for spec in option_specs():
+        default: Any = spec.default
+        if spec.kind is bool:
+            annotation: Any = Annotated[bool, typer.Option(spec.flag, help=spec.help)]
+        elif spec.choices:
+            choice = Enum(
+                spec.name.title().replace("_", ""), {c: c for c in spec.choices}, type=str
+            )
+            annotation = Annotated[choice, typer.Option(help=spec.help)]
+            default = choice(spec.default)
+        else:
+            kind = spec.kind | None if spec.optional else spec.kind
+            annotation = Annotated[kind, typer.Option(help=spec.help)]
+        params.append(
+            inspect.Parameter(
+                spec.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+            )
+        )
+    return params
+
+
+def _register_generate() -> None:
+    fixed = inspect.signature(_generate, eval_str=True)
+    params = [p for p in fixed.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    params = [p.replace(kind=p.KEYWORD_ONLY) for p in params] + _sampling_parameters()
+    _generate.__signature__ = fixed.replace(parameters=params)  # type: ignore[attr-defined]
+    _generate.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
+    app.command("generate")(_generate)
+
+
+_register_generate()
+
+
+def _generate_once(lyricist, start: str, opts, as_json: bool) -> None:
+    """Generate and print; streams token by token when stdout is a terminal."""
+    vocab = lyricist.vocab
     stream = sys.stdout.isatty() and not as_json and opts.num_samples == 1 and not opts.beam
     if stream:
         typer.echo(start, nl=False)
-        samples = run_generate(
-            stepper,
-            vocab,
-            start,
-            opts,
-            on_token=lambda i, tok: typer.echo(_stream_piece(tok, vocab), nl=False),
-            copy_index=index,
-            rhyme_table=table,
+        lyricist.generate(
+            start, opts, on_token=lambda i, tok: typer.echo(_stream_piece(tok, vocab), nl=False)
         )
         typer.echo("")
         return
-    samples = run_generate(stepper, vocab, start, opts, copy_index=index, rhyme_table=table)
+    samples = lyricist.generate(start, opts)
     if as_json:
         for s in samples:
             typer.echo(json.dumps(s.to_dict(), ensure_ascii=False))
@@ -449,54 +372,10 @@ def _stream_piece(token: str, vocab) -> str:
     return token
 
 
-_OPTION_TYPES = {
-    "length": int,
-    "temperature": float,
-    "top_k": int,
-    "top_p": float,
-    "greedy": bool,
-    "num_samples": int,
-    "seed": int,
-    "repetition_penalty": float,
-    "no_repeat_ngram": int,
-    "acrostic": str,
-    "line_length": int,
-    "lines": int,
-    "stop_at_blank": bool,
-    "beam": int,
-    "length_penalty": float,
-    "prefix": str,
-    "rhyme": str,
-    "rhyme_lines": str,
-    "max_copy": int,
-}
-
-
-def _parse_option_line(line: str, opts):
-    """`:key value` -> a new SamplingOptions; `:key` alone resets it (or switches a flag on)."""
-    import dataclasses
-
-    key, _, value = line[1:].strip().partition(" ")
-    key = key.replace("-", "_")
-    if key not in _OPTION_TYPES:
-        raise LyricgenError(f"unknown option :{key}; known: {', '.join(sorted(_OPTION_TYPES))}")
-    kind, value = _OPTION_TYPES[key], value.strip()
-    if kind is bool:
-        new = value.lower() not in ("0", "false", "no", "off")
-    elif not value or value.lower() in ("none", "null", "off"):
-        new = {f.name: f.default for f in dataclasses.fields(opts)}[key]
-    else:
-        try:
-            new = kind(value)
-        except ValueError:
-            raise LyricgenError(f":{key} needs a {kind.__name__}, got {value!r}") from None
-    changed = dataclasses.replace(opts, **{key: new})
-    changed.validate()
-    return changed
-
-
-def _interactive(stepper, vocab, opts, as_json: bool, index=None, table=None) -> None:
+def _interactive(lyricist, opts, as_json: bool) -> None:
     """Read start texts line by line until EOF; `:key value` changes an option."""
+    from lyricgen.options import parse_option_text
+
     prompt = sys.stdin.isatty()
     while True:
         if prompt:
@@ -507,11 +386,12 @@ def _interactive(stepper, vocab, opts, as_json: bool, index=None, table=None) ->
         line = line.rstrip("\n")
         try:
             if line.startswith(":"):
-                opts = _parse_option_line(line, opts)
+                key, _, value = line[1:].strip().partition(" ")
+                opts = parse_option_text(key, value, opts)
                 continue
             if not line.strip() and not opts.acrostic:
                 continue
-            _generate_once(stepper, vocab, line.strip(), opts, as_json, index, table)
+            _generate_once(lyricist, line.strip(), opts, as_json)
         except LyricgenError as exc:
             typer.echo(f"error: {exc}", err=True)
 
@@ -594,22 +474,14 @@ def eval_(
 
 
 def _quality(checkpoint, corpus, samples, start, lines, line_length, rhyme, max_copy, seed):
-    from lyricgen.generate import SamplingOptions
-    from lyricgen.npbackend import load_numpy_run
-    from lyricgen.originality import load_run_index
+    import lyricgen
+    from lyricgen.options import SamplingOptions
     from lyricgen.quality import quality_report
 
     opts = SamplingOptions(lines=lines, line_length=line_length, rhyme=rhyme, max_copy=max_copy)
     opts.validate()
-    cfg, vocab, stepper = load_numpy_run(checkpoint)
-    index = load_run_index(
-        checkpoint, vocab, None, cfg.data.encoding, cfg.data.cache_dir, bool(max_copy)
-    )
-    from lyricgen.checkpoint import load_rhyme_table
-
-    starts = [start] if start else None
-    table = load_rhyme_table(checkpoint, vocab)
-    return quality_report(stepper, vocab, samples, opts, starts, seed, index, table)
+    lyricist = lyricgen.load(checkpoint, require_index=bool(max_copy))
+    return quality_report(lyricist, samples, opts, [start] if start else None, seed)
 
 
 @app.command()

@@ -18,6 +18,16 @@ import numpy as np
 
 from lyricgen.constraints import Constraints, Row
 from lyricgen.errors import GenerationError, UnknownTokenError
+from lyricgen.options import (  # noqa: F401 - re-exported: the options live with generation
+    DEFAULT_MAX_COPY,
+    MAX_COPY,
+    MAX_LENGTH,
+    OptionSpec,
+    SamplingOptions,
+    option_specs,
+    options_from_mapping,
+    parse_option_text,
+)
 from lyricgen.sampling import choose, log_softmax
 from lyricgen.steppers import TorchStepper
 from lyricgen.text import NEWLINE, detokenize, tokenize
@@ -25,119 +35,6 @@ from lyricgen.vocab import Vocab
 
 if TYPE_CHECKING:
     from lyricgen.copyindex import CopyIndex
-
-MAX_LENGTH = 100_000
-MAX_COPY = 63  # the copy index answers n-grams of up to 64 tokens
-# --max-copy when it is not given and the run has a copy index, by tokenization level:
-# measured to cost no sample quality (docs/BENCHMARKS.md, "Lyric craft")
-DEFAULT_MAX_COPY = {"char": 6, "word": 3, "space": 5}
-RHYME_LINES = ("all", "even")
-
-
-@dataclass
-class SamplingOptions:
-    """Everything `generate` can be asked for; `validate` gives one-line errors."""
-
-    length: int | None = None  # tokens after the start; None: 99, or up to MAX_LENGTH with `lines`
-    temperature: float = 0.8
-    top_k: int = 0
-    top_p: float = 0.95
-    greedy: bool = False
-    num_samples: int = 1
-    seed: int | None = None
-    repetition_penalty: float = 1.1
-    no_repeat_ngram: int = 0
-    acrostic: str | None = None
-    line_length: int | None = None
-    lines: int | None = None
-    stop_at_blank: bool = False
-    beam: int = 0
-    length_penalty: float = 1.0
-    prefix: str | None = None
-    rhyme: str | None = None  # "auto" or a 十三辙 group (发花 ... 中东, or a final like "ang")
-    rhyme_lines: str = "all"  # "all" or "even"
-    # no line holds more than this many consecutive corpus tokens; None: DEFAULT_MAX_COPY
-    # for the level when a copy index is at hand; 0: off
-    max_copy: int | None = None
-
-    def validate(self) -> None:
-        if self.length is not None and not 1 <= self.length <= MAX_LENGTH:
-            raise GenerationError(
-                f"--length is {self.length}; give a number from 1 to {MAX_LENGTH}"
-            )
-        if not self.greedy and not self.beam and not self.temperature > 0:
-            raise GenerationError(
-                f"--temperature is {self.temperature}; it must be > 0 (use --greedy for argmax)"
-            )
-        if self.top_k < 0:
-            raise GenerationError(f"--top-k is {self.top_k}; it must be >= 0 (0 turns it off)")
-        if not 0 < self.top_p <= 1:
-            raise GenerationError(f"--top-p is {self.top_p}; it must be in (0, 1] (1 turns it off)")
-        if not 1 <= self.num_samples <= 1024:
-            raise GenerationError(
-                f"--num-samples is {self.num_samples}; give a number from 1 to 1024"
-            )
-        if not self.repetition_penalty >= 1.0:
-            raise GenerationError(
-                f"--repetition-penalty is {self.repetition_penalty}; it must be >= 1 (1 turns it off)"
-            )
-        if self.no_repeat_ngram < 0:
-            raise GenerationError(
-                f"--no-repeat-ngram is {self.no_repeat_ngram}; it must be >= 0 (0 turns it off)"
-            )
-        if self.line_length is not None and not 1 <= self.line_length <= 200:
-            raise GenerationError(f"--line-length is {self.line_length}; give 1 to 200 characters")
-        if self.lines is not None and not 1 <= self.lines <= 1000:
-            raise GenerationError(f"--lines is {self.lines}; give 1 to 1000 lines")
-        if self.acrostic is not None:
-            heads = "".join(self.acrostic.split())
-            if not heads:
-                raise GenerationError("--acrostic is empty; give the head characters, e.g. 我爱你")
-            if self.lines is not None and self.lines != len(heads):
-                raise GenerationError(
-                    f"--lines is {self.lines} but --acrostic has {len(heads)} characters; "
-                    "leave --lines out or make them equal"
-                )
-        if not 0 <= self.beam <= 64:
-            raise GenerationError(f"--beam is {self.beam}; give 2 to 64 (0 turns beam search off)")
-        if self.beam and self.num_samples > self.beam:
-            raise GenerationError(
-                f"--num-samples is {self.num_samples} but --beam is {self.beam}; beam search "
-                "returns at most one sample per beam"
-            )
-        if self.length_penalty < 0:
-            raise GenerationError(f"--length-penalty is {self.length_penalty}; it must be >= 0")
-        if self.rhyme is not None and self.rhyme.strip().lower() != "auto":
-            from lyricgen.rhyme import parse_group
-
-            parse_group(self.rhyme)
-        if self.rhyme_lines not in RHYME_LINES:
-            raise GenerationError(f"--rhyme-lines is {self.rhyme_lines!r}; choose all or even")
-        if self.max_copy is not None and not 0 <= self.max_copy <= MAX_COPY:
-            raise GenerationError(
-                f"--max-copy is {self.max_copy}; give 1 to {MAX_COPY} tokens (0 turns the "
-                "copy guard off)"
-            )
-
-    def copy_limit(self, level: str, have_index: bool) -> int | None:
-        """The copy guard's N for a model of this level, or None when it is off."""
-        if self.max_copy is None:
-            return DEFAULT_MAX_COPY.get(level) if have_index else None
-        return self.max_copy or None
-
-    @property
-    def heads(self) -> str:
-        return "".join(self.acrostic.split()) if self.acrostic else ""
-
-    @property
-    def n_lines(self) -> int | None:
-        return len(self.heads) if self.acrostic else self.lines
-
-    @property
-    def max_tokens(self) -> int:
-        if self.length is not None:
-            return self.length
-        return MAX_LENGTH if self.n_lines else 99
 
 
 @dataclass

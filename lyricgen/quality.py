@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from lyricgen.constraints import TokenTable
-from lyricgen.generate import SamplingOptions, encode_prompt, generate
+from lyricgen.generate import SamplingOptions, encode_prompt
 from lyricgen.originality import split_lines
 from lyricgen.rhyme import is_han, rhyme_rate
 from lyricgen.text import NEWLINE
@@ -55,16 +55,15 @@ def _line_form_ok(line: list[int], n: int, t: TokenTable) -> bool:
 
 
 def quality_report(
-    stepper,
-    vocab: Vocab,
+    lyricist,
     n_samples: int,
     opts: SamplingOptions | None = None,
     starts: Sequence[str] | None = None,
     seed: int = 0,
-    copy_index=None,
-    rhyme_table: dict[str, list] | None = None,
 ) -> dict:
-    """Generate `n_samples` samples (opts.lines lines each, default 8) and measure them."""
+    """Generate `n_samples` samples (opts.lines lines each, default 8) with a loaded run
+    (`lyricgen.load`) and measure them."""
+    vocab, copy_index = lyricist.vocab, lyricist.copy_index
     opts = opts or SamplingOptions()
     if opts.lines is None and opts.acrostic is None:
         opts = replace(opts, lines=8)
@@ -73,7 +72,7 @@ def quality_report(
     for i in range(n_samples):
         o = replace(opts, seed=seed + i, num_samples=1)
         start = starts[i % len(starts)]
-        (s,) = generate(stepper, vocab, start, o, copy_index=copy_index, rhyme_table=rhyme_table)
+        (s,) = lyricist.generate(start, o)
         texts.append(s.text)
         prompt = encode_prompt(start, vocab) if start.strip() else []
         ids.append(vocab.encode(prompt + s.tokens))  # the printed text, start included

@@ -178,3 +178,39 @@ def test_vocab_on_shared_jaychou_corpus():
     assert r.exit_code == 0, r.output
     info = json.loads(r.stdout)
     assert info["size"] > 2000 and 0.98 < info["coverage"] < 1.0  # min_freq 2 folds rare chars
+
+
+def test_generate_streams_to_a_terminal(trained_run):
+    """On a terminal (a pty here) the sample is written token by token and ends the same
+    as the library's sample."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    import time
+
+    from lyricgen.checkpoint import load_run
+    from lyricgen.generate import SamplingOptions, generate
+
+    _, vocab, model = load_run(trained_run)
+    expected = generate(model, vocab, "星星", SamplingOptions(seed=8, length=25))[0].text
+    master, slave = pty.openpty()
+    cmd = [sys.executable, "-m", "lyricgen", "generate", "--checkpoint", str(trained_run)]
+    cmd += ["--start", "星星", "--seed", "8", "--length", "25", "--max-copy", "0"]
+    proc = subprocess.Popen(cmd, stdout=slave, stderr=subprocess.PIPE)
+    os.close(slave)
+    chunks = []
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(master)
+    assert proc.returncode == 0, proc.stderr.read()
+    out = b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
+    assert out.rstrip("\n") == expected.rstrip("\n")

@@ -239,26 +239,6 @@ def test_on_token_streams_exactly_the_sample(trained_run):
     assert seen == s.tokens
 
 
-def test_cli_streams_when_stdout_is_a_terminal(trained_run, monkeypatch, capsys):
-    import sys
-
-    from lyricgen import cli
-    from lyricgen.generate import TorchStepper
-
-    _, vocab, model = load_run(trained_run)
-    opts = SamplingOptions(seed=8, length=25)
-    expected = generate(model, vocab, "星星", opts)[0].text
-    pieces = []
-    real_echo = cli.typer.echo
-    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
-    monkeypatch.setattr(
-        cli.typer, "echo", lambda msg="", **kw: (pieces.append(msg), real_echo(msg, **kw))
-    )
-    cli._generate_once(TorchStepper(model), vocab, "星星", opts, as_json=False)
-    assert len(pieces) > 20  # one write per token, not one at the end
-    assert capsys.readouterr().out.rstrip("\n") == expected.rstrip("\n")
-
-
 # --------------------------------------------------------------- rhyme and copy guard on real models
 
 

@@ -1,0 +1,146 @@
+"""One library entry point under every front end: `lyricgen.load(run_dir)`.
+
+    import lyricgen
+    from lyricgen.generate import SamplingOptions
+
+    lyricist = lyricgen.load("checkpoints/default")
+    for s in lyricist.generate("星星", SamplingOptions(lines=4, line_length=7, seed=1)):
+        print(s.text)
+
+`load` reads a run directory once: its config, vocabulary and weights (NumPy on the CPU,
+so torch is not imported; torch for a GPU or `backend="torch"`), its copy index
+(memory-mapped) and its rhyme table. The returned `Lyricist` keeps no per-request state:
+`generate` may be called from several threads at once. The CLI (`generate`,
+`--interactive`, `eval --samples`) and the web server (`lyricgen serve`) all use it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lyricgen.config import Config
+from lyricgen.errors import LyricgenError
+from lyricgen.generate import Sample, SamplingOptions, generate
+from lyricgen.vocab import Vocab
+
+BACKENDS = ("auto", "numpy", "torch")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class Lyricist:
+    """A loaded run that writes lyrics."""
+
+    run_dir: Path
+    config: Config
+    vocab: Vocab
+    stepper: Any  # a Stepper (steppers.py)
+    backend: str  # "numpy" or "torch"
+    copy_index: Any = None  # CopyIndex, or None when the run has none
+    _rhyme_table: dict | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name
+
+    @property
+    def rhyme_table(self) -> dict | None:
+        """The vocabulary's rhyme groups, read (or, for an older run, made) on first use."""
+        if self._rhyme_table is None:
+            from lyricgen.checkpoint import load_rhyme_table
+
+            with self._lock:
+                if self._rhyme_table is None:
+                    self._rhyme_table = load_rhyme_table(self.run_dir, self.vocab) or {}
+        return self._rhyme_table
+
+    def generate(
+        self,
+        start: str = "",
+        opts: SamplingOptions | None = None,
+        on_token: Callable[[int, str], None] | None = None,
+    ) -> list[Sample]:
+        """Samples continuing `start` (or following `opts.acrostic`)."""
+        opts = opts or SamplingOptions()
+        table = self.rhyme_table if opts.rhyme else None
+        return generate(
+            self.stepper,
+            self.vocab,
+            start,
+            opts,
+            on_token=on_token,
+            copy_index=self.copy_index,
+            rhyme_table=table,
+        )
+
+    def history(self) -> list[dict]:
+        """The run's per-epoch metrics (metrics.jsonl); empty when it has none."""
+        import json
+
+        path = self.run_dir / "metrics.jsonl"
+        if not path.is_file():
+            return []
+        rows = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    break  # a damaged tail (a kill mid-write of an old version): stop there
+        return rows
+
+
+def _choose_backend(backend: str, device: str) -> tuple[str, str]:
+    if backend not in BACKENDS:
+        raise LyricgenError(f"backend {backend!r} is unknown; choose {', '.join(BACKENDS)}")
+    if device not in DEVICES:
+        raise LyricgenError(f"device {device!r} is unknown; choose {', '.join(DEVICES)}")
+    if backend == "numpy" and device not in ("auto", "cpu"):
+        raise LyricgenError(
+            "--backend numpy runs on the CPU only; drop --device or use --backend torch"
+        )
+    if backend == "torch" or device not in ("auto", "cpu"):
+        return "torch", device
+    # Generation steps one token at a time: a small RNN is fastest on the CPU, in NumPy,
+    # which also spares torch's import. "auto" therefore means the CPU here.
+    return "numpy", "cpu"
+
+
+def load(
+    run_dir: str | Path,
+    backend: str = "auto",
+    device: str = "auto",
+    corpus: str | Path | None = None,
+    require_index: bool = False,
+) -> Lyricist:
+    """Load a run directory for generation. `backend`: auto (NumPy on the CPU), numpy or
+    torch; `device`: auto (the CPU), cpu, cuda or mps (torch). `corpus` builds the copy
+    index of a run that has none; `require_index` makes its absence an error."""
+    run_dir = Path(run_dir)
+    backend, device = _choose_backend(backend, device)
+    if backend == "torch":
+        from lyricgen.checkpoint import load_run
+        from lyricgen.steppers import TorchStepper
+        from lyricgen.train import resolve_device
+
+        cfg, vocab, model = load_run(run_dir, resolve_device(device))
+        stepper = TorchStepper(model)
+    else:
+        from lyricgen.npbackend import load_numpy_run
+
+        cfg, vocab, stepper = load_numpy_run(run_dir)
+    if corpus is not None:
+        from lyricgen.text import check_corpus_file
+
+        check_corpus_file(corpus, "--corpus")
+    from lyricgen.originality import load_run_index
+
+    index = load_run_index(
+        run_dir, vocab, corpus, cfg.data.encoding, cfg.data.cache_dir, required=require_index
+    )
+    return Lyricist(run_dir, cfg, vocab, stepper, backend, index)

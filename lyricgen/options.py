@@ -1,0 +1,251 @@
+"""The generation options: one dataclass, the single source of truth for every front end.
+
+`SamplingOptions` lists everything `generate` can be asked for, with each option's type,
+default and help text (field metadata). `validate` is the only place values are checked.
+The CLI's `generate` flags, the `:key value` lines of `--interactive`, the JSON fields of
+`lyricgen serve` and `lyricgen.load(...).generate(...)` all derive from it through
+`option_specs`, `options_from_mapping` and `parse_option_text`.
+
+This module imports neither numpy nor torch, so the CLI can build its flags from it at
+start-up without cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from lyricgen.errors import GenerationError
+
+MAX_LENGTH = 100_000
+MAX_COPY = 63  # the copy index answers n-grams of up to 64 tokens
+# --max-copy when it is not given and the run has a copy index, by tokenization level:
+# measured to cost no sample quality (docs/BENCHMARKS.md, "Lyric craft")
+DEFAULT_MAX_COPY = {"char": 6, "word": 3, "space": 5}
+RHYME_LINES = ("all", "even")
+
+
+def _opt(default, help: str, **extra):
+    """A SamplingOptions field with the help text every front end shows."""
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass
+class SamplingOptions:
+    """Everything `generate` can be asked for; `validate` gives one-line errors.
+
+    This class is the single list of generation options: the CLI's flags, the `:key value`
+    lines of `--interactive` and the JSON fields of `lyricgen serve` are all derived from
+    its fields (name, type, default and the `help` metadata), see `option_specs`.
+    """
+
+    length: int | None = _opt(
+        None,
+        "Most tokens to generate after the start (default 99; with --lines, until the last line).",
+    )
+    temperature: float = _opt(0.8, "< 1 is safer, > 1 is wilder.")
+    top_k: int = _opt(0, "Sample only among the k likeliest tokens (0: off).")
+    top_p: float = _opt(0.95, "Nucleus: the likeliest tokens holding this mass (1: off).")
+    greedy: bool = _opt(False, "Always take the likeliest token.")
+    num_samples: int = _opt(1, "Samples to write, generated as one batch.")
+    seed: int | None = _opt(None, "Seed for reproducible samples.")
+    repetition_penalty: float = _opt(1.1, "CTRL-style penalty on tokens already used (1: off).")
+    no_repeat_ngram: int = _opt(0, "Never repeat an n-gram of this many tokens (0: off).")
+    acrostic: str | None = _opt(None, "藏头: one line per character, each starting with it.")
+    line_length: int | None = _opt(
+        None, "Exactly N characters per line (Han characters in a Chinese model)."
+    )
+    lines: int | None = _opt(None, "Exactly M lines, then stop.")
+    stop_at_blank: bool = _opt(False, "End a sample at a blank line (end of song).")
+    beam: int = _opt(0, "Beam search with this many beams (0: sample).")
+    length_penalty: float = _opt(1.0, "Beam ranking: log-prob / length ** this.")
+    prefix: str | None = _opt(None, "Text fed before the start to set the mood; not printed.")
+    rhyme: str | None = _opt(
+        None, "押韵: 'auto' (lines rhyme with the first) or a 十三辙 group, e.g. 江阳 or ang."
+    )
+    rhyme_lines: str = _opt(
+        "all", "Which lines rhyme: all, or even (2, 4, 6, ...).", choices=RHYME_LINES
+    )
+    # no line holds more than this many consecutive corpus tokens; None: DEFAULT_MAX_COPY
+    # for the level when a copy index is at hand; 0: off
+    max_copy: int | None = _opt(
+        None,
+        "Copy guard: no line holds more than N consecutive tokens of the training text "
+        "(default, where the run has a copy index: 6 characters, 3 words; 0: off).",
+    )
+
+    def validate(self) -> None:
+        if self.length is not None and not 1 <= self.length <= MAX_LENGTH:
+            raise GenerationError(
+                f"--length is {self.length}; give a number from 1 to {MAX_LENGTH}"
+            )
+        if not self.greedy and not self.beam and not self.temperature > 0:
+            raise GenerationError(
+                f"--temperature is {self.temperature}; it must be > 0 (use --greedy for argmax)"
+            )
+        if self.top_k < 0:
+            raise GenerationError(f"--top-k is {self.top_k}; it must be >= 0 (0 turns it off)")
+        if not 0 < self.top_p <= 1:
+            raise GenerationError(f"--top-p is {self.top_p}; it must be in (0, 1] (1 turns it off)")
+        if not 1 <= self.num_samples <= 1024:
+            raise GenerationError(
+                f"--num-samples is {self.num_samples}; give a number from 1 to 1024"
+            )
+        if not self.repetition_penalty >= 1.0:
+            raise GenerationError(
+                f"--repetition-penalty is {self.repetition_penalty}; it must be >= 1 (1 turns it off)"
+            )
+        if self.no_repeat_ngram < 0:
+            raise GenerationError(
+                f"--no-repeat-ngram is {self.no_repeat_ngram}; it must be >= 0 (0 turns it off)"
+            )
+        if self.line_length is not None and not 1 <= self.line_length <= 200:
+            raise GenerationError(f"--line-length is {self.line_length}; give 1 to 200 characters")
+        if self.lines is not None and not 1 <= self.lines <= 1000:
+            raise GenerationError(f"--lines is {self.lines}; give 1 to 1000 lines")
+        if self.acrostic is not None:
+            heads = "".join(self.acrostic.split())
+            if not heads:
+                raise GenerationError("--acrostic is empty; give the head characters, e.g. 我爱你")
+            if self.lines is not None and self.lines != len(heads):
+                raise GenerationError(
+                    f"--lines is {self.lines} but --acrostic has {len(heads)} characters; "
+                    "leave --lines out or make them equal"
+                )
+        if not 0 <= self.beam <= 64:
+            raise GenerationError(f"--beam is {self.beam}; give 2 to 64 (0 turns beam search off)")
+        if self.beam and self.num_samples > self.beam:
+            raise GenerationError(
+                f"--num-samples is {self.num_samples} but --beam is {self.beam}; beam search "
+                "returns at most one sample per beam"
+            )
+        if self.length_penalty < 0:
+            raise GenerationError(f"--length-penalty is {self.length_penalty}; it must be >= 0")
+        if self.rhyme is not None and self.rhyme.strip().lower() != "auto":
+            from lyricgen.rhyme import parse_group
+
+            parse_group(self.rhyme)
+        if self.rhyme_lines not in RHYME_LINES:
+            raise GenerationError(f"--rhyme-lines is {self.rhyme_lines!r}; choose all or even")
+        if self.max_copy is not None and not 0 <= self.max_copy <= MAX_COPY:
+            raise GenerationError(
+                f"--max-copy is {self.max_copy}; give 1 to {MAX_COPY} tokens (0 turns the "
+                "copy guard off)"
+            )
+
+    def copy_limit(self, level: str, have_index: bool) -> int | None:
+        """The copy guard's N for a model of this level, or None when it is off."""
+        if self.max_copy is None:
+            return DEFAULT_MAX_COPY.get(level) if have_index else None
+        return self.max_copy or None
+
+    @property
+    def heads(self) -> str:
+        return "".join(self.acrostic.split()) if self.acrostic else ""
+
+    @property
+    def n_lines(self) -> int | None:
+        return len(self.heads) if self.acrostic else self.lines
+
+    @property
+    def max_tokens(self) -> int:
+        if self.length is not None:
+            return self.length
+        return MAX_LENGTH if self.n_lines else 99
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One generation option as front ends see it."""
+
+    name: str
+    kind: type  # int, float, bool or str
+    default: Any
+    optional: bool  # None is a value (meaning "not set")
+    help: str
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def option_specs() -> list[OptionSpec]:
+    """The generation options, derived from SamplingOptions' fields."""
+    kinds = {"int": int, "float": float, "bool": bool, "str": str}
+    out = []
+    for f in fields(SamplingOptions):
+        tp = str(f.type)
+        base = tp.replace(" | None", "").strip()
+        out.append(
+            OptionSpec(
+                f.name,
+                kinds[base],
+                f.default,
+                "None" in tp,
+                f.metadata.get("help", ""),
+                f.metadata.get("choices"),
+            )
+        )
+    return out
+
+
+def _coerce_option(spec: OptionSpec, value: Any, where: str) -> Any:
+    """A JSON/Python value checked against the option's type (ints pass as floats)."""
+    if value is None:
+        if spec.optional:
+            return None
+        raise GenerationError(f"{where}{spec.name} cannot be null; give a {spec.kind.__name__}")
+    ok = (
+        isinstance(value, bool)
+        if spec.kind is bool
+        else isinstance(value, (int, float)) and not isinstance(value, bool)
+        if spec.kind is float
+        else isinstance(value, spec.kind) and not isinstance(value, bool)
+    )
+    if not ok:
+        raise GenerationError(f"{where}{spec.name} must be a {spec.kind.__name__}, not {value!r}")
+    if spec.choices and value not in spec.choices:
+        raise GenerationError(
+            f"{where}{spec.name} is {value!r}; choose {' or '.join(spec.choices)}"
+        )
+    return float(value) if spec.kind is float else value
+
+
+def options_from_mapping(
+    values: dict[str, Any], base: SamplingOptions | None = None, where: str = ""
+) -> SamplingOptions:
+    """SamplingOptions from a mapping of option names (JSON fields, keyword arguments) to
+    typed values, on top of `base`; unknown names and wrong types are one-line errors."""
+    specs = {s.name: s for s in option_specs()}
+    unknown = sorted(set(values) - set(specs))
+    if unknown:
+        raise GenerationError(
+            f"{where}unknown option {unknown[0]!r}; known: {', '.join(sorted(specs))}"
+        )
+    changes = {k: _coerce_option(specs[k], v, where) for k, v in values.items()}
+    opts = replace(base or SamplingOptions(), **changes)
+    opts.validate()
+    return opts
+
+
+def parse_option_text(name: str, text: str, base: SamplingOptions) -> SamplingOptions:
+    """`:name value` of --interactive: the value is read as the option's type; no value
+    (or none/off/null) restores the default, and a flag alone switches it on."""
+    specs = {s.name: s for s in option_specs()}
+    key = name.replace("-", "_")
+    if key not in specs:
+        raise GenerationError(f"unknown option :{key}; known: {', '.join(sorted(specs))}")
+    spec, text = specs[key], text.strip()
+    if spec.kind is bool:
+        value: Any = text.lower() not in ("0", "false", "no", "off")
+    elif not text or text.lower() in ("none", "null", "off"):
+        value = spec.default
+    else:
+        try:
+            value = spec.kind(text)
+        except ValueError:
+            raise GenerationError(f":{key} needs a {spec.kind.__name__}, got {text!r}") from None
+    opts = replace(base, **{key: value})
+    opts.validate()
+    return opts
