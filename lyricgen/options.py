@@ -21,7 +21,7 @@ MAX_LENGTH = 100_000
 MAX_COPY = 63  # the copy index answers n-grams of up to 64 tokens
 # --max-copy when it is not given and the run has a copy index, by tokenization level:
 # measured to cost no sample quality (docs/BENCHMARKS.md, "Lyric craft")
-DEFAULT_MAX_COPY = {"char": 6, "word": 3, "space": 5}
+DEFAULT_MAX_COPY = {"char": 6, "word": 4, "space": 5}
 RHYME_LINES = ("all", "even")
 
 
@@ -71,7 +71,7 @@ class SamplingOptions:
     max_copy: int | None = _opt(
         None,
         "Copy guard: no line holds more than N consecutive tokens of the training text "
-        "(default, where the run has a copy index: 6 characters, 3 words; 0: off).",
+        "(default, where the run has a copy index: 6 characters, 4 words; 0: off).",
     )
 
     def validate(self) -> None:
