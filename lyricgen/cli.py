@@ -543,6 +543,20 @@ def vocab(
             typer.echo(f"{item['token']}: not in the vocabulary; close: {'、'.join(item['close'])}")
 
 
+@app.command()
+def plot(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories to overlay.")],
+    out: Annotated[Path, typer.Option(help="The picture to write (.png).")] = Path("curves.png"),
+) -> None:
+    """Training curves of one or more runs in one picture (needs lyricgen[plot])."""
+    try:
+        from lyricgen.plot import plot_main
+
+        typer.echo(plot_main(runs, out))
+    except LyricgenError as exc:
+        raise _fail(exc, exc.exit_code) from None
+
+
 def main() -> None:
     """Console entry point: usage errors become one line (`error: ...`) with exit code 2."""
     try:

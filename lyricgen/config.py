@@ -85,6 +85,7 @@ class TrainConfig:
     precision: str = field(default="fp32", metadata={"choices": PRECISIONS})
     log_every: int = field(default=20, metadata=_range(1))  # steps between loss read-backs
     init_from: str | None = None  # fine-tune: start from this run's weights (finetune.py)
+    curves: bool = True  # draw curves.png into the run directory after every epoch
 
 
 @dataclass

@@ -37,7 +37,13 @@ from lyricgen.data import (
     make_stream_from_types,
 )
 from lyricgen.distributed import Dist
-from lyricgen.errors import ConfigError, RunDirError, TrainingError, TrainingInterrupted
+from lyricgen.errors import (
+    ConfigError,
+    LyricgenError,
+    RunDirError,
+    TrainingError,
+    TrainingInterrupted,
+)
 from lyricgen.model import LyricsModel, count_parameters, detach, map_hidden
 from lyricgen.precision import Precision
 from lyricgen.tokcache import build_vocab, corpus_splits, iter_lines, tokenize_file
@@ -337,6 +343,7 @@ class Trainer:
         self.hidden = None
         self.time_fraction = 0.0
         self.stop_reason: str | None = None
+        self.curves_failed = False
         self._restore(saved) if saved is not None else self._start_fresh()
         dist.barrier()
 
@@ -528,6 +535,7 @@ class Trainer:
             st.best_val, st.bad_epochs = val["loss"], 0
         else:
             st.bad_epochs += 1
+        metrics["best"] = improved
         if self.dist.main and (improved or t.keep == "last"):
             ckpt.save_weights(self.model, self.out / ckpt.BEST)
         st.epoch += 1
@@ -536,10 +544,24 @@ class Trainer:
         self._save_state()
         if self.dist.main:
             ckpt.write_metrics(self.out, st.history)
-        self.progress.end_epoch({**metrics, "best": improved})
+            self._draw_curves()
+        self.progress.end_epoch(metrics)
         if t.patience and st.bad_epochs >= t.patience and self.stop_reason is None:
             self.stop_reason = "early"
             log.info("early stopping: no improvement for %d epochs", t.patience)
+
+    def _draw_curves(self) -> None:
+        """curves.png in the run directory (train.curves); a missing matplotlib or a drawing
+        problem is logged once and never stops training."""
+        if not self.cfg.train.curves or self.curves_failed:
+            return
+        try:
+            from lyricgen import plot
+
+            plot.write_run_curves(self.out)
+        except (LyricgenError, OSError, ValueError, RuntimeError) as exc:
+            self.curves_failed = True
+            log.info("curves.png not drawn: %s", exc)
 
     def _interrupted(self) -> None:
         self._save_state()

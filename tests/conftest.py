@@ -59,6 +59,7 @@ def tiny_config(tmp_path: Path, corpus: Path, **sections) -> Path:
             "patience": None,
             "warmup_steps": 0,
             "num_threads": 1,
+            "curves": False,  # drawing costs ~0.25 s an epoch; tests/test_plot.py turns it on
         },
         "out_dir": str(tmp_path / "run"),
     }
