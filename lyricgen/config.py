@@ -107,10 +107,6 @@ class Config:
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
 
-def _type_name(tp: Any) -> str:
-    return str(tp).replace("typing.", "").replace("<class '", "").replace("'>", "")
-
-
 def _coerce(value: Any, tp: str, key: str, where: str) -> Any:
     """Check `value` against the annotation string `tp`; ints are accepted as floats."""
     optional = "None" in tp

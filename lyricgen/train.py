@@ -81,7 +81,6 @@ class Corpus:
     vocab: Vocab
     train: Stream
     val: Stream
-    train_chars: int
 
 
 def prepare_corpus(cfg: Config, vocab: Vocab | None = None, base: Vocab | None = None) -> Corpus:
@@ -98,7 +97,6 @@ def prepare_corpus(cfg: Config, vocab: Vocab | None = None, base: Vocab | None =
         vocab,
         make_stream_from_types(splits.train, splits.train_types, vocab),
         make_stream_from_types(splits.val, splits.val_types, vocab),
-        splits.train_chars,
     )
 
 

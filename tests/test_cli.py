@@ -1,16 +1,13 @@
 """The CLI end to end through typer's CliRunner, plus real subprocess runs."""
 
 import json
-import signal
 import subprocess
 import sys
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from lyricgen.cli import app
-from lyricgen.train import Progress
 
 from .conftest import REPO, tiny_config
 
@@ -59,21 +56,6 @@ def test_train_generate_eval_vocab(tmp_path, config):
     assert "size:" in r.stdout and "coverage" in r.stdout
 
 
-def test_generate_length_counts_generated_tokens(trained_run):
-    from lyricgen.checkpoint import load_run
-    from lyricgen.generate import SamplingOptions, generate
-
-    _, vocab, model = load_run(trained_run)
-    for greedy in (False, True):
-        samples = generate(
-            model, vocab, "星星", SamplingOptions(length=99, greedy=greedy, num_samples=3, seed=1)
-        )
-        assert len(samples) == 3
-        for s in samples:
-            assert len(s.tokens) == 99 and s.text.startswith("星星")
-            assert "<unk>" not in s.tokens
-
-
 def test_word_model_accepts_multi_word_start(tmp_path, corpus):
     config = tiny_config(tmp_path, corpus, data={"level": "word", "seq_len": 8, "stride": 4})
     assert invoke("train", "--config", config).exit_code == 0
@@ -92,51 +74,6 @@ def test_resume_continues_to_more_epochs(tmp_path, config):
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3]
 
 
-class InterruptAfter(Progress):
-    """Sends this process SIGINT after `n` batches, like a user pressing Ctrl-C."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def update(self, batch, loss, tokens_per_s):
-        self.n -= 1
-        if self.n == 0:
-            signal.raise_signal(signal.SIGINT)
-
-
-@pytest.mark.parametrize("mode", ["shuffle", "stateful"])
-def test_ctrl_c_mid_epoch_then_resume_equals_uninterrupted(tmp_path, corpus, mode):
-    """Ctrl-C in the middle of epoch 2 saves a resumable state; resuming gives bit-for-bit
-    the weights of a straight run (dropout on, so the RNG state must be restored too)."""
-    from lyricgen.config import load_config
-    from lyricgen.errors import TrainingInterrupted
-    from lyricgen.train import fit
-
-    def make(name):
-        (tmp_path / name).mkdir()
-        return tiny_config(
-            tmp_path / name,
-            corpus,
-            train={"epochs": 3, "log_every": 1},  # a progress update after every batch
-            data={"mode": mode, "batch_size": 4},
-            model={"dropout": 0.2, "num_layers": 2},
-        )
-
-    interrupted, straight = make("b"), make("c")
-    with pytest.raises(TrainingInterrupted) as info:
-        fit(load_config(interrupted), progress=InterruptAfter(12))
-    assert info.value.exit_code == 130 and "--resume" in str(info.value)
-    state = torch.load(tmp_path / "b" / "run" / "train_state.pt", weights_only=True)
-    assert state["epoch"] >= 1 and state["batch"] > 0  # stopped mid-epoch, after epoch 1
-    r = invoke("train", "--out", tmp_path / "b" / "run", "--resume")
-    assert r.exit_code == 0, r.output
-    assert invoke("train", "--config", straight).exit_code == 0
-    wb = torch.load(tmp_path / "b" / "run" / "train_state.pt", weights_only=True)["model"]
-    wc = torch.load(tmp_path / "c" / "run" / "train_state.pt", weights_only=True)["model"]
-    assert wb.keys() == wc.keys()
-    assert all(torch.equal(wb[k], wc[k]) for k in wb)
-
-
 def test_help_does_not_import_torch():
     code = (
         "import sys\n"
@@ -152,12 +89,6 @@ def test_help_does_not_import_torch():
 def test_python_m_lyricgen_runs_help():
     r = subprocess.run([sys.executable, "-m", "lyricgen", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "vocab" in r.stdout
-
-
-def test_default_corpus_has_star_lines():
-    text = (REPO / "data" / "lyrics.txt").read_text(encoding="utf-8")
-    assert sum("星星" in line for line in text.splitlines()) >= 10
-    assert len([line for line in text.splitlines() if line.strip()]) >= 300
 
 
 @pytest.mark.skipif(
@@ -214,3 +145,73 @@ def test_generate_streams_to_a_terminal(trained_run):
     assert proc.returncode == 0, proc.stderr.read()
     out = b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
     assert out.rstrip("\n") == expected.rstrip("\n")
+
+
+def test_cli_json_output(trained_run):
+    r = runner.invoke(
+        app,
+        [
+            "generate",
+            "--checkpoint",
+            str(trained_run),
+            "--start",
+            "星星",
+            "--json",
+            "--num-samples",
+            "2",
+            "--length",
+            "9",
+            "--seed",
+            "1",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(rows) == 2
+    for row in rows:
+        assert len(row["tokens"]) == len(row["logprobs"]) == 9
+        assert row["text"].startswith("星星") and row["perplexity"] > 1
+
+
+def test_cli_acrostic_and_line_form(word_run):
+    r = runner.invoke(
+        app,
+        [
+            "generate",
+            "--checkpoint",
+            str(word_run),
+            "--acrostic",
+            "我星",
+            "--line-length",
+            "5",
+            "--seed",
+            "2",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.strip().split("\n")
+    assert [x[0] for x in lines] == ["我", "星"] and all(len(x) == 5 for x in lines)
+
+
+def test_interactive_reads_until_eof(trained_run):
+    script = "星星\n:temperature 0.5\n:bogus 3\n:acrostic 星月\n\n:acrostic\n月亮\n"
+    r = runner.invoke(
+        app,
+        [
+            "generate",
+            "--checkpoint",
+            str(trained_run),
+            "--interactive",
+            "--length",
+            "6",
+            "--seed",
+            "1",
+        ],
+        input=script,
+    )
+    assert r.exit_code == 0, r.output
+    out = r.stdout.strip().split("\n")
+    assert out[0].startswith("星星")
+    assert out[1].startswith("星") and out[2].startswith("月")  # the acrostic sample
+    assert out[-1].startswith("月亮") or any(line.startswith("月亮") for line in out[3:])
+    assert "unknown option :bogus" in r.stderr

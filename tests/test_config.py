@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lyricgen.config import load_config, parse_override
 from lyricgen.errors import ConfigError
@@ -54,4 +55,12 @@ def test_overrides_win_and_are_typed(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "configs").glob("*.yaml")))
 def test_shipped_configs_are_valid(name):
-    load_config(REPO / "configs" / name)
+    cfg = load_config(REPO / "configs" / name)
+    assert cfg.data.level in ("char", "word", "space") and cfg.data.corpus
+    assert cfg.model.cell in ("rnn", "lstm", "gru") and cfg.train.epochs >= 1
+    assert not cfg.model.tie_weights or cfg.model.embedding_dim == cfg.model.hidden_size
+    raw = yaml.safe_load((REPO / "configs" / name).read_text(encoding="utf-8"))
+    for section, values in raw.items():  # every key the file sets arrived in the config
+        if isinstance(values, dict):
+            for key, value in values.items():
+                assert getattr(getattr(cfg, section), key) == value, f"{section}.{key}"

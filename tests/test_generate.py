@@ -1,18 +1,13 @@
 """Lyrics-shaped generation: every constraint is asserted on char and word models."""
 
-import json
 import math
 import unicodedata
 
 import pytest
-from typer.testing import CliRunner
 
 from lyricgen.checkpoint import load_run
-from lyricgen.cli import app
 from lyricgen.errors import GenerationError, UnknownTokenError
 from lyricgen.generate import SamplingOptions, generate
-
-runner = CliRunner()
 
 MODES = {
     "sample": {},
@@ -156,76 +151,6 @@ def test_constraint_errors(trained_run):
         generate(model, vocab, "星星月亮", SamplingOptions(line_length=2))
 
 
-def test_cli_json_output(trained_run):
-    r = runner.invoke(
-        app,
-        [
-            "generate",
-            "--checkpoint",
-            str(trained_run),
-            "--start",
-            "星星",
-            "--json",
-            "--num-samples",
-            "2",
-            "--length",
-            "9",
-            "--seed",
-            "1",
-        ],
-    )
-    assert r.exit_code == 0, r.output
-    rows = [json.loads(line) for line in r.stdout.splitlines()]
-    assert len(rows) == 2
-    for row in rows:
-        assert len(row["tokens"]) == len(row["logprobs"]) == 9
-        assert row["text"].startswith("星星") and row["perplexity"] > 1
-
-
-def test_cli_acrostic_and_line_form(word_run):
-    r = runner.invoke(
-        app,
-        [
-            "generate",
-            "--checkpoint",
-            str(word_run),
-            "--acrostic",
-            "我星",
-            "--line-length",
-            "5",
-            "--seed",
-            "2",
-        ],
-    )
-    assert r.exit_code == 0, r.output
-    lines = r.stdout.strip().split("\n")
-    assert [x[0] for x in lines] == ["我", "星"] and all(len(x) == 5 for x in lines)
-
-
-def test_interactive_reads_until_eof(trained_run):
-    script = "星星\n:temperature 0.5\n:bogus 3\n:acrostic 星月\n\n:acrostic\n月亮\n"
-    r = runner.invoke(
-        app,
-        [
-            "generate",
-            "--checkpoint",
-            str(trained_run),
-            "--interactive",
-            "--length",
-            "6",
-            "--seed",
-            "1",
-        ],
-        input=script,
-    )
-    assert r.exit_code == 0, r.output
-    out = r.stdout.strip().split("\n")
-    assert out[0].startswith("星星")
-    assert out[1].startswith("星") and out[2].startswith("月")  # the acrostic sample
-    assert out[-1].startswith("月亮") or any(line.startswith("月亮") for line in out[3:])
-    assert "unknown option :bogus" in r.stderr
-
-
 def test_on_token_streams_exactly_the_sample(trained_run):
     _, vocab, model = load_run(trained_run)
     seen = []
@@ -263,3 +188,18 @@ def test_max_copy_on_trained_models(run):
     opts = SamplingOptions(lines=4, max_copy=3, num_samples=3, seed=2)
     for s in generate(model, vocab, "星星", opts, copy_index=index):
         assert s.longest_copy[0] <= 3, (s.text, s.longest_copy)
+
+
+def test_generate_length_counts_generated_tokens(trained_run):
+    from lyricgen.checkpoint import load_run
+    from lyricgen.generate import SamplingOptions, generate
+
+    _, vocab, model = load_run(trained_run)
+    for greedy in (False, True):
+        samples = generate(
+            model, vocab, "星星", SamplingOptions(length=99, greedy=greedy, num_samples=3, seed=1)
+        )
+        assert len(samples) == 3
+        for s in samples:
+            assert len(s.tokens) == 99 and s.text.startswith("星星")
+            assert "<unk>" not in s.tokens

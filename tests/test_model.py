@@ -31,7 +31,14 @@ def test_shapes_and_carried_state(cell, nonlinearity, batch_first):
         out, state = model(ids[:, t : t + 1], state)
         steps.append(out)
     assert torch.allclose(torch.cat(steps, dim=1), logits, atol=1e-5)
-    assert detach(hidden) is not None
+    # detach keeps the values and cuts the graph (truncated BPTT)
+    model.train()
+    _, hidden = model(ids)
+    cut = detach(hidden)
+    for a, b in zip(
+        cut if cell == "lstm" else (cut,), hidden if cell == "lstm" else (hidden,), strict=True
+    ):
+        assert torch.equal(a, b) and b.requires_grad and not a.requires_grad
 
 
 def test_weight_tying_shares_the_embedding():

@@ -6,6 +6,8 @@ from lyricgen.errors import CorpusError
 from lyricgen.text import detokenize, read_corpus, split_blocks, tokenize, train_val_split
 from lyricgen.vocab import UNK, Vocab
 
+from .conftest import REPO
+
 
 def test_char_tokens_keep_line_breaks():
     assert tokenize("星星\n月亮", "char") == ["星", "星", "\n", "月", "亮"]
@@ -79,3 +81,9 @@ def test_vocab_json_round_trip():
 def test_vocab_suggests_entries_sharing_characters():
     v = Vocab.build(["星星", "星空", "月亮", "我们"], level="word")
     assert "星星" in v.suggest("星光")
+
+
+def test_default_corpus_has_star_lines():
+    text = (REPO / "data" / "lyrics.txt").read_text(encoding="utf-8")
+    assert sum("星星" in line for line in text.splitlines()) >= 10
+    assert len([line for line in text.splitlines() if line.strip()]) >= 300
