@@ -544,11 +544,35 @@ def vocab(
 
 
 @app.command()
+def serve(
+    checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--checkpoint",
+            "-c",
+            help="Run to serve; repeat for several (default checkpoints/default).",
+        ),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; 127.0.0.1 keeps it on this machine.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8000,
+) -> None:
+    """A local web page and JSON API for writing lyrics (needs the serve extra)."""
+    try:
+        from lyricgen.serve import serve_main  # before numpy: it pins BLAS to one thread
+
+        serve_main(checkpoint or [], host, port)
+    except LyricgenError as exc:
+        raise _fail(exc, exc.exit_code) from None
+
+
+@app.command()
 def plot(
     runs: Annotated[list[Path], typer.Argument(help="Run directories to overlay.")],
     out: Annotated[Path, typer.Option(help="The picture to write (.png).")] = Path("curves.png"),
 ) -> None:
-    """Training curves of one or more runs in one picture (needs lyricgen[plot])."""
+    """Training curves of one or more runs in one picture (needs the plot extra)."""
     try:
         from lyricgen.plot import plot_main
 

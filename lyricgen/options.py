@@ -79,6 +79,8 @@ class SamplingOptions:
             raise GenerationError(
                 f"--length is {self.length}; give a number from 1 to {MAX_LENGTH}"
             )
+        if self.seed is not None and not 0 <= self.seed < 2**63:
+            raise GenerationError(f"--seed is {self.seed}; give a number from 0 to 2**63 - 1")
         if not self.greedy and not self.beam and not self.temperature > 0:
             raise GenerationError(
                 f"--temperature is {self.temperature}; it must be > 0 (use --greedy for argmax)"
@@ -190,12 +192,17 @@ def option_specs() -> list[OptionSpec]:
     return out
 
 
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
 def _coerce_option(spec: OptionSpec, value: Any, where: str) -> Any:
     """A JSON/Python value checked against the option's type (ints pass as floats)."""
     if value is None:
         if spec.optional:
             return None
-        raise GenerationError(f"{where}{spec.name} cannot be null; give a {spec.kind.__name__}")
+        name = spec.kind.__name__
+        raise GenerationError(f"{where}{spec.name} cannot be null; give {_article(name)} {name}")
     ok = (
         isinstance(value, bool)
         if spec.kind is bool
@@ -204,7 +211,8 @@ def _coerce_option(spec: OptionSpec, value: Any, where: str) -> Any:
         else isinstance(value, spec.kind) and not isinstance(value, bool)
     )
     if not ok:
-        raise GenerationError(f"{where}{spec.name} must be a {spec.kind.__name__}, not {value!r}")
+        name = spec.kind.__name__
+        raise GenerationError(f"{where}{spec.name} must be {_article(name)} {name}, not {value!r}")
     if spec.choices and value not in spec.choices:
         raise GenerationError(
             f"{where}{spec.name} is {value!r}; choose {' or '.join(spec.choices)}"
@@ -245,7 +253,8 @@ def parse_option_text(name: str, text: str, base: SamplingOptions) -> SamplingOp
         try:
             value = spec.kind(text)
         except ValueError:
-            raise GenerationError(f":{key} needs a {spec.kind.__name__}, got {text!r}") from None
+            name = spec.kind.__name__
+            raise GenerationError(f":{key} needs {_article(name)} {name}, got {text!r}") from None
     opts = replace(base, **{key: value})
     opts.validate()
     return opts

@@ -129,3 +129,19 @@ def test_eval_with_corpus_reports_its_rhyme_rate(trained_run):
 def test_eval_needs_something_to_do(trained_run):
     r = runner.invoke(app, ["eval", "--checkpoint", str(trained_run)])
     assert r.exit_code == 1 and "--samples" in r.output
+
+
+def test_negative_seed_is_a_one_line_error(trained_run):
+    r = gen(trained_run, "--start", "星星", "--seed", "-1")
+    assert r.exit_code == 1 and "--seed is -1" in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_serve_without_a_run_is_a_one_line_error(tmp_path):
+    r = runner.invoke(app, ["serve", "--checkpoint", str(tmp_path / "nope"), "--port", "0"])
+    assert r.exit_code == 1 and "does not exist" in r.output, r.output
+    # (in this test process numpy is already loaded, so serve may also warn about BLAS)
+    assert [x for x in r.output.splitlines() if x.startswith("error:")] == [
+        x for x in r.output.splitlines() if "does not exist" in x
+    ]
+    assert "Traceback" not in r.output

@@ -1,0 +1,431 @@
+"""`lyricgen serve`: a local web page and JSON API for writing lyrics with loaded runs.
+
+    lyricist = lyricgen.load("checkpoints/default")
+    app = create_app([lyricist])          # an ASGI app (Starlette)
+    serve_main([Path("checkpoints/default")], port=8000)   # load, then run uvicorn
+
+Routes:
+
+- `GET /`: the page (`lyricgen/web/index.html`, one self-contained file).
+- `GET /api/runs`: the served runs with their training history (the page's curves).
+- `GET /api/options`: the generation options (from `option_specs`), the server's limits
+  and the rhyme groups; the page builds its form from it.
+- `POST /api/generate`: a JSON object with `start` (default ""), `run` (default the first
+  run) and any generation option under its snake_case name (`lines`, `line_length`,
+  `acrostic`, `temperature`, `top_p`, `seed`, `num_samples`, `beam`, `rhyme`, ...).
+  Answers `{"samples": [Sample.to_dict(), ...], "run": name}`.
+
+Every request is cheap: `LIMITS` caps length, samples, beams, lines and line length, and
+`TEXT_LIMITS` the start, prefix and acrostic text. A sample is at most 500 tokens
+(`LIMITS["length"]`) whether or not `length` is given: without it, lines of `line_length`
+characters get lines x (line_length + 2) tokens (room for a closing punctuation mark and
+the line break), and a request whose lines need more than 500 is refused; free lines (no
+`line_length`) get 42 tokens a line, up to 500, and a long line ends the sample early;
+no lines at all means 99 tokens, the CLI's default. So one request steps the model at most
+500 times for at most 8 rows (samples or beams). Models are loaded once, before the app is
+made; generation runs in a thread pool (`Lyricist.generate` keeps no per-request state),
+so requests are served concurrently.
+
+Errors are JSON `{"error": "<one line>"}`: the message a `LyricgenError` carries (the
+CLI's), 400 for a bad request, 413 for a body over `MAX_BODY` bytes, 404/405 for an
+unknown route or method, and 500 for anything unexpected (logged with its traceback; the
+server goes on serving).
+
+Starlette and uvicorn are the optional extra `lyricgen[serve]`; they are imported inside
+functions, so `import lyricgen.serve` works without them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import socket
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lyricgen.errors import LyricgenError
+
+if TYPE_CHECKING:
+    from lyricgen.api import Lyricist
+    from lyricgen.generate import SamplingOptions
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RUN = Path("checkpoints/default")
+EXTRA_MISSING = 'lyricgen serve needs the web extra: pip install "lyricgen[serve]"'
+MAX_BODY = 64 * 1024  # bytes of a request body
+# upper bounds on the options that set how much work one request is
+LIMITS = {"length": 500, "num_samples": 8, "beam": 8, "lines": 40, "line_length": 40}
+TEXT_LIMITS = {"start": 200, "prefix": 500, "acrostic": LIMITS["lines"]}  # characters
+FREE_LINE_CAP = 40  # tokens a line without line_length may take before `length` ends it
+REQUEST_FIELDS = ("start", "run")  # the fields of /api/generate that are not options
+
+
+class RequestError(LyricgenError):
+    """A request the server refuses; `status` is its HTTP status."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def have_web_extra() -> bool:
+    """Whether starlette and uvicorn can be imported."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("starlette", "uvicorn"))
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every NaN or infinity replaced by None, so it is valid JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _one_line(text: str) -> str:
+    """A message squeezed onto one line."""
+    return " ".join(str(text).split()) or "error"
+
+
+# ---------------------------------------------------------------------------------------
+# requests -> options (no web framework needed: tested directly)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def _json_kind(value: Any) -> str:
+    """How JSON names the type of a parsed value."""
+    kinds = {list: "an array", str: "a string", bool: "a boolean", int: "a number"}
+    return "null" if value is None else kinds.get(type(value), "a number")
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    """The JSON object of a request body; one-line RequestErrors otherwise."""
+    if len(body) > MAX_BODY:
+        raise RequestError(f"request body is over {MAX_BODY // 1024} KB", 413)
+    if not body.strip():
+        return {}
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RequestError("request body is not UTF-8") from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float)
+    except ValueError as exc:  # JSONDecodeError, NaN, 1e999, an int of 5000 digits
+        raise RequestError(f"request body is not valid JSON: {_one_line(str(exc))}") from None
+    if not isinstance(data, dict):
+        raise RequestError(f"request body must be a JSON object, not {_json_kind(data)}")
+    return data
+
+
+def check_limits(values: dict[str, Any]) -> None:
+    """Refuse numbers and texts over the server's limits, naming the limit."""
+    for name, cap in LIMITS.items():
+        value = values.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > cap:
+            raise RequestError(f"{name} is {value}; this server allows at most {cap}")
+    seed = values.get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool) and seed < 0:
+        raise RequestError(f"seed is {seed}; give a number >= 0")  # numpy refuses it
+    for name, cap in TEXT_LIMITS.items():
+        value = values.get(name)
+        if isinstance(value, str) and len(value) > cap:
+            raise RequestError(
+                f"{name} has {len(value)} characters; this server allows at most {cap}"
+            )
+
+
+def bounded_options(opts: SamplingOptions) -> SamplingOptions:
+    """`opts` with a `length` that bounds the work (see the module docstring)."""
+    n, cap = opts.n_lines, LIMITS["length"]
+    if n is not None and n > LIMITS["lines"]:
+        raise RequestError(
+            f"acrostic has {n} characters; this server allows at most {LIMITS['lines']} lines"
+        )
+    if opts.length is not None:
+        return opts
+    if not n:
+        return replace(opts, length=99)
+    if opts.line_length is None:
+        return replace(opts, length=min(n * (FREE_LINE_CAP + 2), cap))
+    need = n * (opts.line_length + 2)  # a closing punctuation mark and the line break
+    if need > cap:
+        raise RequestError(
+            f"{n} lines of {opts.line_length} characters take up to {need} tokens; this "
+            f"server writes at most {cap} a sample: ask for fewer or shorter lines"
+        )
+    return replace(opts, length=need)
+
+
+def request_options(
+    values: dict[str, Any], runs: dict[str, Lyricist]
+) -> tuple[Lyricist, str, SamplingOptions]:
+    """The run, start text and options a /api/generate body asks for."""
+    from lyricgen.generate import option_specs, options_from_mapping
+
+    names = [s.name for s in option_specs()]
+    unknown = sorted(set(values) - set(names) - set(REQUEST_FIELDS))
+    if unknown:
+        known = ", ".join([*REQUEST_FIELDS, *sorted(names)])
+        raise RequestError(f"unknown field {unknown[0]!r}; known: {known}")
+    start = values.get("start", "")
+    run = values.get("run")
+    for field_name, value in (("start", start), ("run", run)):
+        if value is not None and not isinstance(value, str):
+            raise RequestError(f"{field_name} must be a str, not {value!r}")
+    check_limits(values)
+    if run is None:
+        lyricist = next(iter(runs.values()))
+    elif run in runs:
+        lyricist = runs[run]
+    else:
+        raise RequestError(f"unknown run {run!r}; this server has {', '.join(runs)}")
+    opts = options_from_mapping({k: v for k, v in values.items() if k not in REQUEST_FIELDS})
+    return lyricist, start, bounded_options(opts)
+
+
+# ---------------------------------------------------------------------------------------
+# what the page reads
+
+
+def run_info(lyricist: Lyricist) -> dict[str, Any]:
+    """One run as /api/runs lists it: its model and its training history."""
+    history = lyricist.history()
+    scored = [r for r in history if isinstance(r.get("val_bpc"), (int, float))]
+    scored = [r for r in scored if math.isfinite(r["val_bpc"])]
+    best = min(scored, key=lambda r: r["val_bpc"]) if scored else None
+    return _finite(
+        {
+            "name": lyricist.name,
+            "level": lyricist.vocab.level,
+            "cell": lyricist.config.model.cell,
+            "vocab": len(lyricist.vocab),
+            "backend": lyricist.backend,
+            "copy_index": lyricist.copy_index is not None,
+            "epochs": len(history),
+            "best_epoch": best.get("epoch") if best else None,
+            "best_val_bpc": best["val_bpc"] if best else None,
+            "history": history,
+        }
+    )
+
+
+def options_info() -> dict[str, Any]:
+    """The generation options, the server's limits and the rhyme groups (for the form)."""
+    from lyricgen.generate import option_specs
+    from lyricgen.rhyme import GROUPS
+
+    options = [
+        {
+            "name": s.name,
+            "kind": s.kind.__name__,
+            "default": s.default,
+            "optional": s.optional,
+            "help": s.help,
+            "choices": list(s.choices) if s.choices else None,
+            "max": LIMITS.get(s.name),
+        }
+        for s in option_specs()
+    ]
+    return {
+        "options": options,
+        "limits": {**LIMITS, **{f"{k}_chars": v for k, v in TEXT_LIMITS.items()}},
+        "rhyme_groups": [{"name": name, "final": g.final} for name, g in GROUPS.items()],
+    }
+
+
+def page_html() -> bytes:
+    """The page, shipped as package data."""
+    from importlib.resources import files
+
+    return (files("lyricgen") / "web" / "index.html").read_bytes()
+
+
+# ---------------------------------------------------------------------------------------
+# the app
+
+
+def _require_extra() -> None:
+    if not have_web_extra():
+        raise LyricgenError(EXTRA_MISSING)
+
+
+def _runs_by_name(lyricists: list[Lyricist]) -> dict[str, Lyricist]:
+    if not lyricists:
+        raise LyricgenError("lyricgen serve needs at least one run")
+    runs: dict[str, Lyricist] = {}
+    for lyricist in lyricists:
+        if lyricist.name in runs:
+            raise LyricgenError(
+                f"two runs are named {lyricist.name!r} ({runs[lyricist.name].run_dir} and "
+                f"{lyricist.run_dir}); serve runs whose folders have different names"
+            )
+        runs[lyricist.name] = lyricist
+    return runs
+
+
+async def _read_body(request: Any) -> bytes:
+    """The request body, refused with 413 as soon as it passes MAX_BODY."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise RequestError(f"request body is over {MAX_BODY // 1024} KB", 413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise RequestError(f"request body is over {MAX_BODY // 1024} KB", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(lyricists: list[Lyricist]) -> Any:
+    """The ASGI app serving the page and the API for these loaded runs."""
+    _require_extra()
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    runs = _runs_by_name(lyricists)
+    infos = [run_info(lyricist) for lyricist in runs.values()]  # read once, like the models
+    options = options_info()
+    page = page_html()
+
+    def error(message: str, status: int) -> JSONResponse:
+        return JSONResponse({"error": _one_line(message)}, status_code=status)
+
+    async def index(request: Request) -> Response:
+        return Response(page, media_type="text/html; charset=utf-8")
+
+    async def list_runs(request: Request) -> JSONResponse:
+        return JSONResponse(infos)
+
+    async def list_options(request: Request) -> JSONResponse:
+        return JSONResponse(options)
+
+    async def generate(request: Request) -> JSONResponse:
+        try:
+            values = parse_body(await _read_body(request))
+            lyricist, start, opts = request_options(values, runs)
+            samples = await run_in_threadpool(lyricist.generate, start, opts)
+            body = {"samples": [_finite(s.to_dict()) for s in samples], "run": lyricist.name}
+            return JSONResponse(body)
+        except RequestError as exc:
+            return error(str(exc), exc.status)
+        except LyricgenError as exc:  # the CLI's one-line messages: bad options, start text
+            return error(str(exc), 400)
+        except Exception as exc:  # noqa: BLE001 - nothing a client sends may stop the server
+            log.exception("POST /api/generate failed")
+            return error(f"internal error: {type(exc).__name__}: {exc}", 500)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        return error(exc.detail or "error", exc.status_code)
+
+    async def server_error(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return error(f"internal error: {type(exc).__name__}", 500)
+
+    routes = [
+        Route("/", index, methods=["GET"]),
+        Route("/api/runs", list_runs, methods=["GET"]),
+        Route("/api/options", list_options, methods=["GET"]),
+        Route("/api/generate", generate, methods=["POST"]),
+    ]
+    return Starlette(
+        routes=routes, exception_handlers={HTTPException: http_error, Exception: server_error}
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# the command
+
+
+def load_runs(checkpoints: list[Path], backend: str = "auto", device: str = "auto") -> list:
+    """Every run, loaded once (`checkpoints/default` when none is given)."""
+    import lyricgen
+
+    return [lyricgen.load(path, backend, device) for path in checkpoints or [DEFAULT_RUN]]
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port; a one-line LyricgenError when it cannot be had."""
+    if not 0 <= port <= 65535:
+        raise LyricgenError(f"--port is {port}; give 0 to 65535 (0: any free port)")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise LyricgenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise LyricgenError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port"
+        ) from None
+    sock.setblocking(False)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    """The http:// address a listening socket answers at."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def single_threaded_blas() -> bool:
+    """Give each BLAS call one thread (unless the environment says otherwise); True when
+    it took effect, i.e. numpy was not imported yet.
+
+    The server runs requests side by side in threads; OpenBLAS's own threads on top of
+    them oversubscribe the cores: on 2 cores, 10 concurrent 4 x 7 requests on a
+    512-unit GRU took 40 s instead of 1.5 s (limiting threads at run time did not help:
+    it must be set before OpenBLAS starts). See benchmarks/serve_latency.py.
+    """
+    import os
+    import sys
+
+    if "numpy" in sys.modules:
+        return False
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+    return True
+
+
+def serve_main(checkpoints: list[Path], host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Load every run, print where the page is, and serve until Ctrl-C."""
+    _require_extra()
+    if not single_threaded_blas():
+        log.warning("numpy was imported before serve_main: BLAS may oversubscribe the cores")
+    import uvicorn
+
+    app = create_app(load_runs(checkpoints))
+    sock = listen(host, port)
+    n = len(checkpoints) or 1
+    print(f"serving {n} run{'s' if n != 1 else ''} at {url_of(sock)}", flush=True)
+    config = uvicorn.Config(app, log_level="warning")
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()

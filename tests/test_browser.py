@@ -1,0 +1,125 @@
+"""The page of `lyricgen serve` in a real headless Chromium (the system's), driven by Playwright.
+
+The server is the real one: uvicorn on a free loopback port, in a background thread, with
+the tiny shared run. Skipped when Playwright or a Chromium executable is missing (CI
+installs Debian's `chromium`; Playwright's own browser download is not used).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+pytest.importorskip("uvicorn", reason="lyricgen serve needs uvicorn: pip install '.[serve]'")
+pytest.importorskip("starlette", reason="lyricgen serve needs starlette: pip install '.[serve]'")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the browser test needs playwright: pip install '.[test]'"
+)
+
+import lyricgen  # noqa: E402
+from lyricgen import serve  # noqa: E402
+from lyricgen.rhyme import is_han  # noqa: E402
+
+HEADS = "星我月风"  # all in the tiny corpus (conftest.SONGS)
+TIMEOUT_MS = 10_000
+
+
+def chromium_executable() -> str | None:
+    """$LYRICGEN_CHROMIUM, or the system's Chromium or Chrome."""
+    names = ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"]
+    found = [os.environ.get("LYRICGEN_CHROMIUM")] + [shutil.which(n) for n in names]
+    return next((path for path in found if path and os.access(path, os.X_OK)), None)
+
+
+@pytest.fixture(scope="module")
+def server(trained_run: Path) -> Iterator[str]:
+    """The real server on a free port; yields its URL."""
+    import uvicorn
+
+    app = serve.create_app([lyricgen.load(trained_run)])
+    sock = serve.listen("127.0.0.1", 0)
+    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not uv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield serve.url_of(sock)
+    uv.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    executable = chromium_executable()
+    if executable is None:
+        pytest.skip("no Chromium executable (apt-get install chromium, or set LYRICGEN_CHROMIUM)")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=executable, headless=True, args=["--no-sandbox"]
+        )
+        page = browser.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        yield page
+        browser.close()
+
+
+def result_lines(page) -> list[list[str]]:
+    """The lines of each sample block shown, once the results are there."""
+    page.wait_for_selector("#results .sample .line")
+    return page.eval_on_selector_all(
+        "#results .sample",
+        "blocks => blocks.map(b => [...b.querySelectorAll('.line')].map(l => l.textContent))",
+    )
+
+
+def han(line: str) -> str:
+    return "".join(ch for ch in line if is_han(ch))
+
+
+def test_form_generates_acrostic_lines(page, server):
+    page.goto(server)
+    page.wait_for_selector("body[data-ready='1']")
+    page.fill("#acrostic", HEADS)
+    page.fill("#lines", "4")
+    page.fill("#line_length", "7")
+    page.fill("#seed", "3")
+    page.click("#generate")
+    [lines] = result_lines(page)
+    assert [len(han(line)) for line in lines] == [7, 7, 7, 7]
+    assert "".join(han(line)[0] for line in lines) == HEADS
+    assert page.text_content("#error") == ""
+    # the form's state went into the address, ready to share
+    assert f"acrostic={quote(HEADS)}" in page.url and "line_length=7" in page.url
+    # the selected run's curves: one line per series, the best epoch marked
+    assert page.locator("#curves svg polyline").count() == 3
+    assert page.locator("#curves .best").count() == 2
+
+
+def test_shared_link_generates_without_a_click_and_repeats(page, server):
+    link = f"{server}?acrostic={quote(HEADS)}&line_length=7&seed=3"
+    texts = []
+    for _ in range(2):
+        page.goto(link)
+        lines = result_lines(page)
+        assert len(lines) == 1 and [len(han(line)) for line in lines[0]] == [7, 7, 7, 7]
+        assert page.input_value("#acrostic") == HEADS and page.input_value("#seed") == "3"
+        texts.append(lines[0])
+    assert texts[0] == texts[1]
+
+
+def test_api_errors_show_on_one_line(page, server):
+    page.goto(f"{server}?rhyme=xyz&lines=2")
+    page.wait_for_function("document.getElementById('error').textContent !== ''")
+    error = page.text_content("#error")
+    assert error.startswith("--rhyme 'xyz' is not a rhyme group") and "\n" not in error
+    assert page.locator("#results .sample").count() == 0

@@ -1,0 +1,274 @@
+"""`lyricgen serve`'s JSON API and page, through Starlette's TestClient on a tiny run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette", reason="lyricgen serve needs starlette: pip install '.[serve]'")
+pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx: pip install '.[test]'")
+
+import lyricgen  # noqa: E402
+from lyricgen import serve  # noqa: E402
+from lyricgen.errors import LyricgenError  # noqa: E402
+from lyricgen.generate import SamplingOptions, option_specs  # noqa: E402
+from lyricgen.rhyme import is_han  # noqa: E402
+
+HEADS = "星我月风"  # all in the tiny corpus (conftest.SONGS)
+
+
+def _test_client(app):
+    """A TestClient; Starlette 1.x prefers the httpx2 package and warns about httpx."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*httpx.*")
+        from starlette.testclient import TestClient
+    return TestClient(app)
+
+
+@pytest.fixture(scope="module")
+def lyricist(trained_run: Path):
+    return lyricgen.load(trained_run)
+
+
+@pytest.fixture(scope="module")
+def client(lyricist):
+    # entered, so that every request (from any thread) runs on one event loop, as in uvicorn
+    with _test_client(serve.create_app([lyricist])) as c:
+        yield c
+
+
+def han_lines(text: str) -> list[str]:
+    """The Han characters of each non-empty line."""
+    return ["".join(ch for ch in line if is_han(ch)) for line in text.splitlines() if line]
+
+
+def test_generate_writes_acrostic_lines_of_seven(client, trained_run):
+    r = client.post("/api/generate", json={"acrostic": HEADS, "line_length": 7, "seed": 1})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["run"] == trained_run.name
+    [sample] = body["samples"]
+    lines = han_lines(sample["text"])
+    assert [len(line) for line in lines] == [7, 7, 7, 7]
+    assert "".join(line[0] for line in lines) == HEADS
+    assert len(sample["logprobs"]) == len(sample["tokens"]) > 0
+    assert sample["perplexity"] > 1
+
+
+def test_generate_lines_from_start_text_and_several_samples(client):
+    body = {"start": "星星", "lines": 4, "line_length": 7, "seed": 3, "num_samples": 3}
+    r = client.post("/api/generate", json=body)
+    assert r.status_code == 200, r.text
+    samples = r.json()["samples"]
+    assert len(samples) == 3
+    for sample in samples:
+        assert sample["text"].startswith("星星")
+        assert [len(line) for line in han_lines(sample["text"])] == [7, 7, 7, 7]
+
+
+def test_generate_matches_the_library(client, lyricist):
+    r = client.post("/api/generate", json={"start": "我们", "length": 20, "seed": 11})
+    expected = lyricist.generate("我们", SamplingOptions(length=20, seed=11))[0].text
+    assert r.json()["samples"][0]["text"] == expected
+
+
+def _top_p_message() -> str:
+    with pytest.raises(LyricgenError) as info:
+        SamplingOptions(top_p=2.0).validate()  # what `--top-p 2` gives the CLI
+    return str(info.value)
+
+
+BAD_REQUESTS = [
+    ("bad json", b'{"lines": 4,', 400, "not valid JSON"),
+    ("list body", b"[1, 2]", 400, "must be a JSON object, not an array"),
+    ("NaN", b'{"temperature": NaN}', 400, "not valid JSON"),
+    ("not utf-8", b'{"start": "\xff"}', 400, "not UTF-8"),
+    ("unknown field", {"lenght": 40}, 400, "unknown field 'lenght'"),
+    ("wrong type", {"lines": "4"}, 400, "lines must be an int"),
+    ("start not text", {"start": 5}, 400, "start must be a str"),
+    ("top_p 2", {"top_p": 2}, 400, _top_p_message()),
+    ("length over limit", {"length": 501}, 400, "length is 501; this server allows at most 500"),
+    (
+        "samples over limit",
+        {"num_samples": 9},
+        400,
+        "num_samples is 9; this server allows at most 8",
+    ),
+    ("beam over limit", {"beam": 9}, 400, "at most 8"),
+    ("lines over limit", {"lines": 41}, 400, "lines is 41; this server allows at most 40"),
+    ("line over limit", {"line_length": 41}, 400, "at most 40"),
+    ("acrostic over limit", {"acrostic": "星" * 41}, 400, "at most 40"),
+    ("unknown run", {"run": "nope"}, 400, "unknown run 'nope'"),
+    ("rhyme xyz", {"rhyme": "xyz"}, 400, "--rhyme 'xyz' is not a rhyme group"),
+    ("unknown start char", {"start": "☃"}, 400, "not in the model's vocabulary"),
+    ("negative seed", {"seed": -1}, 400, "seed is -1"),
+    ("too large", b"[" + b"1," * 40_000 + b"1]", 413, "over 64 KB"),
+]
+
+
+@pytest.mark.parametrize(
+    "body,status,message", [c[1:] for c in BAD_REQUESTS], ids=[c[0] for c in BAD_REQUESTS]
+)
+def test_bad_requests_get_one_line_errors(client, body, status, message):
+    if isinstance(body, bytes):
+        r = client.post("/api/generate", content=body)
+    else:
+        r = client.post("/api/generate", json=body)
+    assert r.status_code == status
+    assert list(r.json()) == ["error"]
+    error = r.json()["error"]
+    assert message in error
+    assert "\n" not in error and "Traceback" not in error
+
+
+def test_wrong_route_and_method_are_json_errors(client):
+    r = client.get("/api/generate")
+    assert r.status_code == 405 and r.json() == {"error": "Method Not Allowed"}
+    r = client.get("/api/nothing")
+    assert r.status_code == 404 and r.json() == {"error": "Not Found"}
+
+
+def test_unexpected_error_is_500_and_the_server_goes_on(lyricist, monkeypatch):
+    calls = []
+
+    def flaky(start, opts):
+        calls.append(start)
+        if len(calls) == 1:
+            raise RuntimeError("boom\nsecond line")
+        return type(lyricist).generate(lyricist, start, opts)
+
+    monkeypatch.setattr(lyricist, "generate", flaky)
+    client = _test_client(serve.create_app([lyricist]))
+    r = client.post("/api/generate", json={"start": "星", "length": 5})
+    assert r.status_code == 500
+    assert r.json() == {"error": "internal error: RuntimeError: boom second line"}
+    r = client.post("/api/generate", json={"start": "星", "length": 5})
+    assert r.status_code == 200 and r.json()["samples"][0]["text"].startswith("星")
+
+
+def test_runs_lists_the_run_with_its_history(client, lyricist, trained_run):
+    r = client.get("/api/runs")
+    assert r.status_code == 200
+    [run] = r.json()
+    assert run["name"] == trained_run.name
+    assert (run["level"], run["cell"], run["vocab"]) == ("char", "gru", len(lyricist.vocab))
+    assert run["epochs"] == 3
+    assert [row["epoch"] for row in run["history"]] == [1, 2, 3]
+    bpcs = [row["val_bpc"] for row in run["history"]]
+    assert run["best_val_bpc"] == min(bpcs)
+    assert run["best_epoch"] == 1 + bpcs.index(min(bpcs))
+    assert all(row["train_loss"] > 0 and row["val_loss"] > 0 for row in run["history"])
+
+
+def test_options_lists_every_option_with_its_limit(client):
+    info = client.get("/api/options").json()
+    assert [o["name"] for o in info["options"]] == [s.name for s in option_specs()]
+    limits = {o["name"]: o["max"] for o in info["options"] if o["max"] is not None}
+    assert limits == serve.LIMITS
+    assert len(info["rhyme_groups"]) == 13
+
+
+def test_page_is_served_as_utf8_html(client):
+    r = client.get("/")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "text/html; charset=utf-8"
+    page = r.content.decode("utf-8")
+    assert '<meta charset="utf-8">' in page and "写歌词" in page
+    for element in ('id="start"', 'id="acrostic"', 'id="generate"', 'id="curves"'):
+        assert element in page
+
+
+def test_concurrent_requests_run_in_threads_and_agree(client, lyricist, monkeypatch):
+    running, most = [0], [0]
+    lock = threading.Lock()
+    generate = lyricist.generate
+
+    def counted(start, opts):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.05)  # let the requests overlap
+            return generate(start, opts)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(lyricist, "generate", counted)
+    body = {"start": "星星", "lines": 4, "line_length": 7, "seed": 5}
+    with ThreadPoolExecutor(10) as pool:
+        responses = list(pool.map(lambda _: client.post("/api/generate", json=body), range(10)))
+    assert [r.status_code for r in responses] == [200] * 10
+    assert len({r.json()["samples"][0]["text"] for r in responses}) == 1
+    assert most[0] > 1  # generation left the event loop: requests were served together
+
+
+def test_a_sample_is_bounded_without_length():
+    bounded = serve.bounded_options
+    assert bounded(SamplingOptions(acrostic="星月", line_length=7)).length == 2 * 9
+    assert bounded(SamplingOptions(lines=4)).length == 4 * (serve.FREE_LINE_CAP + 2)
+    assert bounded(SamplingOptions(lines=40)).length == serve.LIMITS["length"]
+    assert bounded(SamplingOptions()).length == 99
+    assert bounded(SamplingOptions(lines=4, length=30)).length == 30
+    with pytest.raises(serve.RequestError, match="40 lines of 40 characters take up to 1680"):
+        bounded(SamplingOptions(lines=40, line_length=40))
+
+
+def test_parse_body_rejects_huge_numbers():
+    with pytest.raises(serve.RequestError, match="not valid JSON"):
+        serve.parse_body(b'{"seed": 1e999}')
+    assert serve.parse_body(b"  ") == {}
+
+
+def test_two_runs_with_one_name_are_refused(lyricist):
+    with pytest.raises(LyricgenError, match="two runs are named"):
+        serve.create_app([lyricist, lyricist])
+
+
+def test_serve_main_reports_a_missing_run(tmp_path):
+    with pytest.raises(LyricgenError) as info:
+        serve.serve_main([tmp_path / "no-such-run"], port=0)
+    assert "\n" not in str(info.value)
+
+
+def test_serve_main_without_the_extra_says_how_to_install(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "starlette", None)
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    with pytest.raises(LyricgenError) as info:
+        serve.serve_main([tmp_path])
+    assert str(info.value) == 'lyricgen serve needs the web extra: pip install "lyricgen[serve]"'
+
+
+def test_importing_serve_does_not_import_the_web_stack():
+    code = "import sys, lyricgen.serve; print(sorted({'starlette', 'uvicorn', 'numpy'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_busy_port_is_a_one_line_error():
+    with serve.listen("127.0.0.1", 0) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(LyricgenError, match=f"cannot listen on 127.0.0.1:{port}"):
+            serve.listen("127.0.0.1", port)
+
+
+def test_serving_gives_blas_one_thread_unless_told_otherwise():
+    code = (
+        "import os; from lyricgen.serve import single_threaded_blas; "
+        "print(single_threaded_blas(), os.environ['OPENBLAS_NUM_THREADS'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    run = [sys.executable, "-c", code]
+    out = subprocess.run(run, capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["True", "1"]
+    env["OPENBLAS_NUM_THREADS"] = "3"
+    out = subprocess.run(run, capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["True", "3"]
