@@ -125,8 +125,8 @@ def load(
     backend, device = _choose_backend(backend, device)
     if backend == "torch":
         from lyricgen.checkpoint import load_run
+        from lyricgen.model import resolve_device
         from lyricgen.steppers import TorchStepper
-        from lyricgen.train import resolve_device
 
         cfg, vocab, model = load_run(run_dir, resolve_device(device))
         stepper = TorchStepper(model)

@@ -26,11 +26,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-DEFAULT_CONFIG = Path("configs/default.yaml")
 
 # options shared by `train` and `vocab`
 ConfigOption = Annotated[
-    Path | None, typer.Option(help="YAML config (default: configs/default.yaml).")
+    Path | None,
+    typer.Option(
+        help="YAML config file, or a shipped config's name (`lyricgen configs`); default: "
+        "configs/default.yaml, or the shipped default outside the repository."
+    ),
 ]
 CorpusOption = Annotated[
     Path | None, typer.Option(help="Corpus text file (overrides data.corpus).")
@@ -92,15 +95,20 @@ def _setup_logging() -> None:
 
 
 def _resolve_config(config: Path | None, overrides: dict[str, Any]):
-    from lyricgen.config import load_config
+    """A config file, or a shipped config by name (lyricgen/shipped.py): `lyricgen train`
+    works from any folder."""
+    from lyricgen import shipped
+    from lyricgen.config import DataConfig, load_config
 
-    if config is None:
-        if not DEFAULT_CONFIG.is_file():
-            raise LyricgenError(
-                f"no {DEFAULT_CONFIG} here; run from the lyricgen folder or pass --config FILE"
-            )
-        config = DEFAULT_CONFIG
-    return load_config(config, overrides)
+    path = shipped.find_config(config)
+    cfg = load_config(path, overrides)
+    folder = shipped.configs_dir()
+    if (folder is not None and path.resolve().parent == folder.resolve()) or (
+        cfg.data.corpus == DataConfig.corpus
+    ):
+        cfg.data.corpus = shipped.resolve_data_path(cfg.data.corpus)
+        cfg.data.val_corpus = shipped.resolve_data_path(cfg.data.val_corpus)
+    return cfg
 
 
 def _overrides(sets: list[str] | None, **named: Any) -> dict[str, Any]:
@@ -541,6 +549,20 @@ def vocab(
             typer.echo(f"{item['token']}: id {item['id']}, count {item['count']}")
         else:
             typer.echo(f"{item['token']}: not in the vocabulary; close: {'、'.join(item['close'])}")
+
+
+@app.command()
+def configs() -> None:
+    """The shipped configs, usable by name from any folder: --config NAME."""
+    from lyricgen import shipped
+
+    rows = shipped.list_configs()
+    if not rows:
+        raise _fail(LyricgenError("no shipped configs found; reinstall lyricgen"))
+    width = max(len(name) for name, _, _ in rows)
+    for name, _, about in rows:
+        typer.echo(f"{name:<{width}}  {about.rstrip(':')}")
+    typer.echo(f"(in {rows[0][1].parent}; use one with --config NAME, or copy it and edit)")
 
 
 @app.command()

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from lyricgen.config import CELLS, ModelConfig
+from lyricgen.errors import ConfigError
 
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -92,3 +93,18 @@ def detach(hidden: Hidden | None) -> Hidden | None:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks cuda, then mps, then cpu; an unavailable explicit choice is an error."""
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if name == "cuda" and not cuda:
+        raise ConfigError("--device cuda: no CUDA GPU is available here; use --device cpu or auto")
+    if name == "mps" and not mps:
+        raise ConfigError(
+            "--device mps: Apple's MPS is not available here; use --device cpu or auto"
+        )
+    return torch.device(name)

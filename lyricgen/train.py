@@ -44,7 +44,13 @@ from lyricgen.errors import (
     TrainingError,
     TrainingInterrupted,
 )
-from lyricgen.model import LyricsModel, count_parameters, detach, map_hidden
+from lyricgen.model import (  # noqa: F401 - resolve_device: re-exported for callers
+    LyricsModel,
+    count_parameters,
+    detach,
+    map_hidden,
+    resolve_device,
+)
 from lyricgen.precision import Precision
 from lyricgen.tokcache import build_vocab, corpus_splits, iter_lines, tokenize_file
 from lyricgen.vocab import Vocab
@@ -57,21 +63,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` picks cuda, then mps, then cpu; an unavailable explicit choice is an error."""
-    cuda = torch.cuda.is_available()
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if name == "auto":
-        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
-    if name == "cuda" and not cuda:
-        raise ConfigError("--device cuda: no CUDA GPU is available here; use --device cpu or auto")
-    if name == "mps" and not mps:
-        raise ConfigError(
-            "--device mps: Apple's MPS is not available here; use --device cpu or auto"
-        )
-    return torch.device(name)
 
 
 @dataclass
