@@ -17,6 +17,8 @@ from urllib.parse import quote
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("uvicorn", reason="lyricgen serve needs uvicorn: pip install '.[serve]'")
 pytest.importorskip("starlette", reason="lyricgen serve needs starlette: pip install '.[serve]'")
 sync_api = pytest.importorskip(

@@ -10,10 +10,13 @@ import torch
 
 from .conftest import REPO, tiny_config, write_corpus
 
-pytestmark = pytest.mark.skipif(
-    not torch.distributed.is_available() or sys.platform == "win32",
-    reason="needs torch.distributed with gloo",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not torch.distributed.is_available() or sys.platform == "win32",
+        reason="needs torch.distributed with gloo",
+    ),
+]
 
 
 def torchrun(args, nproc=2, timeout=60):

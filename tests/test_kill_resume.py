@@ -15,7 +15,10 @@ from lyricgen.train import Progress
 
 from .conftest import REPO, tiny_config
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses SIGKILL")
+pytestmark = [
+    pytest.mark.skipif(sys.platform == "win32", reason="uses SIGKILL"),
+    pytest.mark.slow,
+]
 
 
 def start(args, env_extra=None):
