@@ -433,13 +433,13 @@ def eval_(
     """Perplexity and bits per character on a text file, and/or the quality of generated
     samples (distinct-n, repeated lines, rhyme, copying, line form)."""
     try:
-        if corpus is None and samples <= 0:
+        if samples < 0 or samples > 10_000:
+            raise LyricgenError(f"--samples is {samples}; give 1 to 10000 (0: no samples)")
+        if corpus is None and samples == 0:
             raise LyricgenError(
                 "give --corpus FILE to score a text, --samples N to measure generated lyrics, "
                 "or both"
             )
-        if samples < 0 or samples > 10_000:
-            raise LyricgenError(f"--samples is {samples}; give 1 to 10000 (0: no samples)")
         r: dict[str, Any] = {}
         if corpus is not None:
             from lyricgen.train import score_text

@@ -395,9 +395,26 @@ class Constraints:
         for c in self.items:
             c.restrict(row, ok)
         if not ok.any():
+            if row.last_newline and self.opts.line_length is not None:
+                # not even a line's first token fits: the request itself is impossible
+                raise GenerationError(self._impossible(row))
             # nothing fits (e.g. a word model whose only tokens are too long): end the line
             ok[self.t.newline if self.t.newline is not None else self.t.vocab.unk_id] = True
         return ok
+
+    def _impossible(self, row: Row) -> str:
+        o = self.opts
+        what = [f"--line-length {o.line_length}"]
+        if o.heads and row.lines_done < len(o.heads):
+            what.insert(0, f"--acrostic's {o.heads[row.lines_done]!r}")
+        if o.rhyme:
+            target = "/".join(sorted(row.rhyme_target or [])) or o.rhyme
+            what.append(f"--rhyme {target}")
+        joined = what[0] if len(what) == 1 else ", ".join(what[:-1]) + " and " + what[-1]
+        return (
+            f"line {row.lines_done + 1}: no vocabulary entry satisfies {joined} together; "
+            "loosen one of them (e.g. a longer --line-length)"
+        )
 
     def penalize(self, logits: np.ndarray, rows: list[Row]) -> np.ndarray:
         """CTRL's repetition penalty: logits of ids already used are divided by it

@@ -219,3 +219,15 @@ def test_a_looping_model_still_writes_its_lines():
     (s,) = generate(model, vocab, "我", SamplingOptions(lines=3, repetition_penalty=1.0))
     lines = lines_of(s.text)
     assert len(lines) == 3 and all(len(line) <= 64 for line in lines)
+
+
+def test_an_impossible_line_is_a_one_line_error_not_an_empty_line():
+    vocab = make_vocab()
+    model = Biased(vocab, seed=1)
+    opts = SamplingOptions(acrostic="我", line_length=1, rhyme="江阳")  # 我 is 梭波
+    with pytest.raises(GenerationError, match="line 1: no vocabulary entry satisfies") as e:
+        generate(model, vocab, "", opts)
+    assert "--acrostic's '我'" in str(e.value) and "\n" not in str(e.value)
+    # possible heads still work, line by line
+    (s,) = generate(model, vocab, "", SamplingOptions(acrostic="光阳", line_length=1, rhyme="江阳"))
+    assert [line.rstrip("，。") for line in lines_of(s.text)] == ["光", "阳"]
