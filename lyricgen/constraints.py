@@ -27,6 +27,7 @@ The repetition penalty is not a mask but a change of the logits (`penalize`).
 from __future__ import annotations
 
 import unicodedata
+import weakref
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -60,7 +61,37 @@ def _is_punct(token: str) -> bool:
 
 
 class TokenTable:
-    """Per-vocabulary arrays the constraints need, computed once."""
+    """Per-vocabulary arrays the constraints need, computed once per vocabulary
+    (`TokenTable.of`), not once per request."""
+
+    _cache: weakref.WeakKeyDictionary[Vocab, TokenTable] = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def of(cls, vocab: Vocab) -> TokenTable:
+        table = cls._cache.get(vocab)
+        if table is None:  # two threads may both build it: same result, no harm
+            table = cls._cache[vocab] = cls(vocab)
+        return table
+
+    def rhymes(self, saved: dict[str, list] | None):
+        """(groups of each token's last Han character, the group of its usual reading,
+        {group: mask of the in-line tokens ending in it}), from the run's saved table
+        where it covers the vocabulary, else from pypinyin; computed once."""
+        if self._rhymes is None:
+            from lyricgen import rhyme
+
+            chars = {c for c in self.last_han if c}
+            table = saved or {}
+            if not chars <= table.keys():  # no saved table (an older run): ask pypinyin
+                table = rhyme.vocab_table(chars)
+            end_groups = [frozenset(table[c][1]) if c else frozenset() for c in self.last_han]
+            end_primary = [table[c][0] if c else None for c in self.last_han]
+            masks = {
+                g: np.array([g in gs for gs in end_groups], dtype=bool) & self.in_line
+                for g in rhyme.GROUPS
+            }
+            self._rhymes = (end_groups, end_primary, masks)
+        return self._rhymes
 
     def __init__(self, vocab: Vocab):
         self.vocab = vocab
@@ -86,6 +117,7 @@ class TokenTable:
         self.first = np.array([t[:1] for t in itos], dtype=object)
         self.last_han = [next((c for c in reversed(t) if is_han(c)), "") for t in itos]
         self.exempt = np.array([not t.strip() for t in itos], dtype=bool)  # line breaks, spaces
+        self._rhymes = None
         # marks that close a sentence (and so, in lyrics, usually a line)
         self.final_punct = np.array(
             [bool(t) and all(c in "。！？!?…" for c in t) for t in itos], dtype=bool
@@ -240,19 +272,8 @@ class Rhyme:
                 "--rhyme needs a Chinese model: this vocabulary has no Han characters to rhyme"
             )
         self.t, self.every, self.line_length = t, every, line_length
-        chars = {c for c in t.last_han if c}
-        table = table or {}
-        if not chars <= table.keys():  # no saved table (an older run): ask pypinyin
-            table = rhyme.vocab_table(chars)
-        groups_of = {c: frozenset(table[c][1]) for c in chars}
-        primary = {c: table[c][0] for c in chars}
-        self.end_groups = [groups_of.get(c, frozenset()) for c in t.last_han]  # per token
-        # auto: the line that chooses gives the group of its last character's usual reading
-        self.end_primary = [primary.get(c) for c in t.last_han]
-        self.group_masks = {
-            g: np.array([g in gs for gs in self.end_groups], dtype=bool) & t.in_line
-            for g in rhyme.GROUPS
-        }
+        # per-token groups and masks: computed once per vocabulary (TokenTable.rhymes)
+        self.end_groups, self.end_primary, self.group_masks = t.rhymes(table)
         self._mask_cache: dict[frozenset[str], np.ndarray] = {}
         auto = spec.strip().lower() == "auto"
         self.fixed = None if auto else frozenset([rhyme.parse_group(spec)])
@@ -365,7 +386,7 @@ class Constraints:
         copy_index: CopyIndex | None = None,
         rhyme_table: dict[str, list] | None = None,
     ):
-        self.t = t = TokenTable(vocab)
+        self.t = t = TokenTable.of(vocab)
         self.opts = opts
         self.context = context  # ids fed before generation (no-repeat n-grams span them)
         self.n_lines = opts.n_lines

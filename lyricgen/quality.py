@@ -88,7 +88,7 @@ def quality_report(
         n_bi += len(pairs)
     all_lines, repeats, form_ok = 0, 0, 0
     song_lines: list[str] = []  # all samples, a blank line between them
-    table = TokenTable(vocab)
+    table = TokenTable.of(vocab)
     for seq in ids:
         if opts.line_length:
             form_ok += sum(
