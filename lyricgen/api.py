@@ -79,20 +79,13 @@ class Lyricist:
         )
 
     def history(self) -> list[dict]:
-        """The run's per-epoch metrics (metrics.jsonl); empty when it has none."""
-        import json
+        """The run's per-epoch metrics (metrics.jsonl); empty when it has none yet."""
+        from lyricgen.plot import read_history
 
-        path = self.run_dir / "metrics.jsonl"
-        if not path.is_file():
+        try:
+            return read_history(self.run_dir)
+        except LyricgenError:  # no epoch finished yet, or a damaged file: no curves
             return []
-        rows = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except ValueError:
-                    break  # a damaged tail (a kill mid-write of an old version): stop there
-        return rows
 
 
 def _choose_backend(backend: str, device: str) -> tuple[str, str]:

@@ -54,8 +54,9 @@ class Base:
     tensors: dict[str, torch.Tensor]
 
 
-def load_base(path: str | Path) -> Base:
-    """The base run's config, vocabulary and weights; any problem is one line naming it."""
+def load_base(path: str | Path, weights: bool = True) -> Base:
+    """The base run's config, vocabulary and (unless `weights` is False: enough to adopt its
+    shape) weights; any problem is one line naming it."""
     path = Path(path)
     try:
         if not path.exists():
@@ -67,7 +68,7 @@ def load_base(path: str | Path) -> Base:
                 raise RunDirError(f"it has no {name}; give a finished lyricgen run")
         cfg = ckpt.load_run_config(path)
         vocab = ckpt.load_vocab(path)
-        tensors = ckpt.read_safetensors(path / ckpt.BEST)
+        tensors = ckpt.read_safetensors(path / ckpt.BEST) if weights else {}
     except LyricgenError as exc:
         msg = str(exc)
         msg = msg.split(f"{path}", 1)[-1].lstrip(" :;") if msg.startswith(str(path)) else msg

@@ -170,6 +170,8 @@ def generate(
         rows = _beam_search(stepper, ids, row0, cons, opts)
     else:
         rows = _sample(stepper, ids, row0, cons, opts, on_token)
+    if copy_index is not None:
+        from lyricgen.originality import longest_copy
     samples = []
     for row in rows:
         toks = vocab.decode(row.tokens)
@@ -179,24 +181,6 @@ def generate(
             copy = longest_copy(copy_index, vocab, vocab.encode(prompt) + row.tokens)
         samples.append(Sample(text, toks, row.logprobs, copy))
     return samples
-
-
-def longest_copy(index: CopyIndex, vocab: Vocab, ids: list[int]) -> tuple[int, str]:
-    """The longest run of tokens within one line of `ids` that occurs in the indexed text:
-    (its length in tokens, its text)."""
-    nl = vocab.stoi.get(NEWLINE)
-    best: tuple[int, list[int]] = (0, [])
-    line: list[int] = []
-    for tok in [*ids, nl]:
-        if tok != nl:
-            line.append(tok)
-            continue
-        if len(line) > best[0]:
-            start, n = index.longest_match(line)
-            if n > best[0]:
-                best = (n, line[start : start + n])
-        line = []
-    return best[0], detokenize(vocab.decode(best[1]), vocab.level)
 
 
 def _sample(stepper, ids, row0, cons, opts, on_token) -> list[Row]:

@@ -142,3 +142,17 @@ def copy_figures(
         f"copy_rate_{n}gram": copied_spans / spans if spans else None,
         "spans_checked": spans,
     }
+
+
+def longest_copy(index: CopyIndex, vocab: Vocab, ids: list[int]) -> tuple[int, str]:
+    """The longest run of tokens within one line of `ids` that occurs in the indexed text:
+    (its length in tokens, its text)."""
+    from lyricgen.text import detokenize
+
+    best: tuple[int, list[int]] = (0, [])
+    for line in split_lines(ids, vocab.stoi.get(NEWLINE)):
+        if len(line) > best[0]:
+            start, n = index.longest_match(line)
+            if n > best[0]:
+                best = (n, line[start : start + n])
+    return best[0], detokenize(vocab.decode(best[1]), vocab.level)

@@ -664,7 +664,9 @@ def fit(
     `train.init_from`, the run starts from that run's weights; `explicit` names the config
     keys the user set by hand, which may not contradict the base (see finetune.py)."""
     if cfg.train.init_from and not resume:
-        cfg = finetune.adopt_base(cfg, finetune.load_base(cfg.train.init_from), explicit)
+        # the shape only: the Trainer reads the weights once it knows the run is fresh
+        base = finetune.load_base(cfg.train.init_from, weights=False)
+        cfg = finetune.adopt_base(cfg, base, explicit)
     dist = distributed.from_env(cfg.train.device)
     if not dist.main:  # one voice: rank 0 logs and shows progress
         logging.getLogger("lyricgen").setLevel(logging.WARNING)

@@ -50,17 +50,24 @@ def test_numpy_and_torch_print_the_same(run):
             assert x.logprobs == pytest.approx(y.logprobs, abs=1e-4)
 
 
-def test_cli_generate_does_not_import_torch(trained_run):
+def cli_without(args: list[str], absent: tuple[str, ...]) -> subprocess.CompletedProcess:
+    """Run `lyricgen ARGS` in a fresh interpreter and fail if it imported any of `absent`."""
     code = (
         "import sys\n"
         "from lyricgen.cli import app\n"
-        f"try:\n    app(['generate', '--checkpoint', {str(trained_run)!r}, '--start', '星星', '--seed', '1'])\n"
+        f"try:\n    app({args!r})\n"
         "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
-        "assert 'torch' not in sys.modules, 'torch was imported'\n"
-        "assert 'jieba' not in sys.modules, 'jieba was imported'\n"
+        f"loaded = [m for m in {absent!r} if m in sys.modules]\n"
+        "assert not loaded, f'imported {loaded}'\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr
+    return r
+
+
+def test_cli_generate_does_not_import_torch(trained_run):
+    args = ["generate", "--checkpoint", str(trained_run), "--start", "星星", "--seed", "1"]
+    r = cli_without(args, ("torch", "jieba"))
     assert r.stdout.startswith("星星")
     torch_out = subprocess.run(
         [
@@ -131,17 +138,9 @@ def test_rhyme_and_copy_guard_print_the_same_on_both_backends(trained_run, backe
 
 def test_rhyme_with_a_saved_table_does_not_import_pypinyin(trained_run):
     assert (trained_run / "rhyme.json").is_file()  # written by training
-    code = (
-        "import sys\n"
-        "from lyricgen.cli import app\n"
-        f"try:\n    app(['generate', '--checkpoint', {str(trained_run)!r}, '--start', '星星',"
-        " '--lines', '3', '--rhyme', 'auto', '--max-copy', '4', '--seed', '1'])\n"
-        "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
-        "assert 'pypinyin' not in sys.modules, 'pypinyin was imported'\n"
-        "assert 'torch' not in sys.modules, 'torch was imported'\n"
-    )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
-    assert r.returncode == 0, r.stderr
+    args = ["generate", "--checkpoint", str(trained_run), "--start", "星星", "--lines", "3"]
+    args += ["--rhyme", "auto", "--max-copy", "4", "--seed", "1"]
+    r = cli_without(args, ("pypinyin", "torch"))
     assert len(r.stdout.strip().splitlines()) == 3
 
 

@@ -6,7 +6,8 @@ import pytest
 
 from lyricgen.copyindex import CopyIndex, build_index
 from lyricgen.errors import GenerationError
-from lyricgen.generate import SamplingOptions, generate, longest_copy
+from lyricgen.generate import SamplingOptions, generate
+from lyricgen.originality import longest_copy
 from lyricgen.rhyme import char_groups, is_han, last_han, primary_group, rhymes
 from lyricgen.vocab import Vocab
 
