@@ -56,9 +56,9 @@ def main() -> None:
     args = ap.parse_args()
 
     import lyricgen
+    from lyricgen.craft.rhyme import rhyme_rate
     from lyricgen.generate import SamplingOptions
     from lyricgen.quality import quality_report
-    from lyricgen.rhyme import rhyme_rate
     from lyricgen.tokcache import iter_lines
 
     print(

@@ -118,8 +118,8 @@ def load(
     backend, device = _choose_backend(backend, device)
     if backend == "torch":
         from lyricgen.checkpoint import load_run
+        from lyricgen.craft.steppers import TorchStepper
         from lyricgen.model import resolve_device
-        from lyricgen.steppers import TorchStepper
 
         cfg, vocab, model = load_run(run_dir, resolve_device(device))
         stepper = TorchStepper(model)
@@ -131,7 +131,7 @@ def load(
         from lyricgen.text import check_corpus_file
 
         check_corpus_file(corpus, "--corpus")
-    from lyricgen.originality import load_run_index
+    from lyricgen.craft.originality import load_run_index
 
     index = load_run_index(
         run_dir, vocab, corpus, cfg.data.encoding, cfg.data.cache_dir, required=require_index

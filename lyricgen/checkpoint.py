@@ -201,7 +201,7 @@ def save_run_files(out_dir: Path, cfg: Config, vocab: Vocab) -> None:
 
 def save_rhyme_table(out_dir: Path, vocab: Vocab) -> None:
     """The rhyme groups of the vocabulary's characters, when it has Han characters."""
-    from lyricgen.rhyme import vocab_table
+    from lyricgen.craft.rhyme import vocab_table
 
     table = vocab_table(vocab.itos)
     if table:

@@ -298,7 +298,7 @@ def _generate(
     """Write lyrics that continue a start text (or follow an acrostic)."""
     try:
         import lyricgen
-        from lyricgen.options import options_from_mapping
+        from lyricgen.craft.options import options_from_mapping
 
         values = {k: v.value if isinstance(v, Enum) else v for k, v in sampling.items()}
         opts = options_from_mapping(values)
@@ -315,8 +315,8 @@ def _generate(
 
 def _sampling_parameters() -> list[inspect.Parameter]:
     """One CLI option per SamplingOptions field: name, type, default and help come from
-    there (lyricgen/options.py), so the flags cannot drift from the library."""
-    from lyricgen.options import option_specs
+    there (lyricgen/craft/options.py), so the flags cannot drift from the library."""
+    from lyricgen.craft.options import option_specs
 
     params = []
     for spec in option_specs():
@@ -327,8 +327,9 @@ def _sampling_parameters() -> list[inspect.Parameter]:
             choice = Enum(
                 spec.name.title().replace("_", ""), {c: c for c in spec.choices}, type=str
             )
-            annotation = Annotated[choice, typer.Option(help=spec.help)]
-            default = choice(spec.default)
+            kind = choice | None if spec.optional else choice
+            annotation = Annotated[kind, typer.Option(help=spec.help)]
+            default = None if spec.default is None else choice(spec.default)
         else:
             kind = spec.kind | None if spec.optional else spec.kind
             annotation = Annotated[kind, typer.Option(help=spec.help)]
@@ -382,7 +383,7 @@ def _stream_piece(token: str, vocab) -> str:
 
 def _interactive(lyricist, opts, as_json: bool) -> None:
     """Read start texts line by line until EOF; `:key value` changes an option."""
-    from lyricgen.options import parse_option_text
+    from lyricgen.craft.options import parse_option_text
 
     prompt = sys.stdin.isatty()
     while True:
@@ -416,7 +417,21 @@ def eval_(
     start: Annotated[
         str | None, typer.Option(help="Start text of every sample (default: frequent words).")
     ] = None,
-    lines: Annotated[int, typer.Option(help="Lines per sample.")] = 8,
+    lines: Annotated[int | None, typer.Option(help="Lines per sample (default 8).")] = None,
+    form: Annotated[
+        str | None,
+        typer.Option(
+            help="Generate in a form (七绝, 鹧鸪天, ...) and report format, tone and "
+            "rhyme accuracy."
+        ),
+    ] = None,
+    rhyme_book: Annotated[
+        str | None, typer.Option(help="Rhyme book for --form: pingshui, xinyun or shisanzhe.")
+    ] = None,
+    tones: Annotated[str | None, typer.Option(help="Tones under --form: form or off.")] = None,
+    candidates: Annotated[
+        int | None, typer.Option(help="Line candidates (default: as generate).")
+    ] = None,
     line_length: Annotated[
         int | None, typer.Option(help="Generate N-character lines and report line-form accuracy.")
     ] = None,
@@ -446,9 +461,17 @@ def eval_(
 
             r = score_text(checkpoint, corpus, device.value)
         if samples:
-            r["quality"] = _quality(
-                checkpoint, corpus, samples, start, lines, line_length, rhyme, max_copy, seed
+            opts = dict(
+                lines=lines,
+                line_length=line_length,
+                rhyme=rhyme,
+                max_copy=max_copy,
+                form=form,
+                rhyme_book=rhyme_book,
+                tones=tones,
+                candidates=candidates,
             )
+            r["quality"] = _quality(checkpoint, samples, start, opts, seed)
     except LyricgenError as exc:
         raise _fail(exc, exc.exit_code) from None
     if as_json:
@@ -479,17 +502,55 @@ def eval_(
             )
         if q.get("line_form_accuracy") is not None:
             typer.echo(f"line form ({line_length} characters): {pct('line_form_accuracy')}")
+        if q.get("form"):
+            typer.echo(
+                f"form {q['form']} ({q['rhyme_book']}): format {pct('format_accuracy')}, "
+                f"tones {pct('tone_accuracy')}, rhyme {pct('rhyme_accuracy')}; "
+                f"{q['seconds_per_sample']:.2f} s a sample"
+            )
 
 
-def _quality(checkpoint, corpus, samples, start, lines, line_length, rhyme, max_copy, seed):
+def _quality(checkpoint, samples, start, values: dict, seed):
     import lyricgen
-    from lyricgen.options import SamplingOptions
+    from lyricgen.craft.options import options_from_mapping
     from lyricgen.quality import quality_report
 
-    opts = SamplingOptions(lines=lines, line_length=line_length, rhyme=rhyme, max_copy=max_copy)
-    opts.validate()
-    lyricist = lyricgen.load(checkpoint, require_index=bool(max_copy))
+    opts = options_from_mapping({k: v for k, v in values.items() if v is not None})
+    lyricist = lyricgen.load(checkpoint, require_index=bool(opts.max_copy))
     return quality_report(lyricist, samples, opts, [start] if start else None, seed)
+
+
+@app.command()
+def forms(
+    query: Annotated[
+        str, typer.Argument(help="Show the forms whose name contains this (all when empty).")
+    ] = "",
+    pattern: Annotated[
+        bool, typer.Option("--pattern", help="Draw each form's pattern (one form: always).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the forms as JSON.")] = False,
+) -> None:
+    """List the forms --form writes in: 近体诗 (五绝 七绝 五律 七律) and 40 词牌, with their
+    clause lengths, rhymes and tone patterns (平 ○, 仄 ●, either ◐, rhyme ◎)."""
+    from lyricgen.craft.forms import LEGEND, search_forms
+
+    found = search_forms(query)
+    if not found:
+        raise _fail(LyricgenError(f"no form's name contains {query!r}; `lyricgen forms` lists all"))
+    if as_json:
+        typer.echo(json.dumps([f.to_dict() for f in found], ensure_ascii=False))
+        return
+    draw = pattern or len(found) == 1
+    for f in found:
+        names = " / ".join(n for n in f.names if n != f.name)
+        typer.echo(
+            f"{f.name:<14} {f.kind}  {f.lengths}  ({f.length} 字, {f.rhyme_note()})"
+            f"{'  also: ' + names if names else ''}"
+        )
+        if draw:
+            typer.echo(f.pattern() + "\n")
+    if draw:
+        typer.echo(LEGEND)
 
 
 @app.command()

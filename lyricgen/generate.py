@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lyricgen.constraints import Constraints, Row
-from lyricgen.errors import GenerationError, UnknownTokenError
-from lyricgen.options import (  # noqa: F401 - re-exported: the options live with generation
+from lyricgen.craft.constraints import Constraints, Row
+from lyricgen.craft.options import (  # noqa: F401 - re-exported: the options live with generation
     DEFAULT_MAX_COPY,
     MAX_COPY,
     MAX_LENGTH,
@@ -28,13 +27,14 @@ from lyricgen.options import (  # noqa: F401 - re-exported: the options live wit
     options_from_mapping,
     parse_option_text,
 )
-from lyricgen.sampling import choose, log_softmax
-from lyricgen.steppers import TorchStepper
+from lyricgen.craft.sampling import choose, log_softmax
+from lyricgen.craft.steppers import TorchStepper
+from lyricgen.errors import GenerationError, UnknownTokenError
 from lyricgen.text import NEWLINE, detokenize, tokenize
 from lyricgen.vocab import Vocab
 
 if TYPE_CHECKING:
-    from lyricgen.copyindex import CopyIndex
+    from lyricgen.craft.copyindex import CopyIndex
 
 
 @dataclass
@@ -131,8 +131,11 @@ def _context(vocab: Vocab, start: str, opts: SamplingOptions) -> tuple[list[int]
             "--start and --acrostic cannot be combined: the acrostic decides how each line "
             "begins (use --prefix to set the mood)"
         )
-    if not opts.acrostic and not start.strip():
-        raise GenerationError("--start is empty; give at least one word, e.g. --start 星星")
+    if not opts.n_lines and not start.strip():
+        raise GenerationError(
+            "--start is empty; give at least one word, e.g. --start 星星 (or --lines M, "
+            "--form or --acrostic to begin a song from scratch)"
+        )
     prompt = encode_prompt(start, vocab) if start.strip() else []
     nl = [NEWLINE] if NEWLINE in vocab else []
     # Start on a fresh line, as lines begin in training; a prefix is its own line(s).
@@ -161,21 +164,27 @@ def generate(
     ids, prompt = _context(vocab, start, opts)
     cons = Constraints(vocab, opts, ids, copy_index, rhyme_table)
     row0 = cons.start_row(vocab.encode(prompt))
-    if opts.line_length is not None and row0.line_chars > opts.line_length:
+    first = cons.shape.target(row0) if cons.shape is not None else None
+    if first is not None and row0.line_chars > first:
+        limit = f"--line-length is {first}" if opts.line_length else f"that line takes {first}"
         raise GenerationError(
-            f"--start has {row0.line_chars} characters on its line but --line-length is "
-            f"{opts.line_length}; shorten the start or raise --line-length"
+            f"--start has {row0.line_chars} characters on its line but {limit}; shorten the "
+            "start or lengthen the line"
         )
     if opts.beam:
         rows = _beam_search(stepper, ids, row0, cons, opts)
+    elif opts.n_candidates > 1:
+        rows = _sample_lines(stepper, ids, row0, cons, opts, on_token)
     else:
         rows = _sample(stepper, ids, row0, cons, opts, on_token)
     if copy_index is not None:
-        from lyricgen.originality import longest_copy
+        from lyricgen.craft.originality import longest_copy
     samples = []
     for row in rows:
         toks = vocab.decode(row.tokens)
         text = detokenize(prompt + toks, vocab.level)
+        if cons.form_shape is not None:
+            text = layout(text, cons.form_shape.stanza_lines)
         copy = None
         if copy_index is not None:
             copy = longest_copy(copy_index, vocab, vocab.encode(prompt) + row.tokens)
@@ -215,6 +224,84 @@ def _sample(stepper, ids, row0, cons, opts, on_token) -> list[Row]:
         if all(r.done for r in rows):
             return rows
         logits, hidden = stepper.step(nxt, hidden)
+
+
+def _sample_lines(stepper, ids, row0, cons, opts, on_token) -> list[Row]:
+    """Line-level search: each sample's next line is drawn as K candidates in one batch
+    (every constraint applies to each), and the candidate with the best mean log-probability
+    under the model is kept. A hard constraint masks one token at a time and can push a
+    single sample into a corner; among K complete lines, one usually reads well."""
+    rng = np.random.default_rng(opts.seed)
+    b, k = opts.num_samples, opts.n_candidates
+    n = b * k
+    committed = [row0.copy() for _ in range(b)]
+    logits, hidden = stepper.start(ids, n)  # (B*K, V)
+    filler = cons.t.newline if cons.t.newline is not None else 0
+    idle = np.zeros(cons.t.size, dtype=bool)  # what a row whose line is over may take
+    idle[filler] = True
+    while not all(r.done for r in committed):
+        rows = [committed[i // k].copy() for i in range(n)]
+        begin = [len(r.tokens) for r in rows]
+        over = np.array([r.done for r in rows])  # rows whose line is finished
+        saved_hidden = stepper.select(hidden, np.arange(n))  # a copy, filled as lines end
+        saved_logits = logits.copy()
+        while not over.all():
+            raw_logp = log_softmax(logits)
+            allowed = np.stack(
+                [cons.allowed(r) if not o else idle for r, o in zip(rows, over, strict=True)]
+            )
+            nxt = choose(
+                cons.penalize(logits, rows),
+                rng,
+                temperature=opts.temperature,
+                top_k=opts.top_k,
+                top_p=opts.top_p,
+                greedy=opts.greedy,
+                allowed=allowed,
+            )
+            ended = []
+            for i in range(n):
+                if over[i]:
+                    nxt[i] = filler  # a finished line keeps stepping with a harmless token
+                    continue
+                tok = int(nxt[i])
+                cons.advance(rows[i], tok, float(raw_logp[i, tok]))
+                if tok == cons.t.newline or rows[i].done:
+                    over[i] = True
+                    ended.append(i)
+            logits, hidden = stepper.step(nxt, hidden)
+            if ended:  # keep the state right after each line's last token
+                saved_hidden = stepper.put(saved_hidden, hidden, np.array(ended))
+                saved_logits[ended] = logits[ended]
+        winners = np.arange(0, n, k)
+        for s in range(b):
+            if committed[s].done:
+                continue
+            cands = range(s * k, (s + 1) * k)
+            scores = [np.mean(rows[i].logprobs[begin[i] :]) if len(rows[i].tokens) > begin[i]
+                      else -np.inf for i in cands]  # fmt: skip
+            win = s * k + int(np.argmax(scores))
+            winners[s] = win
+            committed[s] = rows[win]
+            if on_token is not None:
+                for tok in rows[win].tokens[begin[win] :]:
+                    on_token(s, cons.t.vocab.itos[tok])
+        index = np.repeat(winners, k)
+        hidden = stepper.select(saved_hidden, index)
+        logits = saved_logits[index]
+    return committed
+
+
+def layout(text: str, breaks: set[int]) -> str:
+    """A form's text with a blank line after each line count in `breaks` (between 上片 and
+    下片); the model itself writes one corpus line per line, as the corpus does."""
+    lines = text.split(NEWLINE)
+    out = []
+    for i, ln in enumerate(lines):
+        out.append(ln)
+        if i + 1 in breaks and i + 1 < len(lines) and lines[i + 1]:
+            out.append("")
+    return NEWLINE.join(out)
 
 
 def _beam_search(stepper, ids, row0, cons, opts) -> list[Row]:

@@ -13,8 +13,8 @@ import numpy as np
 
 from lyricgen.checkpoint import BEST, check_fit, load_run_config, load_vocab, read_safetensors
 from lyricgen.config import Config
+from lyricgen.craft.steppers import NumpyStepper
 from lyricgen.nprnn import GATES, NumpyLM
-from lyricgen.steppers import NumpyStepper
 from lyricgen.vocab import Vocab
 
 

@@ -15,7 +15,9 @@ good. These figures look at generated samples instead:
 - `line_form_accuracy` (with `line_length`): share of lines with exactly that many counted
   units (Han characters in a Chinese model, else letters and digits, or words at level
   `space`) and nothing else but one trailing punctuation mark;
-- `sample_ppl`: the median perplexity of the samples under the model itself.
+- `sample_ppl`: the median perplexity of the samples under the model itself;
+- with a form (`--form`): `format_accuracy`, `tone_accuracy` and `rhyme_accuracy` of the
+  samples (see `craft/formcheck.py`), and `seconds_per_sample`.
 
 Samples are 8-line songs (`lines`) sampled with the default options from the most frequent
 line-opening characters of the vocabulary, one seed per sample, so a report is
@@ -25,13 +27,14 @@ reproducible.
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 
-from lyricgen.constraints import TokenTable
+from lyricgen.craft.constraints import TokenTable
+from lyricgen.craft.originality import split_lines
+from lyricgen.craft.rhyme import is_han, rhyme_rate
 from lyricgen.generate import SamplingOptions, encode_prompt
-from lyricgen.originality import split_lines
-from lyricgen.rhyme import is_han, rhyme_rate
 from lyricgen.text import NEWLINE
 from lyricgen.vocab import Vocab
 
@@ -65,10 +68,12 @@ def quality_report(
     (`lyricgen.load`) and measure them."""
     vocab, copy_index = lyricist.vocab, lyricist.copy_index
     opts = opts or SamplingOptions()
-    if opts.lines is None and opts.acrostic is None:
+    if opts.lines is None and opts.acrostic is None and opts.form is None:
         opts = replace(opts, lines=8)
-    starts = list(starts) if starts else ([""] if opts.acrostic else default_starts(vocab))
+    if not starts:
+        starts = [""] if opts.acrostic or opts.form else default_starts(vocab)
     texts, ids, ppls = [], [], []
+    t0 = time.perf_counter()
     for i in range(n_samples):
         o = replace(opts, seed=seed + i, num_samples=1)
         start = starts[i % len(starts)]
@@ -77,6 +82,7 @@ def quality_report(
         prompt = encode_prompt(start, vocab) if start.strip() else []
         ids.append(vocab.encode(prompt + s.tokens))  # the printed text, start included
         ppls.append(s.perplexity)
+    elapsed = time.perf_counter() - t0
     nl = vocab.stoi.get(NEWLINE)
     uni, bi, n_uni, n_bi = set(), set(), 0, 0
     for seq in ids:
@@ -112,8 +118,17 @@ def quality_report(
         if opts.line_length
         else None,
     }
+    if opts.form is not None:
+        from lyricgen.craft.formcheck import FormScore, score
+
+        form = opts.form_template
+        total = sum((score(t, form, opts.book) for t in texts), FormScore())
+        report.update(total.rates())
+        report["form"] = form.name
+        report["rhyme_book"] = opts.book
+        report["seconds_per_sample"] = elapsed / n_samples if n_samples else None
     if copy_index is not None:
-        from lyricgen.originality import copy_figures
+        from lyricgen.craft.originality import copy_figures
 
         report.update(copy_figures(copy_index, vocab, ids))
     report["examples"] = texts[:3]

@@ -228,8 +228,8 @@ def run_info(lyricist: Lyricist) -> dict[str, Any]:
 
 def options_info() -> dict[str, Any]:
     """The generation options, the server's limits and the rhyme groups (for the form)."""
+    from lyricgen.craft.rhyme import GROUPS
     from lyricgen.generate import option_specs
-    from lyricgen.rhyme import GROUPS
 
     options = [
         {

@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 
 from lyricgen import checkpoint as ckpt
-from lyricgen import distributed, finetune, originality, rhyme
+from lyricgen import distributed, finetune
 from lyricgen.config import Config
+from lyricgen.craft import originality, rhyme
 from lyricgen.data import (
     ShuffledBatches,
     StatefulBatches,

@@ -111,3 +111,28 @@ def word_run(tmp_path_factory) -> Path:
     )
     fit(cfg)
     return Path(cfg.out_dir)
+
+
+# Classical-style lines written for these tests (original text): enough 平 and 仄
+# characters, rhymes and marks for a tiny model to write 近体诗 and 词牌 forms.
+VERSE = [
+    ["春风吹柳绿，细雨落花红。", "独坐南山下，闲听万壑松。", "白云飞远水，明月照孤峰。"],
+    ["江上秋来早，寒林叶自黄。", "归舟何处去，一夜满天霜。", "故国千山外，清歌送夕阳。"],
+    ["小院闲窗静，轻烟过竹林。", "东风吹不尽，流水到如今。", "莫问平生事，孤灯伴苦吟。"],
+    ["十里长亭路，行人几度回。", "梅花开又落，残雪向谁来。", "醉里听长笛，青山入酒杯。"],
+    ["夜深人不寐，楼上望长天。", "星汉西流去，相思又一年。", "花前常独立，心事付朝烟。"],
+    ["落日孤城远，秋声满故园。", "高楼千古意，流水不能言。", "雁过长空静，云深白鹭翻。"],
+]
+
+
+@pytest.fixture(scope="session")
+def verse_run(tmp_path_factory) -> Path:
+    """A tiny char-level run on punctuated classical-style lines, for --form tests."""
+    from lyricgen.config import load_config
+    from lyricgen.train import fit
+
+    tmp = tmp_path_factory.mktemp("verse_run")
+    corpus = write_corpus(tmp / "verse.txt", VERSE, repeat=4)
+    cfg = load_config(tiny_config(tmp, corpus, data={"min_freq": 1}, train={"epochs": 3}))
+    fit(cfg)
+    return Path(cfg.out_dir)

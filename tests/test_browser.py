@@ -27,7 +27,7 @@ sync_api = pytest.importorskip(
 
 import lyricgen  # noqa: E402
 from lyricgen import serve  # noqa: E402
-from lyricgen.rhyme import is_han  # noqa: E402
+from lyricgen.craft.rhyme import is_han  # noqa: E402
 
 HEADS = "星我月风"  # all in the tiny corpus (conftest.SONGS)
 TIMEOUT_MS = 10_000

@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from lyricgen.cli import app
-from lyricgen.copyindex import CopyIndex
-from lyricgen.rhyme import char_groups, last_han, primary_group
+from lyricgen.craft.copyindex import CopyIndex
+from lyricgen.craft.rhyme import char_groups, last_han, primary_group
 
 runner = CliRunner()
 

@@ -4,11 +4,11 @@ toward what a constraint must forbid (Latin letters, punctuation, the corpus its
 import numpy as np
 import pytest
 
-from lyricgen.copyindex import CopyIndex, build_index
+from lyricgen.craft.copyindex import CopyIndex, build_index
+from lyricgen.craft.originality import longest_copy
+from lyricgen.craft.rhyme import char_groups, is_han, last_han, primary_group, rhymes
 from lyricgen.errors import GenerationError
 from lyricgen.generate import SamplingOptions, generate
-from lyricgen.originality import longest_copy
-from lyricgen.rhyme import char_groups, is_han, last_han, primary_group, rhymes
 from lyricgen.vocab import Vocab
 
 HAN = "春夏秋冬我你他的是在有天地人花月风雨光阳江长中东星心云来飞笑路远家山水"
@@ -45,6 +45,10 @@ class Biased:
     def select(self, state, index):
         return state[np.asarray(index)]
 
+    def put(self, dst, src, rows):
+        dst[np.asarray(rows)] = src[np.asarray(rows)]
+        return dst
+
 
 class Parrot:
     """A stepper that has memorised the text: it strongly predicts the token that followed
@@ -71,6 +75,10 @@ class Parrot:
 
     def select(self, state, index):
         return state[np.asarray(index)]
+
+    def put(self, dst, src, rows):
+        dst[np.asarray(rows)] = src[np.asarray(rows)]
+        return dst
 
 
 def lines_of(text: str) -> list[str]:

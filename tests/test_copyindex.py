@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lyricgen import copyindex
-from lyricgen.copyindex import CopyIndex, build_index, suffix_array
+from lyricgen.craft import copyindex
+from lyricgen.craft.copyindex import CopyIndex, build_index, suffix_array
 from lyricgen.errors import LyricgenError
 
 SEP = 9  # the "vocabulary size" of the random texts below (ids 0..3)
@@ -239,7 +239,7 @@ def test_a_killed_build_never_shows_a_half_written_folder(tmp_path):
     folder = tmp_path / "ix"
     code = (
         "import os, numpy as np\n"
-        "from lyricgen import copyindex\n"
+        "from lyricgen.craft import copyindex\n"
         "real = copyindex._sort_window\n"
         "def dying(*a, **kw):\n"
         "    real(*a, **kw)\n"
@@ -304,7 +304,7 @@ def test_arrays_are_memory_mapped(tmp_path):
 
 
 def test_module_does_not_import_torch():
-    code = "import sys, lyricgen.copyindex; print('torch' in sys.modules)"
+    code = "import sys, lyricgen.craft.copyindex; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -169,7 +169,7 @@ def test_on_token_streams_exactly_the_sample(trained_run):
 
 @pytest.mark.parametrize("mode", ["sample", "beam", "top-k"])
 def test_rhyme_auto_on_trained_models(run, mode):
-    from lyricgen.rhyme import char_groups, last_han, primary_group
+    from lyricgen.craft.rhyme import char_groups, last_han, primary_group
 
     _, vocab, model = run
     opts = SamplingOptions(lines=4, line_length=5, rhyme="auto", seed=3, **MODES[mode])
@@ -181,7 +181,7 @@ def test_rhyme_auto_on_trained_models(run, mode):
 
 
 def test_max_copy_on_trained_models(run):
-    from lyricgen.originality import load_run_index
+    from lyricgen.craft.originality import load_run_index
 
     cfg, vocab, model = run
     index = load_run_index(cfg.out_dir, vocab, required=True)

@@ -7,8 +7,7 @@ import sys
 
 import pytest
 
-from lyricgen.errors import GenerationError, LyricgenError
-from lyricgen.rhyme import (
+from lyricgen.craft.rhyme import (
     GROUPS,
     char_groups,
     group_mask,
@@ -18,6 +17,7 @@ from lyricgen.rhyme import (
     rhyme_rate,
     rhymes,
 )
+from lyricgen.errors import GenerationError, LyricgenError
 
 from .conftest import REPO
 
@@ -229,7 +229,9 @@ def test_group_mask():
 
 
 def test_import_does_not_load_pypinyin():
-    code = "import sys, lyricgen.rhyme; print(sorted(m for m in sys.modules if 'pypinyin' in m))"
+    code = (
+        "import sys, lyricgen.craft.rhyme; print(sorted(m for m in sys.modules if 'pypinyin' in m))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"

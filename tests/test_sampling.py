@@ -1,6 +1,6 @@
 import numpy as np
 
-from lyricgen.sampling import choose, filter_logits
+from lyricgen.craft.sampling import choose, filter_logits
 
 LOGITS = np.log(np.array([[0.5, 0.3, 0.15, 0.05]]))
 

@@ -18,9 +18,9 @@ pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx: pip ins
 
 import lyricgen  # noqa: E402
 from lyricgen import serve  # noqa: E402
+from lyricgen.craft.rhyme import is_han  # noqa: E402
 from lyricgen.errors import LyricgenError  # noqa: E402
 from lyricgen.generate import SamplingOptions, option_specs  # noqa: E402
-from lyricgen.rhyme import is_han  # noqa: E402
 
 HEADS = "星我月风"  # all in the tiny corpus (conftest.SONGS)
 

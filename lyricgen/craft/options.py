@@ -23,6 +23,12 @@ MAX_COPY = 63  # the copy index answers n-grams of up to 64 tokens
 # measured to cost no sample quality (docs/BENCHMARKS.md, "Lyric craft")
 DEFAULT_MAX_COPY = {"char": 6, "word": 4, "space": 5}
 RHYME_LINES = ("all", "even")
+TONES = ("form", "off")
+RHYME_BOOKS = ("pingshui", "xinyun", "shisanzhe")  # see lyricgen.craft.books
+# --candidates when it is not given, for requests with shaped lines (forms, line lengths,
+# rhyme): measured in docs/BENCHMARKS.md ("Forms"); free text samples token by token
+DEFAULT_CANDIDATES = 8
+MAX_CANDIDATES = 64
 
 
 def _opt(default, help: str, **extra):
@@ -55,13 +61,40 @@ class SamplingOptions:
     line_length: int | None = _opt(
         None, "Exactly N characters per line (Han characters in a Chinese model)."
     )
+    line_lengths: str | None = _opt(
+        None,
+        "Han characters of each line, e.g. 6,6,5,6,2,2,6 (the list repeats past its end "
+        "when --lines asks for more).",
+    )
     lines: int | None = _opt(None, "Exactly M lines, then stop.")
+    form: str | None = _opt(
+        None,
+        "格律: write in a 近体诗 or 词牌 form, e.g. 七绝 or 鹧鸪天 (`lyricgen forms` lists them).",
+    )
+    tones: str | None = _opt(
+        None,
+        "平仄 under --form: form (every fixed position kept; the default) or off.",
+        choices=TONES,
+    )
+    rhyme_book: str | None = _opt(
+        None,
+        "Rhyme book: pingshui (平水韵, default under --form), xinyun (中华新韵) or "
+        "shisanzhe (十三辙, default for free lyrics).",
+        choices=RHYME_BOOKS,
+    )
+    candidates: int | None = _opt(
+        None,
+        "Draw K candidates of each line as one batch and keep the likeliest (default "
+        f"{DEFAULT_CANDIDATES} with --form, --line-length(s) or --rhyme, else 1).",
+    )
     stop_at_blank: bool = _opt(False, "End a sample at a blank line (end of song).")
     beam: int = _opt(0, "Beam search with this many beams (0: sample).")
     length_penalty: float = _opt(1.0, "Beam ranking: log-prob / length ** this.")
     prefix: str | None = _opt(None, "Text fed before the start to set the mood; not printed.")
     rhyme: str | None = _opt(
-        None, "押韵: 'auto' (lines rhyme with the first) or a 十三辙 group, e.g. 江阳 or ang."
+        None,
+        "押韵: 'auto' (lines rhyme with the first) or a group of the rhyme book, e.g. 江阳 or "
+        "ang (十三辙), 一东 (平水韵), 十唐 (中华新韵).",
     )
     rhyme_lines: str = _opt(
         "all", "Which lines rhyme: all, or even (2, 4, 6, ...).", choices=RHYME_LINES
@@ -123,17 +156,117 @@ class SamplingOptions:
             )
         if self.length_penalty < 0:
             raise GenerationError(f"--length-penalty is {self.length_penalty}; it must be >= 0")
-        if self.rhyme is not None and self.rhyme.strip().lower() != "auto":
-            from lyricgen.rhyme import parse_group
-
-            parse_group(self.rhyme)
         if self.rhyme_lines not in RHYME_LINES:
             raise GenerationError(f"--rhyme-lines is {self.rhyme_lines!r}; choose all or even")
+        self._validate_forms()
+        if self.rhyme is not None and self.rhyme.strip().lower() != "auto":
+            from lyricgen.craft.books import book
+
+            book(self.book).parse_group(self.rhyme)
+        if self.candidates is not None:
+            if not 1 <= self.candidates <= MAX_CANDIDATES:
+                raise GenerationError(
+                    f"--candidates is {self.candidates}; give 1 to {MAX_CANDIDATES} (1 turns "
+                    "line-level search off)"
+                )
+            if self.beam and self.candidates > 1:
+                raise GenerationError(
+                    "--candidates and --beam are two searches; choose one (--candidates 1 "
+                    "turns line candidates off)"
+                )
         if self.max_copy is not None and not 0 <= self.max_copy <= MAX_COPY:
             raise GenerationError(
                 f"--max-copy is {self.max_copy}; give 1 to {MAX_COPY} tokens (0 turns the "
                 "copy guard off)"
             )
+
+    def _validate_forms(self) -> None:
+        """--form, --line-lengths, --tones and --rhyme-book, and how they meet the rest."""
+        if self.tones is not None and self.tones not in TONES:
+            raise GenerationError(f"--tones is {self.tones!r}; choose form or off")
+        if self.rhyme_book is not None and self.rhyme_book not in RHYME_BOOKS:
+            raise GenerationError(
+                f"--rhyme-book is {self.rhyme_book!r}; choose {', '.join(RHYME_BOOKS)}"
+            )
+        if self.line_lengths is not None:
+            from lyricgen.craft.forms import parse_line_lengths
+
+            parse_line_lengths(self.line_lengths)
+            if self.line_length is not None:
+                raise GenerationError(
+                    "--line-length and --line-lengths both set the line lengths; give one"
+                )
+        if self.form is None:
+            if self.tones == "form":
+                raise GenerationError(
+                    "--tones form needs --form (the tones come from a form's pattern), "
+                    "e.g. --form 七绝"
+                )
+            if self.rhyme_book not in (None, "shisanzhe"):
+                raise GenerationError(
+                    f"--rhyme-book {self.rhyme_book} applies to --form; free lines rhyme by "
+                    "十三辙 (leave --rhyme-book out, or add --form)"
+                )
+            return
+        form = self.form_template
+        if self.line_length is not None and any(c.length != self.line_length for c in form.clauses):
+            raise GenerationError(
+                f"--form {form.name} has clauses of {form.lengths} characters, which "
+                f"contradicts --line-length {self.line_length}; leave --line-length out"
+            )
+        if self.line_lengths is not None:
+            raise GenerationError(
+                f"--form {form.name} sets its own clause lengths ({form.lengths}); leave "
+                "--line-lengths out"
+            )
+        if self.lines is not None and self.lines != form.lines:
+            raise GenerationError(
+                f"--form {form.name} has {form.lines} lines, which contradicts --lines "
+                f"{self.lines}; leave --lines out"
+            )
+        if self.acrostic is not None and len(self.heads) != form.lines:
+            raise GenerationError(
+                f"--acrostic has {len(self.heads)} characters but --form {form.name} has "
+                f"{form.lines} lines; give one head character per line"
+            )
+        if self.rhyme_lines != "all":
+            raise GenerationError(
+                f"--rhyme-lines applies to free lines; --form {form.name} says which clauses rhyme"
+            )
+
+    @property
+    def form_template(self):
+        """The `forms.Form` that --form names, or None."""
+        if self.form is None:
+            return None
+        from lyricgen.craft.forms import find_form
+
+        return find_form(self.form)
+
+    @property
+    def book(self) -> str:
+        """The rhyme book in force: --rhyme-book, else pingshui under --form, else 十三辙."""
+        return self.rhyme_book or ("pingshui" if self.form else "shisanzhe")
+
+    @property
+    def line_length_list(self) -> list[int] | None:
+        """The counted length of each line (it repeats), or None for free lines."""
+        if self.line_lengths is not None:
+            from lyricgen.craft.forms import parse_line_lengths
+
+            return parse_line_lengths(self.line_lengths)
+        return [self.line_length] if self.line_length is not None else None
+
+    @property
+    def n_candidates(self) -> int:
+        """Candidates drawn per line: --candidates, else DEFAULT_CANDIDATES for shaped or
+        rhyming lines (1 under --greedy or --beam, where candidates would be alike)."""
+        if self.candidates is not None:
+            return self.candidates
+        if self.greedy or self.beam:
+            return 1
+        shaped = self.form or self.line_length or self.line_lengths or self.rhyme
+        return DEFAULT_CANDIDATES if shaped else 1
 
     def copy_limit(self, level: str, have_index: bool) -> int | None:
         """The copy guard's N for a model of this level, or None when it is off."""
@@ -147,7 +280,13 @@ class SamplingOptions:
 
     @property
     def n_lines(self) -> int | None:
-        return len(self.heads) if self.acrostic else self.lines
+        if self.form is not None:
+            return self.form_template.lines
+        if self.acrostic:
+            return len(self.heads)
+        if self.lines is None and self.line_lengths is not None:
+            return len(self.line_length_list)
+        return self.lines
 
     @property
     def max_tokens(self) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lyricgen.copyindex import CopyIndex, build_index
+from lyricgen.craft.copyindex import CopyIndex, build_index
 from lyricgen.errors import RunDirError
 from lyricgen.text import NEWLINE
 from lyricgen.vocab import Vocab
@@ -122,7 +122,7 @@ def copy_figures(
     """How much of generated texts (as id lists) is copied from the indexed text:
     `line_copy_rate`: lines with at least `min_han` Han characters (or tokens, without Han)
     that occur verbatim; `ngram_copy_rate`: n-token spans within lines that occur."""
-    from lyricgen.rhyme import is_han
+    from lyricgen.craft.rhyme import is_han
 
     nl = vocab.stoi.get(NEWLINE)
     long_lines = copied_lines = spans = copied_spans = 0

@@ -26,7 +26,11 @@ class Stepper(Protocol):
         """Feed one token per row (B,) and return (logits (B, V), new state)."""
 
     def select(self, state: Any, index: np.ndarray) -> Any:
-        """Reorder or duplicate the rows of `state` (beam search)."""
+        """Reorder or duplicate the rows of `state` (beam search); always a new state."""
+
+    def put(self, dst: Any, src: Any, rows: np.ndarray) -> Any:
+        """`dst` with its `rows` replaced by those of `src` (same batch size; dst is one
+        that `select` made, so it may be changed in place); returns it."""
 
 
 class TorchStepper:
@@ -59,6 +63,14 @@ class TorchStepper:
             return tuple(h.index_select(1, idx) for h in hidden)
         return hidden.index_select(1, idx)
 
+    def put(self, dst, src, rows: np.ndarray):
+        idx = self.torch.from_numpy(np.asarray(rows, dtype=np.int64)).to(self.device)
+        with self.torch.inference_mode():  # the states are inference tensors
+            for d, s in zip(*((dst, src) if isinstance(dst, tuple) else ((dst,), (src,))),
+                            strict=True):  # fmt: skip
+                d.index_copy_(1, idx, s.index_select(1, idx))
+        return dst
+
 
 class NumpyStepper:
     """Steps a `NumpyLM` (no torch)."""
@@ -82,3 +94,9 @@ class NumpyStepper:
         if self.lstm:
             return tuple(s[:, index] for s in state)
         return state[:, index]
+
+    def put(self, dst, src, rows: np.ndarray):
+        rows = np.asarray(rows, dtype=np.int64)
+        for d, s in zip(*((dst, src) if self.lstm else ((dst,), (src,))), strict=True):
+            d[:, rows] = s[:, rows]
+        return dst

@@ -1,0 +1,183 @@
+"""Forms figures for one run: format, tone and rhyme accuracy, fluency and speed per form.
+
+    python benchmarks/forms.py RUN --corpus ../shared/corpora/songci.txt \\
+        --tunes ../shared/corpora/songci_tunes.txt [--samples 30] [--forms 七绝 如梦令 ...]
+    python benchmarks/forms.py RUN --sweep 1 4 8 16      # choose --candidates' default
+
+For each form (default: 五绝 七绝 五律 七律 and the 40 词牌), `--samples` samples with seeds
+0..N-1 (no start text, the default options) and:
+
+- format accuracy (SongNet's clause-level definition), tone accuracy at fixed positions and
+  rhyme accuracy at rhyme positions (lyricgen/craft/formcheck.py), 平水韵;
+- distinct-2 and the share of 5-character spans found in the training text;
+- the samples' own perplexity (median), and that of unconstrained samples of the same
+  number of tokens with the same seeds (plain sampling, one candidate): their ratio is the
+  fluency cost of the form;
+- seconds per sample (NumPy backend, one sample at a time, the wall time of `generate`);
+- with --corpus and --tunes: the corpus's own songs of that tune under the same template,
+  i.e. how strictly the poets kept it.
+
+`--sweep K...` measures a subset of forms at several --candidates and prints the same
+figures per K, so the default can be chosen by measurement. `--free-rhyme` adds free lines
+with `--rhyme auto --lines 8` (十三辙) at 1 and the default candidates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from collections import Counter
+
+
+def fmt(x, pct=False) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:.1%}" if pct else f"{x:.2f}"
+
+
+def corpus_songs(corpus: str, tunes: str) -> dict[str, list[str]]:
+    songs = open(corpus, encoding="utf-8").read().split("\n\n")
+    names = [t.strip() for t in open(tunes, encoding="utf-8")]
+    out: dict[str, list[str]] = {}
+    for song, name in zip(songs, names, strict=False):
+        out.setdefault(name, []).append(song.strip("\n"))
+    return out
+
+
+def measure(lyr, form_name: str, n: int, candidates: int | None, index) -> dict:
+    from lyricgen.craft.formcheck import FormScore, score
+    from lyricgen.craft.options import SamplingOptions
+    from lyricgen.craft.originality import copy_figures
+
+    form = SamplingOptions(form=form_name).form_template
+    total, ppls, free, secs, ids = FormScore(), [], [], [], []
+    for seed in range(n):
+        opts = SamplingOptions(form=form_name, seed=seed, candidates=candidates)
+        t0 = time.perf_counter()
+        (s,) = lyr.generate("", opts)
+        secs.append(time.perf_counter() - t0)
+        total = total + score(s.text, form)
+        ppls.append(s.perplexity)
+        ids.append(lyr.vocab.encode(s.tokens))
+        base = SamplingOptions(lines=1000, length=len(s.tokens), seed=seed, candidates=1)
+        (f,) = lyr.generate("", base)
+        free.append(f.perplexity)
+    bi = Counter()
+    n_bi = 0
+    nl = lyr.vocab.stoi.get("\n")
+    for seq in ids:
+        pairs = [(a, b) for a, b in zip(seq, seq[1:], strict=False) if nl not in (a, b)]
+        bi.update(pairs)
+        n_bi += len(pairs)
+    r = total.rates()
+    r.update(
+        form=form.name,
+        ppl=statistics.median(ppls),
+        free_ppl=statistics.median(free),
+        seconds=statistics.median(secs),
+        distinct_2=len(bi) / n_bi if n_bi else None,
+    )
+    r["ratio"] = r["ppl"] / r["free_ppl"]
+    if index is not None:
+        r["copy_5"] = copy_figures(index, lyr.vocab, ids).get("copy_rate_5gram")
+    return r
+
+
+def corpus_figures(form, songs_by_tune: dict[str, list[str]]) -> dict:
+    from lyricgen.craft.formcheck import FormScore, score
+
+    songs = []
+    keys = {*form.names, "・".join(form.names)}
+    for key in keys:
+        songs += songs_by_tune.get(key, [])
+    total = sum((score(s, form) for s in songs), FormScore())
+    return {"songs": len(songs), **total.rates()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run")
+    ap.add_argument("--corpus")
+    ap.add_argument("--tunes")
+    ap.add_argument("--samples", type=int, default=30)
+    ap.add_argument("--forms", nargs="*")
+    ap.add_argument("--sweep", type=int, nargs="*")
+    ap.add_argument("--free-rhyme", action="store_true")
+    args = ap.parse_args()
+
+    import numpy as np
+
+    import lyricgen
+    from lyricgen.craft.forms import all_forms
+    from lyricgen.craft.options import DEFAULT_CANDIDATES, SamplingOptions
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"numpy {np.__version__}, run {args.run}")  # fmt: skip
+    lyr = lyricgen.load(args.run)
+    names = args.forms or ["五绝", "七绝", "五律", "七律"] + [
+        f.name for f in all_forms() if f.kind == "词牌"
+    ]
+    songs = corpus_songs(args.corpus, args.tunes) if args.corpus and args.tunes else {}
+    if args.sweep:
+        for k in args.sweep:
+            rows = [measure(lyr, n, args.samples, k, lyr.copy_index) for n in names]
+            keys = ("format_accuracy", "tone_accuracy", "rhyme_accuracy")
+            acc = {key: statistics.mean(r[key] for r in rows) for key in keys}
+            print(
+                f"candidates {k:>2}: ratio median {statistics.median(r['ratio'] for r in rows):.2f}"
+                f" (max {max(r['ratio'] for r in rows):.2f}), ppl median "
+                f"{statistics.median(r['ppl'] for r in rows):.1f}, distinct-2 "
+                f"{statistics.mean(r['distinct_2'] for r in rows):.3f}, copy-5 "
+                f"{statistics.mean(r.get('copy_5') or 0 for r in rows):.1%}, s/sample "
+                f"{statistics.median(r['seconds'] for r in rows):.2f}, "
+                + ", ".join(f"{k2} {v:.1%}" for k2, v in acc.items()),
+                flush=True,
+            )
+        return
+    print(f"{args.samples} samples per form, seeds 0..{args.samples - 1}, candidates "
+          f"{DEFAULT_CANDIDATES} (default), 平水韵")  # fmt: skip
+    print("| form | format | tones | rhyme | distinct-2 | copy 5-gram | ppl | free ppl | ratio "
+          "| s/sample | corpus songs | corpus format | corpus tones | corpus rhyme |")  # fmt: skip
+    print("|---" * 14 + "|")
+    rows = []
+    for name in names:
+        r = measure(lyr, name, args.samples, None, lyr.copy_index)
+        rows.append(r)
+        form = SamplingOptions(form=name).form_template
+        c = corpus_figures(form, songs) if songs and form.kind == "词牌" else {}
+        print(
+            f"| {r['form']} | {fmt(r['format_accuracy'], 1)} | {fmt(r['tone_accuracy'], 1)} | "
+            f"{fmt(r['rhyme_accuracy'], 1)} | {fmt(r['distinct_2'])} | {fmt(r.get('copy_5'), 1)} "
+            f"| {r['ppl']:.1f} | {r['free_ppl']:.1f} | {r['ratio']:.2f} | {r['seconds']:.2f} | "
+            f"{c.get('songs', 'n/a')} | {fmt(c.get('format_accuracy'), 1)} | "
+            f"{fmt(c.get('tone_accuracy'), 1)} | {fmt(c.get('rhyme_accuracy'), 1)} |",
+            flush=True,
+        )
+    print(
+        f"all forms: format {min(r['format_accuracy'] for r in rows):.1%} (min), tones "
+        f"{min(r['tone_accuracy'] for r in rows):.1%} (min), rhyme "
+        f"{min(r['rhyme_accuracy'] for r in rows):.1%} (min); ratio median "
+        f"{statistics.median(r['ratio'] for r in rows):.2f}, max "
+        f"{max(r['ratio'] for r in rows):.2f}; s/sample median "
+        f"{statistics.median(r['seconds'] for r in rows):.2f}"
+    )
+    if args.free_rhyme:
+        for k in (1, DEFAULT_CANDIDATES):
+            ppls, free = [], []
+            for seed in range(args.samples):
+                (s,) = lyr.generate("", SamplingOptions(lines=8, rhyme="auto", seed=seed,
+                                                        candidates=k))  # fmt: skip
+                (f,) = lyr.generate("", SamplingOptions(lines=1000, length=len(s.tokens),
+                                                        seed=seed, candidates=1))  # fmt: skip
+                ppls.append(s.perplexity)
+                free.append(f.perplexity)
+            print(f"free lines, --rhyme auto --lines 8, candidates {k}: ppl "
+                  f"{statistics.median(ppls):.1f}, free {statistics.median(free):.1f}, ratio "
+                  f"{statistics.median(ppls) / statistics.median(free):.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

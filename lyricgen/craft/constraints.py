@@ -1,0 +1,796 @@
+"""What may come next: constraints on generation, applied as masks over the vocabulary.
+
+Every constraint has the same small interface (`Constraint`):
+
+- `start()` makes the constraint's own state for a new sample (None for a stateless one);
+- `restrict(row, state, ok)` narrows the boolean mask `ok` (V,) of tokens allowed next
+  for one sample (or beam, or candidate line) whose shared line state is `row`;
+- `observe(row, state, token)` updates the constraint's state with one more token (it sees
+  the row as it was before the token).
+
+The state every constraint may read, the line being written (its tokens, its counted
+length, the lines done), lives in `Row` and is kept by `Constraints`; what only one
+constraint needs (the rhyme chosen so far, a form's clause and position, the n-grams seen)
+lives in that constraint's own state, one slot per constraint in `Row.states`.
+
+`Constraints` composes the ones a request needs, in this order:
+
+- `LineShape`: `--line-length N` or `--line-lengths 6,6,5` lines and counted `--lines`; at
+  most one blank line in a row. **Script-true form:** in a model whose vocabulary is mostly
+  Han (CJK) characters a line's length counts Han characters, and only tokens made entirely
+  of Han characters are generated inside such a line. Once the line is full, one trailing
+  punctuation mark may come before the line break (where the vocabulary has punctuation).
+  Other models count characters, and space-level models count words.
+- `FormShape` (`--form`): a 近体诗 or 词牌 template (`forms.py`): each clause's length, the
+  tone class (平/仄) of every fixed position under the rhyme book (`books.py`), the mark
+  after each clause, the line breaks, and the rhyme sets (one group of the book per set).
+- `Acrostic` (藏头): line i starts with the i-th head character.
+- `Rhyme` (押韵): lines end in one of the thirteen rhyme groups (十三辙, see `rhyme.py`).
+- `NoRepeatNgram`: no n-gram occurs twice in a sample.
+- `CopyGuard`: no `max_copy + 1` consecutive tokens of a line occur in the training text.
+
+The first four are **hard**: generation never breaks them. The last two are **soft**:
+where they would leave nothing that the hard ones allow, they give way for that token.
+The repetition penalty is not a mask but a change of the logits (`penalize`).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import weakref
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from lyricgen.craft.rhyme import is_han
+from lyricgen.errors import GenerationError, UnknownTokenError
+from lyricgen.text import NEWLINE
+from lyricgen.vocab import Vocab
+
+if TYPE_CHECKING:
+    from lyricgen.craft.copyindex import CopyIndex
+    from lyricgen.craft.forms import Form
+    from lyricgen.craft.options import SamplingOptions
+
+# A free line (no --line-length) that must rhyme: after this many counted characters only
+# rhyming content is offered, and after HARD_CAP the line ends at its next rhyme.
+SOFT_CAP = 14
+HARD_CAP = 24
+# A free line (no --line-length) of a counted song (--lines) ends after this many tokens,
+# so a model caught in a loop (哈哈哈...) still writes its M lines.
+MAX_LINE_TOKENS = 64
+
+
+def _is_content(token: str) -> bool:
+    """A token made only of letters/digits/CJK (no spaces, punctuation or line breaks)."""
+    return bool(token) and all(unicodedata.category(c)[0] in "LN" for c in token)
+
+
+def _is_punct(token: str) -> bool:
+    return bool(token) and all(unicodedata.category(c)[0] == "P" for c in token)
+
+
+class RhymeTable(NamedTuple):
+    """What the 十三辙 rhyme constraint needs of a vocabulary, per token."""
+
+    end_groups: list[frozenset[str]]  # groups of all readings of its last Han character
+    end_primary: list[str | None]  # the group of that character's usual reading
+    masks: dict[str, np.ndarray]  # group -> in-line tokens ending in it
+
+
+class BookTable(NamedTuple):
+    """What a form needs of a vocabulary under one rhyme book, per token (single Han
+    characters only; every other token is False everywhere)."""
+
+    ping: np.ndarray  # (V,) may be 平
+    ze: np.ndarray  # (V,) may be 仄
+    groups: list[frozenset[str]]  # rhyme groups of each token
+    masks: dict[str, np.ndarray]  # group -> tokens in it
+
+
+class TokenTable:
+    """Per-vocabulary arrays the constraints need, computed once per vocabulary
+    (`TokenTable.of`), not once per request."""
+
+    _cache: weakref.WeakKeyDictionary[Vocab, TokenTable] = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def of(cls, vocab: Vocab) -> TokenTable:
+        table = cls._cache.get(vocab)
+        if table is None:  # two threads may both build it: same result, no harm
+            table = cls._cache[vocab] = cls(vocab)
+        return table
+
+    def __init__(self, vocab: Vocab):
+        self.vocab = vocab
+        itos = vocab.itos
+        self.size = len(itos)
+        self.newline = vocab.stoi.get(NEWLINE)
+        self.content = np.array([_is_content(t) for t in itos], dtype=bool)
+        self.content[vocab.unk_id] = False
+        self.han = np.array([sum(is_han(c) for c in t) for t in itos], dtype=np.int64)
+        self.han_only = self.content & (self.han == np.array([len(t) for t in itos]))
+        self.punct = np.array([_is_punct(t) for t in itos], dtype=bool)
+        self.punct[vocab.unk_id] = False
+        # "mostly CJK": most content entries are pure Han (a few Latin names do not count)
+        self.cjk = vocab.level != "space" and self.han_only.sum() > 0.5 * self.content.sum()
+        if vocab.level == "space":
+            self.length = np.ones(self.size, dtype=np.int64)  # words
+        elif self.cjk:
+            self.length = self.han  # Han characters
+        else:
+            self.length = np.array([len(t) for t in itos], dtype=np.int64)
+        # what may stand inside a shaped line
+        self.in_line = self.han_only if self.cjk else self.content
+        self.single_han = self.han_only & (self.han == 1)
+        self.first = np.array([t[:1] for t in itos], dtype=object)
+        self.last_han = [next((c for c in reversed(t) if is_han(c)), "") for t in itos]
+        self.exempt = np.array([not t.strip() for t in itos], dtype=bool)  # line breaks, spaces
+        self._rhymes: RhymeTable | None = None
+        self._books: dict[str, BookTable] = {}
+        # marks that close a sentence (and so, in lyrics, usually a line)
+        self.final_punct = np.array(
+            [bool(t) and all(c in "。！？!?…" for c in t) for t in itos], dtype=bool
+        )
+        self.newline_mask = np.zeros(self.size, dtype=bool)
+        if self.newline is not None:
+            self.newline_mask[self.newline] = True
+
+    def rhymes(self, saved: dict[str, list] | None) -> RhymeTable:
+        """The 十三辙 groups of every token's last Han character, from the run's saved
+        table where it covers the vocabulary, else from pypinyin; computed once."""
+        if self._rhymes is None:
+            from lyricgen.craft import rhyme
+
+            chars = {c for c in self.last_han if c}
+            table = saved or {}
+            if not chars <= table.keys():  # no saved table (an older run): ask pypinyin
+                table = rhyme.vocab_table(chars)
+            end_groups = [frozenset(table[c][1]) if c else frozenset() for c in self.last_han]
+            end_primary = [table[c][0] if c else None for c in self.last_han]
+            masks = {
+                g: np.array([g in gs for gs in end_groups], dtype=bool) & self.in_line
+                for g in rhyme.GROUPS
+            }
+            self._rhymes = RhymeTable(end_groups, end_primary, masks)
+        return self._rhymes
+
+    def book(self, name: str) -> BookTable:
+        """Tone classes and rhyme groups of every single-Han-character token under the
+        rhyme book `name` (books.py); computed once per vocabulary and book."""
+        table = self._books.get(name)
+        if table is None:
+            from lyricgen.craft.books import PING, ZE, book
+
+            b = book(name)
+            chars = [
+                t if ok else "" for t, ok in zip(self.vocab.itos, self.single_han, strict=True)
+            ]
+            tones = [b.tones(c) if c else frozenset() for c in chars]
+            groups = [b.groups(c) if c else frozenset() for c in chars]
+            masks: dict[str, np.ndarray] = {}
+            for i, gs in enumerate(groups):
+                for g in gs:
+                    masks.setdefault(g, np.zeros(self.size, dtype=bool))[i] = True
+            table = BookTable(
+                np.array([PING in t for t in tones], dtype=bool),
+                np.array([ZE in t for t in tones], dtype=bool),
+                groups,
+                masks,
+            )
+            self._books[name] = table
+        return table
+
+
+@dataclass
+class Row:
+    """The generation state of one sample (or beam, or candidate line): the line state every
+    constraint may read, and one slot of private state per constraint (`states`)."""
+
+    tokens: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    line_ids: list[int] = field(default_factory=list)  # ids of the current line so far
+    line_chars: int = 0  # counted length of the current line
+    lines_done: int = 0  # line breaks so far (blank lines included)
+    text_lines: int = 0  # non-empty lines finished
+    last_newline: bool = True  # the previous token was a line break (or nothing yet)
+    after_punct: bool = False  # the previous token was punctuation
+    done: bool = False
+    # incremental views of context + tokens, so each step costs O(1) in the sample's length
+    recent: list[int] = field(default_factory=list)  # the last few ids
+    seen: set[int] = field(default_factory=set)  # ids used so far (repetition penalty)
+    states: list[Any] = field(default_factory=list)  # one per constraint, see Constraint.start
+
+    def copy(self) -> Row:
+        return replace(
+            self,
+            tokens=list(self.tokens),
+            logprobs=list(self.logprobs),
+            line_ids=list(self.line_ids),
+            recent=list(self.recent),
+            seen=set(self.seen),
+            states=[s.copy() if s is not None else None for s in self.states],
+        )
+
+
+class Constraint:
+    """The interface of a constraint; a stateless one overrides only `restrict`."""
+
+    hard = True  # soft constraints give way where nothing else would be left
+    # observe the whole context (the --prefix too) rather than only the printed text
+    sees_context = False
+
+    def start(self) -> Any:
+        """This constraint's state for a new row (an object with `copy()`), or None."""
+        return None
+
+    def restrict(self, row: Row, state: Any, ok: np.ndarray) -> None:
+        """Narrow `ok` (V,) in place to the tokens this constraint allows next."""
+        raise NotImplementedError
+
+    def observe(self, row: Row, state: Any, token: int) -> None:
+        """Update this constraint's state with one more token (row as before it)."""
+
+
+class LineShape(Constraint):
+    """Lines of the given counted lengths (line i has lengths[i % len(lengths)]); no empty
+    lines while lines are counted (and no free line longer than MAX_LINE_TOKENS then); at
+    most one blank line in a row."""
+
+    def __init__(self, t: TokenTable, lengths: list[int] | None, counted: bool):
+        self.t, self.lengths, self.counted = t, lengths, counted
+        self.end_only = t.newline_mask
+        self.end_or_punct = t.newline_mask | t.punct  # one trailing mark, where there are any
+
+    def target(self, row: Row) -> int | None:
+        """The counted length of the row's current line, or None for a free line."""
+        return self.lengths[row.lines_done % len(self.lengths)] if self.lengths else None
+
+    def restrict(self, row: Row, state: None, ok: np.ndarray) -> None:
+        t, n = self.t, self.target(row)
+        if n is not None:
+            remaining = n - row.line_chars
+            if remaining <= 0:
+                ok &= self.end_only if row.after_punct else self.end_or_punct
+                return
+            ok &= t.in_line & (t.length <= remaining)
+            return
+        if self.counted and row.last_newline:
+            ok[t.newline] = False
+        if self.counted and len(row.line_ids) >= MAX_LINE_TOKENS:
+            ok &= t.newline_mask
+            return
+        if t.newline is not None and row.recent[-2:] == [t.newline, t.newline]:
+            ok[t.newline] = False
+
+
+class Acrostic(Constraint):
+    """Line i begins with a token starting with the i-th head character."""
+
+    def __init__(self, t: TokenTable, heads: str):
+        self.heads = heads
+        self.masks = {}
+        for ch in heads:
+            mask = (t.first == ch) & t.in_line
+            if not mask.any():
+                hint = "、".join(t.vocab.suggest(ch))
+                raise UnknownTokenError(
+                    f"--acrostic: no vocabulary entry starts with {ch!r}, so no line can begin "
+                    f"with it; try one of: {hint}"
+                )
+            self.masks[ch] = mask
+
+    def restrict(self, row: Row, state: None, ok: np.ndarray) -> None:
+        if row.last_newline and row.lines_done < len(self.heads):
+            ok &= self.masks[self.heads[row.lines_done]]
+
+
+@dataclass
+class NgramState:
+    table: dict[tuple, set[int]] = field(default_factory=dict)  # (n-1)-gram -> next ids
+
+    def copy(self) -> NgramState:
+        return NgramState({k: set(v) for k, v in self.table.items()})
+
+
+class NoRepeatNgram(Constraint):
+    """No n-gram of ids occurs twice in context + sample."""
+
+    hard = False
+    sees_context = True
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def start(self) -> NgramState:
+        return NgramState()
+
+    def _key(self, row: Row) -> tuple:
+        return tuple(row.recent[len(row.recent) - self.n + 1 :]) if self.n > 1 else ()
+
+    def restrict(self, row: Row, state: NgramState, ok: np.ndarray) -> None:
+        banned = state.table.get(self._key(row))
+        if banned:
+            ok[list(banned)] = False
+
+    def observe(self, row: Row, state: NgramState, token: int) -> None:
+        if len(row.recent) >= self.n - 1:
+            state.table.setdefault(self._key(row), set()).add(token)
+
+
+@dataclass
+class RhymeState:
+    # the group the rhyming lines must end in (auto: set by the first such line), the groups
+    # of all readings of the current line's last Han character, and its usual reading's group
+    target: frozenset[str] | None = None
+    line_groups: frozenset[str] = frozenset()
+    line_primary: str | None = None
+
+    def copy(self) -> RhymeState:
+        return replace(self)
+
+
+class Rhyme(Constraint):
+    """Rhyming lines end in a character of the target 十三辙 group.
+
+    `spec` is a group name (see `rhyme.parse_group`) or "auto": the first rhyming line
+    chooses, and the group of its last Han character's usual reading becomes the target. A
+    candidate character with several readings rhymes if any of them is in the target group.
+    `every` is "all" (every line rhymes) or "even" (lines 2, 4, 6, ... rhyme; line 2 chooses
+    under auto). On a line of fixed length (`shape.target`) the token that fills the line
+    must rhyme; on free lines a line break is allowed only after a rhyming character.
+    """
+
+    def __init__(self, t: TokenTable, spec: str, every: str, shape: LineShape,
+                 table: dict[str, list] | None = None):  # fmt: skip
+        from lyricgen.craft import rhyme
+
+        if not any(t.last_han):
+            raise GenerationError(
+                "--rhyme needs a Chinese model: this vocabulary has no Han characters to rhyme"
+            )
+        self.t, self.every, self.shape = t, every, shape
+        self.table = t.rhymes(table)  # per-token groups and masks, once per vocabulary
+        self._mask_cache: dict[frozenset[str], np.ndarray] = {}
+        auto = spec.strip().lower() == "auto"
+        self.fixed = None if auto else frozenset([rhyme.parse_group(spec)])
+        if self.fixed is not None:
+            (g,) = self.fixed
+            fits = self.table.masks[g]
+            longest = max(shape.lengths) if shape.lengths else None
+            if longest is not None:
+                fits = fits & (t.length <= longest)
+            if not fits.any():
+                raise GenerationError(
+                    f"--rhyme {spec}: no vocabulary entry"
+                    f"{f' of at most {longest} characters' if longest else ''} ends "
+                    f"in the rhyme group {g}; choose another group or --rhyme auto"
+                )
+
+    def start(self) -> RhymeState:
+        return RhymeState()
+
+    def _target(self, row: Row, state: RhymeState) -> frozenset[str] | None:
+        if self.every == "even" and row.text_lines % 2 == 0:
+            return None
+        return self.fixed or state.target
+
+    def _mask(self, target: frozenset[str]) -> np.ndarray:
+        m = self._mask_cache.get(target)
+        if m is None:
+            m = np.zeros(self.t.size, dtype=bool)
+            for g in target:
+                m |= self.table.masks[g]
+            self._mask_cache[target] = m
+        return m
+
+    def restrict(self, row: Row, state: RhymeState, ok: np.ndarray) -> None:
+        if self.every == "even" and row.text_lines % 2 == 0:
+            return
+        target = self._target(row, state)
+        t = self.t
+        if target is None:  # auto: this line chooses; it must end on a rhymable character
+            rhyming = self._mask(frozenset(self.table.masks))
+            ends_in_rhyme = state.line_primary is not None
+        else:
+            rhyming = self._mask(target)
+            ends_in_rhyme = bool(state.line_groups & target)
+        n = self.shape.target(row)
+        if n is not None:
+            remaining = n - row.line_chars
+            if remaining > 0:  # the token that fills the line must rhyme
+                ok &= rhyming | ~(t.in_line & (t.length == remaining))
+            return
+        if row.last_newline:
+            return
+        if row.line_chars >= HARD_CAP and ends_in_rhyme:
+            ok &= self.t.newline_mask  # long enough: end the line at its rhyme
+            return
+        if row.line_chars >= SOFT_CAP or len(row.line_ids) >= MAX_LINE_TOKENS - 4:
+            # a long line: only rhyming characters now (not spaces or punctuation, which a
+            # model refused its line break would otherwise repeat), then the line break
+            ok &= rhyming | (self.t.newline_mask if ends_in_rhyme else False)
+            return
+        if not ends_in_rhyme:
+            # the line may not end yet: no line break, no sentence-closing mark (。！？), and
+            # after a space or mark a word comes next (a model refused its line break would
+            # otherwise pour spaces or ～～～ into the line)
+            ok[t.newline] = False
+            ok &= ~t.final_punct
+            if row.recent and not t.content[row.recent[-1]]:
+                ok &= t.content
+
+    def observe(self, row: Row, state: RhymeState, token: int) -> None:
+        if token == self.t.newline:
+            if (
+                row.line_ids
+                and self.fixed is None
+                and state.target is None
+                and (self.every == "all" or row.text_lines % 2 == 1)
+                and state.line_primary is not None
+            ):
+                state.target = frozenset([state.line_primary])
+            state.line_groups, state.line_primary = frozenset(), None
+        elif self.table.end_groups[token]:
+            state.line_groups = self.table.end_groups[token]
+            state.line_primary = self.table.end_primary[token]
+        elif self.t.content[token]:
+            # a non-Han word (or a character without a reading) ends the line unrhymed
+            state.line_groups, state.line_primary = frozenset(), None
+
+
+@dataclass
+class FormState:
+    clause: int = 0  # index of the clause being written
+    pos: int = 0  # characters of it written so far
+    phase: str = "chars"  # chars, mark (its mark comes next), newline, or end
+    targets: dict[str, frozenset[str]] = field(default_factory=dict)  # rhyme set -> groups
+    used: set[int] = field(default_factory=set)  # tokens that already closed a rhyme
+
+    def copy(self) -> FormState:
+        return replace(self, targets=dict(self.targets), used=set(self.used))
+
+
+class FormShape(Constraint):
+    """A 近体诗 or 词牌 template (forms.py): clause lengths in Han characters, the tone class
+    of every fixed position (`tones`), the mark after each clause, line breaks, and rhyme
+    sets that each keep to one group of the rhyme book.
+
+    `rhyme` is "auto" (the first rhyme position of each set chooses; a character with several
+    readings keeps every group of the set's tone class it is in, and later rhyme positions
+    narrow them) or a group of the book, which the sets of its tone class take. A mark the
+    vocabulary lacks is written as a line break instead."""
+
+    def __init__(self, t: TokenTable, form: Form, book: str, tones: bool, rhyme: str | None):
+        from lyricgen.craft.books import PING, ZE
+        from lyricgen.craft.books import book as get_book
+
+        self.t, self.form = t, form
+        self.book = get_book(book)
+        self.table = t.book(book)
+        tone_mask = {PING: self.table.ping, ZE: self.table.ze}
+        self.masks: list[list[np.ndarray]] = []
+        for k, c in enumerate(form.clauses):
+            row = []
+            for p, tone in enumerate(c.tones):
+                m = t.single_han.copy()
+                rhymed = c.rhyme is not None and p == c.length - 1
+                if tones and tone in tone_mask:
+                    m &= tone_mask[tone]
+                if rhymed:  # a rhyme position takes a character the book can rhyme
+                    m &= self._class_mask(form.rhymes.get(c.rhyme))
+                if not m.any():
+                    raise GenerationError(
+                        f"--form {form.name}: no vocabulary entry can stand at clause {k + 1}, "
+                        f"position {p + 1} ({tone}{', a rhyme' if rhymed else ''}) under "
+                        f"{self.book.title}; try --rhyme-book xinyun or --tones off"
+                    )
+                row.append(m)
+            self.masks.append(row)
+        self.marks = [t.vocab.stoi.get(c.mark) for c in form.clauses]
+        # a clause whose mark the vocabulary lacks ends its line; so the text's lines are
+        ends = [c.line_end or m is None for c, m in zip(form.clauses, self.marks, strict=True)]
+        self.lines = sum(ends)
+        self.stanza_lines = {  # line counts after which a stanza ends
+            sum(ends[: k + 1]) for k, c in enumerate(form.clauses) if c.stanza_end
+        }
+        self.fixed: dict[str, frozenset[str]] = {}
+        if rhyme and rhyme.strip().lower() != "auto":
+            group = self.book.parse_group(rhyme)
+            cls = self.book.class_of(group)
+            sets = [s for s, tone in form.rhymes.items() if cls is None or tone == cls]
+            if not sets:
+                raise GenerationError(
+                    f"--rhyme {rhyme}: {group} is a {cls} group, but {form.name} rhymes on "
+                    f"{'/'.join(sorted(set(form.rhymes.values())))}; choose a matching group "
+                    "or auto"
+                )
+            for s in sets:
+                self.fixed[s] = frozenset([group])
+            for k, c in enumerate(form.clauses):
+                if c.rhyme in self.fixed:
+                    last = self.masks[k][-1] & self.table.masks.get(group, False)
+                    if not np.any(last):
+                        raise GenerationError(
+                            f"--rhyme {rhyme}: no vocabulary entry of {group} can end clause "
+                            f"{k + 1} of {form.name} ({c.tones[-1]}); choose another group or auto"
+                        )
+
+    def _class_mask(self, tone: str | None) -> np.ndarray:
+        """Tokens with at least one rhyme group of the given class (None: any group)."""
+        m = np.zeros(self.t.size, dtype=bool)
+        for g, gm in self.table.masks.items():
+            if tone is None or self.book.class_of(g) in (None, tone):
+                m |= gm
+        return m
+
+    def start(self) -> FormState:
+        return FormState()
+
+    def _mark_or_break(self, state: FormState) -> str:
+        if self.marks[state.clause] is not None:
+            return "mark"
+        return "newline"  # the vocabulary has no such mark: end the line instead
+
+    def restrict(self, row: Row, state: FormState, ok: np.ndarray) -> None:
+        if state.phase == "chars":
+            c = self.form.clauses[state.clause]
+            ok &= self.masks[state.clause][state.pos]
+            if c.rhyme is not None and state.pos == c.length - 1:
+                target = self.fixed.get(c.rhyme) or state.targets.get(c.rhyme)
+                if target is not None:
+                    allowed = np.zeros(self.t.size, dtype=bool)
+                    for g in target:
+                        allowed |= self.table.masks.get(g, False)
+                    ok &= allowed
+                if state.used:  # no rhyme character twice (重韵), where another one fits
+                    fresh = ok.copy()
+                    fresh[list(state.used)] = False
+                    if fresh.any():
+                        ok[:] = fresh
+        elif state.phase == "mark":
+            keep = ok[self.marks[state.clause]]
+            ok[:] = False
+            ok[self.marks[state.clause]] = keep
+        else:  # newline, or the end of the form
+            ok &= self.t.newline_mask
+
+    def observe(self, row: Row, state: FormState, token: int) -> None:
+        if state.phase == "chars":
+            c = self.form.clauses[state.clause]
+            if c.rhyme is not None and state.pos == c.length - 1:
+                self._rhymed(state, c.rhyme, token)
+                state.used.add(token)
+            state.pos += 1
+            if state.pos == c.length:
+                state.phase = self._mark_or_break(state)
+        elif state.phase == "mark":
+            c = self.form.clauses[state.clause]
+            if c.line_end:
+                state.phase = "newline"
+            else:
+                self._next_clause(state)
+        elif state.phase == "newline":
+            self._next_clause(state)
+
+    def _rhymed(self, state: FormState, label: str, token: int) -> None:
+        groups = self.table.groups[token]
+        tone = self.form.rhymes.get(label)
+        groups = frozenset(g for g in groups if self.book.class_of(g) in (None, tone))
+        known = self.fixed.get(label) or state.targets.get(label)
+        state.targets[label] = groups if known is None else (known & groups) or known
+
+    def _next_clause(self, state: FormState) -> None:
+        state.clause += 1
+        state.pos = 0
+        state.phase = "chars" if state.clause < len(self.form.clauses) else "end"
+
+    def check_start(self, row: Row, state: FormState, token: int) -> str | None:
+        """Why the start text's token may not stand where it stands, or None."""
+        ok = np.ones(self.t.size, dtype=bool)
+        self.restrict(row, state, ok)
+        if ok[token]:
+            return None
+        tok = self.t.vocab.itos[token]
+        if state.phase != "chars":
+            return f"{tok!r} comes after clause {state.clause + 1} is full"
+        c = self.form.clauses[state.clause]
+        tone = c.tones[state.pos]
+        return (
+            f"{tok!r} cannot stand at clause {state.clause + 1}, position {state.pos + 1} "
+            f"({tone}) under {self.book.title}"
+        )
+
+
+class CopyGuard(Constraint):
+    """No `n + 1` consecutive tokens of a line occur in the indexed training text: a token
+    that would complete such a run is masked (a line break is never masked)."""
+
+    hard = False
+
+    def __init__(self, t: TokenTable, index: CopyIndex, n: int):
+        self.t, self.index, self.n = t, index, n
+
+    def restrict(self, row: Row, state: None, ok: np.ndarray) -> None:
+        if len(row.line_ids) < self.n:
+            return
+        followers = self.index.followers(row.line_ids[-self.n :])
+        followers = followers[followers < self.t.size]
+        if len(followers):
+            keep = bool(ok[self.t.newline]) if self.t.newline is not None else False
+            ok[followers] = False
+            if self.t.newline is not None:
+                ok[self.t.newline] = keep
+
+
+class Constraints:
+    """The constraints of one request: builds each row's allowed-token mask and keeps the
+    row state up to date."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        opts: SamplingOptions,
+        context: list[int],
+        copy_index: CopyIndex | None = None,
+        rhyme_table: dict[str, list] | None = None,
+    ):
+        self.t = t = TokenTable.of(vocab)
+        self.opts = opts
+        self.context = context  # ids fed before generation (no-repeat n-grams span them)
+        self.form = opts.form_template
+        self.n_lines = opts.n_lines
+        self.lengths = opts.line_length_list
+        if (self.n_lines or self.lengths or opts.rhyme or self.form) and t.newline is None:
+            raise GenerationError(
+                "this model's vocabulary has no line break, so it cannot shape lines"
+            )
+        self.items: list[Constraint] = []
+        self.shape: LineShape | None = None
+        self.form_shape: FormShape | None = None
+        if self.form is not None:
+            if vocab.level != "char" or not t.cjk:
+                raise GenerationError(
+                    f"--form needs a character-level Chinese model (this run is "
+                    f"{vocab.level} level{'' if t.cjk else ', without Han characters'}): "
+                    "tones and rhymes are kept per character; train one with "
+                    "--set data.level=char, e.g. --config songci_char"
+                )
+            self.form_shape = FormShape(t, self.form, opts.book, opts.tones != "off", opts.rhyme)
+            self.items.append(self.form_shape)
+            self.n_lines = self.form_shape.lines
+        else:
+            self.shape = LineShape(t, self.lengths, bool(self.n_lines))
+            self.items.append(self.shape)
+        if opts.heads:
+            self.items.append(Acrostic(t, opts.heads))
+        if opts.rhyme and self.shape is not None:
+            self.items.append(Rhyme(t, opts.rhyme, opts.rhyme_lines, self.shape, rhyme_table))
+        if opts.no_repeat_ngram:
+            self.items.append(NoRepeatNgram(opts.no_repeat_ngram))
+        limit = opts.copy_limit(vocab.level, copy_index is not None)
+        if limit is not None:
+            if copy_index is None:
+                raise GenerationError(
+                    "--max-copy needs the run's copy index; this run has none (give --corpus "
+                    "FILE, the text it was trained on, to build it)"
+                )
+            self.items.append(CopyGuard(t, copy_index, limit))
+        self.hard = [i for i, c in enumerate(self.items) if c.hard]
+        self.soft = [i for i, c in enumerate(self.items) if not c.hard]
+        self.context_watchers = [i for i, c in enumerate(self.items) if c.sees_context]
+        self.line_watchers = [i for i, c in enumerate(self.items) if not c.sees_context]
+
+    def allowed(self, row: Row) -> np.ndarray:
+        ok = np.ones(self.t.size, dtype=bool)
+        ok[self.t.vocab.unk_id] = False
+        for i in self.hard:
+            self.items[i].restrict(row, row.states[i], ok)
+        if not ok.any():
+            if row.last_newline and (self.lengths or self.form):
+                # not even a line's first token fits: the request itself is impossible
+                raise GenerationError(self._impossible(row))
+            # nothing fits (e.g. a word model whose only tokens are too long): end the line
+            ok[self.t.newline if self.t.newline is not None else self.t.vocab.unk_id] = True
+            return ok
+        if self.soft:
+            trial = ok.copy()
+            for i in self.soft:
+                self.items[i].restrict(row, row.states[i], trial)
+            if trial.any():  # the soft constraints give way rather than break a hard one
+                return trial
+        return ok
+
+    def _impossible(self, row: Row) -> str:
+        o = self.opts
+        if self.form is not None:
+            what = [f"--form {self.form.name}"]
+        elif o.line_lengths:
+            what = [f"--line-lengths {o.line_lengths}"]
+        else:
+            what = [f"--line-length {o.line_length}"]
+        if o.heads and row.lines_done < len(o.heads):
+            what.insert(0, f"--acrostic's {o.heads[row.lines_done]!r}")
+        if o.rhyme and self.form is None:
+            i = next(i for i, c in enumerate(self.items) if isinstance(c, Rhyme))
+            target = "/".join(sorted(row.states[i].target or [])) or o.rhyme
+            what.append(f"--rhyme {target}")
+        joined = what[0] if len(what) == 1 else ", ".join(what[:-1]) + " and " + what[-1]
+        return (
+            f"line {row.lines_done + 1}: no vocabulary entry satisfies {joined} together; "
+            "loosen one of them (e.g. a longer line)"
+        )
+
+    def penalize(self, logits: np.ndarray, rows: list[Row]) -> np.ndarray:
+        """CTRL's repetition penalty: logits of ids already used are divided by it
+        (multiplied when negative); line breaks and spaces are exempt."""
+        p = self.opts.repetition_penalty
+        if p == 1.0:
+            return logits
+        logits = logits.copy()
+        for b, row in enumerate(rows):
+            seen = np.fromiter(row.seen, dtype=np.int64, count=len(row.seen))
+            seen = seen[~self.t.exempt[seen]]
+            v = logits[b, seen]
+            logits[b, seen] = np.where(v > 0, v / p, v * p)
+        return logits
+
+    # ----------------------------------------------------------------- row state
+    def _remember(self, row: Row, token: int) -> None:
+        """Seen ids, n-grams and recent ids (context and sample alike)."""
+        for i in self.context_watchers:
+            self.items[i].observe(row, row.states[i], token)
+        row.seen.add(token)
+        row.recent.append(token)
+        del row.recent[: max(0, len(row.recent) - max(self.opts.no_repeat_ngram, 2))]
+
+    def _track(self, row: Row, token: int) -> None:
+        """The line state (of the printed text: the start and the sample)."""
+        for i in self.line_watchers:
+            self.items[i].observe(row, row.states[i], token)
+        t = self.t
+        if token == t.newline:
+            if row.line_ids:
+                row.text_lines += 1
+            row.lines_done += 1
+            row.line_chars = 0
+            row.line_ids = []
+            row.last_newline = True
+            row.after_punct = False
+        else:
+            row.line_chars += int(t.length[token])
+            row.line_ids.append(token)
+            row.last_newline = False
+            row.after_punct = bool(t.punct[token])
+
+    def start_row(self, prompt: list[int]) -> Row:
+        """The state after the context has been fed and the start text printed."""
+        row = Row(states=[c.start() for c in self.items])
+        for tok in self.context:
+            self._remember(row, tok)
+        for tok in prompt:
+            if self.form_shape is not None:
+                state = row.states[self.items.index(self.form_shape)]
+                why = self.form_shape.check_start(row, state, tok)
+                if why is not None:
+                    raise GenerationError(
+                        f"--start: {why}; choose a start that fits {self.form.name} "
+                        "(see `lyricgen forms`), or --tones off"
+                    )
+            self._track(row, tok)
+        return row
+
+    def advance(self, row: Row, token: int, logprob: float) -> None:
+        was_blank = row.last_newline
+        self._remember(row, token)
+        self._track(row, token)
+        row.tokens.append(token)
+        row.logprobs.append(logprob)
+        if token == self.t.newline:
+            if was_blank and self.opts.stop_at_blank and row.tokens[:-1]:
+                row.done = True  # a blank line ends the song
+            if self.n_lines and row.lines_done >= self.n_lines:
+                row.done = True
+        if len(row.tokens) >= self.opts.max_tokens:
+            row.done = True
