@@ -1,7 +1,7 @@
 """One library entry point under every front end: `lyricgen.load(run_dir)`.
 
     import lyricgen
-    from lyricgen.generate import SamplingOptions
+    from lyricgen.craft.options import SamplingOptions
 
     lyricist = lyricgen.load("checkpoints/default")
     for s in lyricist.generate("星星", SamplingOptions(lines=4, line_length=7, seed=1)):
@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from lyricgen.config import Config
+from lyricgen.craft.options import SamplingOptions
 from lyricgen.errors import LyricgenError
-from lyricgen.generate import Sample, SamplingOptions, generate
+from lyricgen.generate import Sample, generate
 from lyricgen.vocab import Vocab
 
 BACKENDS = ("auto", "numpy", "torch")

@@ -32,9 +32,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from lyricgen.craft.constraints import TokenTable
+from lyricgen.craft.options import SamplingOptions
 from lyricgen.craft.originality import split_lines
 from lyricgen.craft.rhyme import is_han, rhyme_rate
-from lyricgen.generate import SamplingOptions, encode_prompt
+from lyricgen.generate import encode_prompt
 from lyricgen.text import NEWLINE
 from lyricgen.vocab import Vocab
 

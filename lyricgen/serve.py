@@ -10,6 +10,8 @@ Routes:
 - `GET /api/runs`: the served runs with their training history (the page's curves).
 - `GET /api/options`: the generation options (from `option_specs`), the server's limits
   and the rhyme groups; the page builds its form from it.
+- `GET /api/forms`: the forms `--form` writes in (近体诗 and 词牌), each with its pattern,
+  for the page's form picker; a request with `form` gets the form back beside its samples.
 - `POST /api/generate`: a JSON object with `start` (default ""), `run` (default the first
   run) and any generation option under its snake_case name (`lines`, `line_length`,
   `acrostic`, `temperature`, `top_p`, `seed`, `num_samples`, `beam`, `rhyme`, ...).
@@ -49,7 +51,7 @@ from lyricgen.errors import LyricgenError
 
 if TYPE_CHECKING:
     from lyricgen.api import Lyricist
-    from lyricgen.generate import SamplingOptions
+    from lyricgen.craft.options import SamplingOptions
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,8 @@ DEFAULT_RUN = Path("checkpoints/default")
 EXTRA_MISSING = 'lyricgen serve needs the web extra: pip install "lyricgen[serve]"'
 MAX_BODY = 64 * 1024  # bytes of a request body
 # upper bounds on the options that set how much work one request is
-LIMITS = {"length": 500, "num_samples": 8, "beam": 8, "lines": 40, "line_length": 40}
+LIMITS = {"length": 500, "num_samples": 8, "beam": 8, "lines": 40, "line_length": 40,
+          "candidates": 32}  # fmt: skip
 TEXT_LIMITS = {"start": 200, "prefix": 500, "acrostic": LIMITS["lines"]}  # characters
 FREE_LINE_CAP = 40  # tokens a line without line_length may take before `length` ends it
 REQUEST_FIELDS = ("start", "run")  # the fields of /api/generate that are not options
@@ -160,6 +163,9 @@ def bounded_options(opts: SamplingOptions) -> SamplingOptions:
         )
     if opts.length is not None:
         return opts
+    form = opts.form_template
+    if form is not None:  # its characters, marks and line breaks: never cut short
+        return replace(opts, length=form.length + len(form.clauses) + form.lines + 2)
     if not n:
         return replace(opts, length=99)
     if opts.line_length is None:
@@ -177,7 +183,7 @@ def request_options(
     values: dict[str, Any], runs: dict[str, Lyricist]
 ) -> tuple[Lyricist, str, SamplingOptions]:
     """The run, start text and options a /api/generate body asks for."""
-    from lyricgen.generate import option_specs, options_from_mapping
+    from lyricgen.craft.options import option_specs, options_from_mapping
 
     names = [s.name for s in option_specs()]
     unknown = sorted(set(values) - set(names) - set(REQUEST_FIELDS))
@@ -186,6 +192,8 @@ def request_options(
         raise RequestError(f"unknown field {unknown[0]!r}; known: {known}")
     start = values.get("start", "")
     run = values.get("run")
+    if start is None:
+        raise RequestError('start cannot be null; give a string ("" for none)')
     for field_name, value in (("start", start), ("run", run)):
         if value is not None and not isinstance(value, str):
             raise RequestError(f"{field_name} must be a str, not {value!r}")
@@ -228,8 +236,8 @@ def run_info(lyricist: Lyricist) -> dict[str, Any]:
 
 def options_info() -> dict[str, Any]:
     """The generation options, the server's limits and the rhyme groups (for the form)."""
+    from lyricgen.craft.options import option_specs
     from lyricgen.craft.rhyme import GROUPS
-    from lyricgen.generate import option_specs
 
     options = [
         {
@@ -248,6 +256,13 @@ def options_info() -> dict[str, Any]:
         "limits": {**LIMITS, **{f"{k}_chars": v for k, v in TEXT_LIMITS.items()}},
         "rhyme_groups": [{"name": name, "final": g.final} for name, g in GROUPS.items()],
     }
+
+
+def forms_info() -> dict[str, Any]:
+    """The forms --form writes in, with their patterns, for the page's form picker."""
+    from lyricgen.craft.forms import LEGEND, all_forms
+
+    return {"legend": LEGEND, "forms": [f.to_dict() for f in all_forms()]}
 
 
 def page_html() -> bytes:
@@ -307,6 +322,7 @@ def create_app(lyricists: list[Lyricist]) -> Any:
     runs = _runs_by_name(lyricists)
     infos = [run_info(lyricist) for lyricist in runs.values()]  # read once, like the models
     options = options_info()
+    forms = forms_info()
     page = page_html()
 
     def error(message: str, status: int) -> JSONResponse:
@@ -321,12 +337,17 @@ def create_app(lyricists: list[Lyricist]) -> Any:
     async def list_options(request: Request) -> JSONResponse:
         return JSONResponse(options)
 
+    async def list_forms(request: Request) -> JSONResponse:
+        return JSONResponse(forms)
+
     async def generate(request: Request) -> JSONResponse:
         try:
             values = parse_body(await _read_body(request))
             lyricist, start, opts = request_options(values, runs)
             samples = await run_in_threadpool(lyricist.generate, start, opts)
             body = {"samples": [_finite(s.to_dict()) for s in samples], "run": lyricist.name}
+            if opts.form is not None:
+                body["form"] = opts.form_template.to_dict()
             return JSONResponse(body)
         except RequestError as exc:
             return error(str(exc), exc.status)
@@ -348,6 +369,7 @@ def create_app(lyricists: list[Lyricist]) -> Any:
         Route("/", index, methods=["GET"]),
         Route("/api/runs", list_runs, methods=["GET"]),
         Route("/api/options", list_options, methods=["GET"]),
+        Route("/api/forms", list_forms, methods=["GET"]),
         Route("/api/generate", generate, methods=["POST"]),
     ]
     return Starlette(

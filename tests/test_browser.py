@@ -125,3 +125,24 @@ def test_api_errors_show_on_one_line(page, server):
     error = page.text_content("#error")
     assert error.startswith("--rhyme 'xyz' is not a rhyme group") and "\n" not in error
     assert page.locator("#results .sample").count() == 0
+
+
+def test_form_picker_searches_as_you_type_and_shows_the_pattern(page, server):
+    page.goto(server)
+    page.wait_for_selector("body[data-ready='1']")
+    page.fill("#form_field", "鹧鸪")
+    page.wait_for_selector("#form-list li")
+    names = page.eval_on_selector_all("#form-list li", "items => items.map(i => i.dataset.name)")
+    assert "鹧鸪天" in names
+    page.click("#form-list li[data-name='鹧鸪天']")
+    assert page.input_value("#form_field") == "鹧鸪天"
+    assert "◎" in page.text_content("#form_pattern") and "rhyme ◎" in page.text_content(
+        "#form_pattern"
+    )
+    page.fill("#seed", "1")
+    page.click("#generate")
+    [lines] = result_lines(page)
+    # the result is laid out in the form: one clause a line here (the tiny corpus has no
+    # marks), the two stanzas a blank line apart, under the pattern it keeps
+    assert [len(han(line)) for line in lines] == [7, 7, 7, 7, 0, 3, 3, 7, 7, 7]
+    assert "◐" in page.text_content("#result-form") and "form=" in page.url

@@ -272,3 +272,31 @@ def test_serving_gives_blas_one_thread_unless_told_otherwise():
     env["OPENBLAS_NUM_THREADS"] = "3"
     out = subprocess.run(run, capture_output=True, text=True, check=True, env=env)
     assert out.stdout.split() == ["True", "3"]
+
+
+def test_forms_api_and_a_form_request(client):
+    r = client.get("/api/forms")
+    assert r.status_code == 200
+    body = r.json()
+    names = {n for f in body["forms"] for n in f["names"]}
+    assert {"七绝", "鹧鸪天", "忆江南"} <= names and "◎" in body["legend"]
+    r = client.post("/api/generate", json={"form": "鹧鸪天", "seed": 2})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["form"]["name"] == "鹧鸪天" and "◎" in got["form"]["pattern"]
+    # the tiny run has no punctuation: each clause is a line, the stanzas a blank line apart
+    lines = got["samples"][0]["text"].rstrip("\n").split("\n")
+    assert [len(x) for x in lines] == [7, 7, 7, 7, 0, 3, 3, 7, 7, 7]
+
+
+@pytest.mark.parametrize(
+    "body, pattern",
+    [
+        ({"start": None}, "start cannot be null"),
+        ({"form": "鹧鸪"}, "did you mean"),
+        ({"form": "七绝", "candidates": 99}, "at most 32"),
+    ],
+)
+def test_form_request_errors_are_4xx_one_liners(client, body, pattern):
+    r = client.post("/api/generate", json=body)
+    assert r.status_code == 400 and pattern in r.json()["error"], r.text

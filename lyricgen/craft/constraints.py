@@ -641,6 +641,7 @@ class Constraints:
         self.context = context  # ids fed before generation (no-repeat n-grams span them)
         self.form = opts.form_template
         self.n_lines = opts.n_lines
+        self.max_tokens = opts.max_tokens
         self.lengths = opts.line_length_list
         if (self.n_lines or self.lengths or opts.rhyme or self.form) and t.newline is None:
             raise GenerationError(
@@ -792,5 +793,5 @@ class Constraints:
                 row.done = True  # a blank line ends the song
             if self.n_lines and row.lines_done >= self.n_lines:
                 row.done = True
-        if len(row.tokens) >= self.opts.max_tokens:
+        if len(row.tokens) >= self.max_tokens:
             row.done = True

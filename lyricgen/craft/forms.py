@@ -181,6 +181,7 @@ def _bare() -> set[str]:
     }  # the variants bare names stand for
 
 
+@functools.lru_cache(maxsize=1)
 def _index() -> dict[str, Form]:
     idx: dict[str, Form] = {}
     for f in all_forms():
