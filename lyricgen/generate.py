@@ -278,8 +278,12 @@ def _sample_lines(stepper, ids, row0, cons, opts, on_token) -> list[Row]:
             if committed[s].done:
                 continue
             cands = range(s * k, (s + 1) * k)
-            scores = [np.mean(rows[i].logprobs[begin[i] :]) if len(rows[i].tokens) > begin[i]
-                      else -np.inf for i in cands]  # fmt: skip
+            scores = np.array([np.mean(rows[i].logprobs[begin[i] :]) for i in cands])
+            # a blank line (one likely token) would win too easily: it is kept only when
+            # every candidate is one, i.e. when the model insists on a break
+            blank = np.array([rows[i].tokens[begin[i] :] == [cons.t.newline] for i in cands])
+            if not blank.all():
+                scores[blank] = -np.inf
             win = s * k + int(np.argmax(scores))
             winners[s] = win
             committed[s] = rows[win]

@@ -224,6 +224,7 @@ def test_eval_form_reports_the_accuracies(verse_run):
         (["--form", "七绝", "--rhyme", "入声一屋"], "仄 group, but .* rhymes on 平"),
         (["--form", "七绝·仄起入韵", "--start", "东风"], "position 2 .*仄"),
         (["--form", "七绝", "--acrostic", "春"], "one head character per line"),
+        (["--form", "七绝", "--length", "10"], "shorter than --form"),
     ],
 )
 def test_bad_form_options_are_one_line(verse_run, extra, pattern):

@@ -233,6 +233,12 @@ class SamplingOptions:
             raise GenerationError(
                 f"--rhyme-lines applies to free lines; --form {form.name} says which clauses rhyme"
             )
+        need = form.length + len(form.clauses) + form.lines  # characters, marks, line breaks
+        if self.length is not None and self.length < need:
+            raise GenerationError(
+                f"--length {self.length} is shorter than --form {form.name}, which takes "
+                f"{need} tokens; leave --length out"
+            )
 
     @property
     def form_template(self):
