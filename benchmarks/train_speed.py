@@ -421,6 +421,7 @@ def run_lyricgen(out: Path, threads: int, minutes: float, args: list[str], sets:
     last = rows[-1]
     result["metrics"] = rows
     result["tokens_per_s"] = last.get("tokens_per_s")
+    result["val_bpc"] = last.get("val_bpc")  # held-out bpc after the same wall time
     result["epoch_tokens_per_s_median"] = median(
         [r["tokens_per_s"] for r in rows if "tokens_per_s" in r]
     )
@@ -543,6 +544,20 @@ def print_report(report: dict) -> None:
             )
         for name, r in summary["ratios"].items():
             print(f"ratio {name}: {r:.3f}")
+        variants = cmp_.get("variants", {})
+        base = variants.get("lyricgen", {}).get("summary", {}).get("lyricgen")
+        for name, v in variants.items():
+            s = v["summary"].get("lyricgen")
+            if not s:
+                continue
+            to_peer = v["summary"]["ratios"].get("lyricgen/peer")
+            to_full = s["tokens_per_s"] / base["tokens_per_s"] if base else None
+            print(
+                f"{name:<20} {fmt(s['tokens_per_s'])} tokens/s (runs "
+                f"{', '.join(fmt(x) for x in s['runs'])}), / peer {fmt(to_peer, '.3f')}, "
+                f"/ lyricgen full {fmt(to_full, '.3f')}, held-out bpc after the same time "
+                f"{fmt(v['val_bpc_median'], '.3f')}"
+            )
         busy = [
             x for s in summary.values() if "other_cores_busy" in s for x in s["other_cores_busy"]
         ]
@@ -657,6 +672,11 @@ def parse_args() -> argparse.Namespace:
         help="also time configs/*.yaml (all, or the named ones) on their own corpora",
     )
     ap.add_argument("--config-minutes", type=float, default=0.5)
+    ap.add_argument(
+        "--adaptive",
+        action="store_true",
+        help="also train lyricgen with model.output=adaptive in every repeat",
+    )
     ap.add_argument("--no-compare", action="store_true", help="skip the peer/lyricgen runs")
     ap.add_argument("--matmul-sizes", type=int, nargs="+", default=[1024, 2048])
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -708,7 +728,11 @@ def compare(args: argparse.Namespace, tmp: Path, peak: float) -> dict:
     lg_args = ["--config", "configs/default.yaml", "--corpus", str(text_file)]
     lg_sets = shape.lyricgen_sets() + args.lyricgen_set
     peer_runs: list[dict] = []
-    lg_runs: list[dict] = []
+    variants = {"lyricgen": lg_sets}
+    if args.adaptive:  # the same shape with an adaptive softmax (no tied weights)
+        variants["lyricgen_adaptive"] = [*lg_sets, "model.output=adaptive"]
+    runs: dict[str, list[dict]] = {name: [] for name in variants}
+    lg_runs = runs["lyricgen"]
     for i in range(args.repeats):
         if peer_dir:
             print(f"[{i + 1}/{args.repeats}] peer ...", end=" ", flush=True)
@@ -724,10 +748,11 @@ def compare(args: argparse.Namespace, tmp: Path, peak: float) -> dict:
             )
             peer_runs.append(r)
             print(run_line(r))
-        print(f"[{i + 1}/{args.repeats}] lyricgen ...", end=" ", flush=True)
-        r = run_lyricgen(tmp / f"lyricgen-{i}", args.threads, args.seconds / 60, lg_args, lg_sets)
-        lg_runs.append(r)
-        print(run_line(r))
+        for name, sets in variants.items():
+            print(f"[{i + 1}/{args.repeats}] {name} ...", end=" ", flush=True)
+            r = run_lyricgen(tmp / f"{name}-{i}", args.threads, args.seconds / 60, lg_args, sets)
+            runs[name].append(r)
+            print(run_line(r))
     return {
         "corpus": str(args.corpus),
         "chars": len(text),
@@ -743,6 +768,15 @@ def compare(args: argparse.Namespace, tmp: Path, peak: float) -> dict:
         "peer_runs": peer_runs,
         "lyricgen_runs": lg_runs,
         "summary": summarize(peer_runs, lg_runs, shape, peer_vocab, peak),
+        "variants": {
+            name: {
+                "sets": variants[name],
+                "runs": rs,
+                "summary": summarize(peer_runs, rs, shape, peer_vocab, peak),
+                "val_bpc_median": median([r["val_bpc"] for r in rs if r.get("val_bpc")]),
+            }
+            for name, rs in runs.items()
+        },
     }
 
 

@@ -54,6 +54,12 @@ class ModelConfig:
     num_layers: int = field(default=2, metadata=_range(1))
     dropout: float = field(default=0.2, metadata=_range(0.0, 1.0, hi_open=True))
     tie_weights: bool = False
+    # the output layer: full softmax, or adaptive softmax (Grave et al. 2017) whose head
+    # holds the tokens below cutoffs[0] (default: chosen from the training counts so that
+    # the head covers about 90% of the text) and whose tail clusters shrink by div_value
+    output: str = field(default="full", metadata={"choices": ("full", "adaptive")})
+    cutoffs: list[int] | None = None
+    div_value: float = field(default=4.0, metadata=_range(1.0, lo_open=True))
     batch_first: bool = True  # accepted for old configs; the RNN always runs time-major
     bidirectional: bool = False
 
@@ -134,6 +140,12 @@ def _coerce(value: Any, tp: str, key: str, where: str) -> Any:
     elif base == "str":
         if isinstance(value, str):
             return value
+    elif base == "list[int]":
+        if isinstance(value, list) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            return value
+        raise ConfigError(f"{where}: '{key}' must be a list of whole numbers, got {value!r}")
     else:  # pragma: no cover - every field uses one of the types above
         return value
     raise ConfigError(
@@ -212,6 +224,23 @@ def validate(cfg: Config, where: str = "config") -> None:
         raise ConfigError(
             f"{where}: 'model.tie_weights' needs model.embedding_dim == model.hidden_size "
             f"(got {m.embedding_dim} and {m.hidden_size})"
+        )
+    if m.output == "adaptive" and m.tie_weights:
+        raise ConfigError(
+            f"{where}: 'model.tie_weights' cannot be used with model.output adaptive (the "
+            "adaptive softmax has no single output matrix to share with the embedding); set "
+            "tie_weights: false"
+        )
+    if m.cutoffs is not None and m.output != "adaptive":
+        raise ConfigError(f"{where}: 'model.cutoffs' applies to model.output adaptive only")
+    if m.cutoffs is not None and (
+        not m.cutoffs
+        or m.cutoffs[0] < 1
+        or any(b <= a for a, b in zip(m.cutoffs, m.cutoffs[1:], strict=False))
+    ):
+        raise ConfigError(
+            f"{where}: 'model.cutoffs' {m.cutoffs} must be positive and increasing, e.g. "
+            "[1000, 4000]"
         )
     if cfg.data.stride is not None and cfg.data.stride > cfg.data.seq_len:
         raise ConfigError(

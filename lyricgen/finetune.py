@@ -42,6 +42,9 @@ MODEL_KEYS = (
     "num_layers",
     "tie_weights",
     "bidirectional",
+    "output",
+    "cutoffs",
+    "div_value",
 )
 _FLAGS = {"model.cell": "--cell", "data.level": "--set data.level"}
 
@@ -125,13 +128,20 @@ def transplant(model: torch.nn.Module, base: Base, seed: int) -> int:
     state = model.state_dict()
     gen = torch.Generator().manual_seed(seed)
     new_rows = 0
+    last_tail = _last_tail(state)
     with torch.no_grad():
         for name, target in state.items():
             src = base.tensors.get(name)
             if src is None:
                 continue  # a tied decoder weight is the embedding
             src = src.to(target.dtype)
-            if name in ("embedding.weight", "decoder.weight", "decoder.bias"):
+            if name == last_tail and target.shape[0] > src.shape[0]:
+                # an adaptive softmax's new tokens join its last (rarest) cluster
+                k = src.shape[0]
+                target[:k] = src
+                noise = torch.randn(target.shape[0] - k, src.shape[1], generator=gen)
+                target[k:] = src.mean(0) + 0.1 * src.std(0) * noise
+            elif name in ("embedding.weight", "decoder.weight", "decoder.bias"):
                 new_rows = target.shape[0] - n_base
                 target[:n_base] = src
                 if new_rows:
@@ -149,3 +159,9 @@ def transplant(model: torch.nn.Module, base: Base, seed: int) -> int:
                 target.copy_(src)
     model.load_state_dict(state)
     return new_rows
+
+
+def _last_tail(state: dict) -> str | None:
+    """The name of an adaptive softmax's last cluster's output projection, if any."""
+    tails = [k for k in state if k.startswith("asm.tail.") and k.endswith(".1.weight")]
+    return max(tails, key=lambda k: int(k.split(".")[2])) if tails else None

@@ -1,8 +1,19 @@
-"""`LyricsModel`: Embedding -> RNN/LSTM/GRU -> Linear, one interface for every cell."""
+"""`LyricsModel`: Embedding -> RNN/LSTM/GRU -> output layer, one interface for every cell.
+
+The output layer is a full softmax (`nn.Linear` over the vocabulary, `model.output: full`)
+or an adaptive softmax (Grave et al. 2017, `nn.AdaptiveLogSoftmaxWithLoss`,
+`model.output: adaptive`): the most frequent tokens (the head, about 90% of the training
+text by default) get a full-width softmax together with one entry per tail cluster, and the
+rare tokens are scored through smaller projections only when their cluster is the target, so
+most of a step's output-layer work, the largest part of a step at a 5k vocabulary, is
+skipped in training. Its log-probabilities are exact (`log_prob`), so perplexity and bits
+per character compare across both kinds.
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lyricgen.config import CELLS, ModelConfig
@@ -41,6 +52,14 @@ class LyricsModel(nn.Module):
             self.rnn = nn.LSTM(**kwargs)
         else:
             self.rnn = nn.GRU(**kwargs)
+        if cfg.output == "adaptive":
+            cutoffs = check_cutoffs(cfg.cutoffs, vocab_size)
+            self.asm = nn.AdaptiveLogSoftmaxWithLoss(
+                cfg.hidden_size, vocab_size, cutoffs, div_value=cfg.div_value, head_bias=True
+            )
+            self.rnn_fp32 = False
+            self._init_weights()
+            return
         self.decoder = nn.Linear(cfg.hidden_size, vocab_size)
         if cfg.tie_weights:
             # Press & Wolf 2017: sharing input and output embeddings regularises and saves V*H.
@@ -50,27 +69,92 @@ class LyricsModel(nn.Module):
 
     def _init_weights(self) -> None:
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+        if self.cfg.output == "adaptive":
+            return  # nn.AdaptiveLogSoftmaxWithLoss initialises itself
         nn.init.zeros_(self.decoder.bias)
         if not self.cfg.tie_weights:
             nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
 
     def forward(
-        self, ids: torch.Tensor, hidden: Hidden | None = None, time_major: bool = False
+        self,
+        ids: torch.Tensor,
+        hidden: Hidden | None = None,
+        time_major: bool = False,
+        targets: torch.Tensor | None = None,
+        reduction: str = "mean",
     ) -> tuple[torch.Tensor, Hidden]:
         """ids (B, T) -> logits (B, T, V) and the hidden state after the last step; with
-        `time_major`, ids (T, B) -> logits (T, B, V) (what training uses: no copies)."""
+        `time_major`, ids (T, B) -> logits (T, B, V) (what training uses: no copies). An
+        adaptive model's "logits" are its exact log-probabilities. With `targets` (shaped
+        like ids) the first value is the cross-entropy instead (`reduction`: mean or sum),
+        computed without the full (T, B, V) scores where the output layer allows."""
         if not time_major:
             ids = ids.t()  # (T, B)
+            if targets is not None:
+                targets = targets.t()
         x = self.drop(self.embedding(ids))  # (T, B, E)
         if self.rnn_fp32:  # the RNN kernel has no bf16 here: see lyricgen.precision
             with torch.autocast(x.device.type, enabled=False):
                 out, hidden = self.rnn(x.float(), _float(hidden))
         else:
             out, hidden = self.rnn(x, hidden)  # (T, B, H)
-        logits = self.decoder(self.drop(out))  # (T, B, V)
+        out = self.drop(out)
+        if targets is not None:
+            return self._nll(out, targets, reduction), hidden
+        if self.cfg.output == "adaptive":
+            logits = self.asm.log_prob(out.flatten(0, 1)).view(*out.shape[:2], -1)  # (T, B, V)
+        else:
+            logits = self.decoder(out)  # (T, B, V)
         if not time_major:
             logits = logits.transpose(0, 1)  # (B, T, V), a view
         return logits, hidden
+
+    def _nll(self, out: torch.Tensor, targets: torch.Tensor, reduction: str) -> torch.Tensor:
+        """Cross-entropy of `targets` (T, B) given the top layer's output (T, B, H)."""
+        flat = out.flatten(0, 1)  # (T*B, H)
+        if self.cfg.output == "adaptive":
+            logp = self.asm(flat, targets.flatten()).output  # (T*B,) target log-probs
+            total = -logp.float().sum()
+            return total if reduction == "sum" else total / logp.numel()
+        return F.cross_entropy(self.decoder(flat).float(), targets.flatten(), reduction=reduction)
+
+
+def default_cutoffs(counts: list[int], coverage: float = 0.9, div: int = 4) -> list[int]:
+    """Adaptive-softmax cutoffs from the training counts of a frequency-sorted vocabulary:
+    the head holds the fewest tokens that cover `coverage` of the text, and each tail cluster
+    is `div` times as large as the one before it."""
+    v = len(counts)
+    total = float(sum(counts)) or 1.0
+    run, head = 0.0, v - 1
+    for i, c in enumerate(counts):
+        run += c
+        if run >= coverage * total:
+            head = i + 1
+            break
+    head = max(1, min(head, v - 1))
+    cutoffs = [head]
+    while cutoffs[-1] * div < v - 1:
+        cutoffs.append(cutoffs[-1] * div)
+    return cutoffs
+
+
+def check_cutoffs(cutoffs: list[int] | None, vocab_size: int) -> list[int]:
+    """Cutoffs that nn.AdaptiveLogSoftmaxWithLoss accepts, or a one-line ConfigError."""
+    if not cutoffs:
+        raise ConfigError(
+            "model.output adaptive needs model.cutoffs (lyricgen train chooses them from the "
+            "training counts when they are not set)"
+        )
+    if any(b <= a for a, b in zip(cutoffs, cutoffs[1:], strict=False)) or cutoffs[0] < 1:
+        raise ConfigError(
+            f"model.cutoffs {list(cutoffs)} must be positive and increasing, e.g. [1000, 4000]"
+        )
+    if cutoffs[-1] > vocab_size - 1:
+        raise ConfigError(
+            f"model.cutoffs {list(cutoffs)} exceed the vocabulary: the largest must be at most "
+            f"{vocab_size - 1} (the vocabulary has {vocab_size} entries)"
+        )
+    return list(cutoffs)
 
 
 def map_hidden(hidden: Hidden | None, fn) -> Hidden | None:

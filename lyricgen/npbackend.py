@@ -28,9 +28,24 @@ def expected_shapes(cfg: Config, vocab_size: int) -> dict[str, tuple[int, ...]]:
         shapes[f"rnn.weight_hh_l{k}"] = (gh, m.hidden_size)
         shapes[f"rnn.bias_ih_l{k}"] = (gh,)
         shapes[f"rnn.bias_hh_l{k}"] = (gh,)
+    if m.output == "adaptive":
+        shapes.update(adaptive_shapes(m.hidden_size, vocab_size, m.cutoffs or [], m.div_value))
+        return shapes
     if not m.tie_weights:
         shapes["decoder.weight"] = (vocab_size, m.hidden_size)
     shapes["decoder.bias"] = (vocab_size,)
+    return shapes
+
+
+def adaptive_shapes(hidden: int, vocab: int, cutoffs: list[int], div: float) -> dict:
+    """The tensors of torch's AdaptiveLogSoftmaxWithLoss(hidden, vocab, cutoffs, div)."""
+    bounds = [*cutoffs, vocab]
+    shapes = {"asm.head.weight": (cutoffs[0] + len(cutoffs), hidden),
+              "asm.head.bias": (cutoffs[0] + len(cutoffs),)}  # fmt: skip
+    for i in range(len(cutoffs)):
+        size = int(hidden // (div ** (i + 1)))
+        shapes[f"asm.tail.{i}.0.weight"] = (size, hidden)
+        shapes[f"asm.tail.{i}.1.weight"] = (bounds[i + 1] - bounds[i], size)
     return shapes
 
 
@@ -47,5 +62,5 @@ def load_numpy_run(run_dir: str | Path, weights: str = BEST) -> tuple[Config, Vo
     vocab = load_vocab(run_dir)
     tensors = load_numpy_weights(run_dir / weights, cfg, len(vocab))
     m = cfg.model
-    lm = NumpyLM(tensors, m.cell, m.num_layers, m.nonlinearity, m.tie_weights)
+    lm = NumpyLM(tensors, m.cell, m.num_layers, m.nonlinearity, m.tie_weights, m.cutoffs)
     return cfg, vocab, NumpyStepper(lm)

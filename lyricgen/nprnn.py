@@ -219,16 +219,70 @@ class NumpyLM:
         num_layers: int,
         nonlinearity: str = "tanh",
         tie_weights: bool = False,
+        cutoffs: list[int] | None = None,
     ):
         self.embedding = tensors["embedding.weight"]
         rnn = {k.removeprefix("rnn."): v for k, v in tensors.items() if k.startswith("rnn.")}
         self.rnn = NumpyRNN(rnn, cell, num_layers, nonlinearity)
-        w = self.embedding if tie_weights else tensors["decoder.weight"]
-        self.decoder_t = w.T  # (H, V), a view
-        self.decoder_b = tensors["decoder.bias"]
+        if "asm.head.weight" in tensors:
+            self.output = AdaptiveSoftmax(tensors, cutoffs or [])
+        else:
+            w = self.embedding if tie_weights else tensors["decoder.weight"]
+            self.output = FullSoftmax(w, tensors["decoder.bias"])
+
+    def logits(self, h: np.ndarray) -> np.ndarray:
+        """The output layer: h (..., H) -> (..., V) logits (log-probabilities when adaptive)."""
+        return self.output(h)
 
     def forward(self, ids: np.ndarray, state=None):
         """ids (B, T) -> logits (B, T, V), final state."""
         x = self.embedding[ids.T]  # (T, B, E)
         out, state, _ = self.rnn.forward(x, state, keep=False)
-        return np.swapaxes(out @ self.decoder_t + self.decoder_b, 0, 1), state
+        return np.swapaxes(self.logits(out), 0, 1), state
+
+
+class FullSoftmax:
+    """nn.Linear over the vocabulary: logits = h W^T + b."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray):
+        self.w_t = weight.T  # (H, V), a view
+        self.b = bias
+
+    def __call__(self, h: np.ndarray) -> np.ndarray:
+        return h @ self.w_t + self.b
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+class AdaptiveSoftmax:
+    """torch's AdaptiveLogSoftmaxWithLoss.log_prob in NumPy (Grave et al. 2017): the head
+    scores the shortlist and one entry per cluster; a cluster's tokens get the cluster's
+    head log-probability plus their log-probability inside it (a two-layer projection)."""
+
+    def __init__(self, tensors: dict[str, np.ndarray], cutoffs: list[int]):
+        self.head_t = tensors["asm.head.weight"].T  # (H, shortlist + clusters)
+        self.head_b = tensors.get("asm.head.bias")
+        self.shortlist = cutoffs[0]
+        n = len(cutoffs)
+        self.tails = [
+            (tensors[f"asm.tail.{i}.0.weight"].T, tensors[f"asm.tail.{i}.1.weight"].T)
+            for i in range(n)
+        ]
+        self.vocab = self.shortlist + sum(w.shape[1] for _, w in self.tails)
+        self.bounds = [*cutoffs, self.vocab]
+
+    def __call__(self, h: np.ndarray) -> np.ndarray:
+        head = h @ self.head_t
+        if self.head_b is not None:
+            head = head + self.head_b
+        head = _log_softmax(head)  # (..., shortlist + clusters)
+        out = np.empty((*h.shape[:-1], self.vocab), dtype=head.dtype)
+        out[..., : self.shortlist] = head[..., : self.shortlist]
+        for i, (proj_t, out_t) in enumerate(self.tails):
+            cluster = _log_softmax((h @ proj_t) @ out_t)
+            lo, hi = self.bounds[i], self.bounds[i + 1]
+            out[..., lo:hi] = cluster + head[..., self.shortlist + i : self.shortlist + i + 1]
+        return out

@@ -42,6 +42,12 @@ _CHUNK_LINES = 20_000  # lines per encoding chunk (and per jieba task)
 _PARALLEL_MIN_CHARS = 300_000  # below this, a process pool costs more than it saves
 
 
+def id_dtype(largest: int) -> np.dtype:
+    """The one rule for storing token ids: uint16 when every value to be stored (ids, and
+    any separator a caller adds) is at most `largest` <= 65535, else uint32."""
+    return np.dtype(np.uint16 if largest <= np.iinfo(np.uint16).max else np.uint32)
+
+
 def cache_root(configured: str | None = None) -> Path:
     """data.cache_dir, else $LYRICGEN_CACHE_DIR, else $XDG_CACHE_HOME/lyricgen, else ~/.cache."""
     if configured:
@@ -401,7 +407,7 @@ def _build(
             )
         train_chars, n_train = found
     # uint16 halves the cache (and the pages training touches) when the types fit
-    dtype = np.uint16 if len(enc.types) <= np.iinfo(np.uint16).max + 1 else np.uint32
+    dtype = id_dtype(len(enc.types) - 1)
     src = tmp / "ids32.bin"
     dst = tmp / "ids.bin"
     if dtype == np.uint32:

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from lyricgen import checkpoint as ckpt
 from lyricgen import distributed, finetune
@@ -48,6 +47,7 @@ from lyricgen.errors import (
 from lyricgen.model import (  # noqa: F401 - resolve_device: re-exported for callers
     LyricsModel,
     count_parameters,
+    default_cutoffs,
     detach,
     map_hidden,
     resolve_device,
@@ -117,9 +117,10 @@ def evaluate(
     spelled, tokens, chars, unks = 0.0, 0, 0, 0
     hidden = None
     for x, y, c, sp in eval_chunks(stream, batch_size, seq_len, dist.rank, dist.world):
-        logits, hidden = model(x.to(device), hidden, time_major=True)  # (T, b, V)
-        y_dev = y.to(device)
-        nll += F.cross_entropy(logits.flatten(0, 1).float(), y_dev.flatten(), reduction="sum")
+        loss, hidden = model(
+            x.to(device), hidden, time_major=True, targets=y.to(device), reduction="sum"
+        )
+        nll += loss.double()
         tokens += y.numel()
         chars += int(c.sum())
         spelled += float(sp.sum())
@@ -298,6 +299,16 @@ class Trainer:
         if dist.local_rank == 0:
             dist.barrier()
         self.vocab = self.corpus.vocab
+        if cfg.model.output == "adaptive" and cfg.model.cutoffs is None:
+            cutoffs = default_cutoffs(self.vocab.counts)
+            model_cfg = dataclasses.replace(cfg.model, cutoffs=cutoffs)
+            cfg = self.cfg = dataclasses.replace(cfg, model=model_cfg)
+            log.info(
+                "adaptive softmax: cutoffs %s (the head's %d tokens cover %.0f%% of the text)",
+                cutoffs,
+                cutoffs[0],
+                100 * sum(self.vocab.counts[: cutoffs[0]]) / max(1, sum(self.vocab.counts)),
+            )
         self.model = LyricsModel(len(self.vocab), cfg.model)
         if base is not None:
             added = finetune.transplant(self.model, base, t.seed)
@@ -443,8 +454,7 @@ class Trainer:
                 g["lr"] = t.lr * lr_factor(self.cfg, st.step, self.total_steps, self.time_fraction)
         hidden = detach(self.hidden)  # truncated BPTT: keep the values, cut the graph
         with self.precision.autocast():
-            logits, hidden = self.ddp(x, hidden, time_major=True)  # (T, b, V)
-            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+            loss, hidden = self.ddp(x, hidden, time_major=True, targets=y)  # mean over (T, b)
         self.hidden = hidden if self.cfg.data.mode == "stateful" else None
         self.opt.zero_grad(set_to_none=True)
         self.precision.backward(loss, self.opt)

@@ -157,7 +157,9 @@ def _tied_slots(new: np.ndarray) -> np.ndarray:
 
 
 def _ids_dtype(max_id: int) -> np.dtype:
-    return np.dtype(np.uint16 if max_id < np.iinfo(np.uint16).max else np.uint32)
+    from lyricgen.tokcache import id_dtype
+
+    return id_dtype(max_id + 1)  # the separator is max_id + 1
 
 
 def build_index(

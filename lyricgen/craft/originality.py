@@ -36,14 +36,14 @@ def corpus_ids(
     path: str | Path, vocab: Vocab, encoding: str, cache_dir: str | None, val_fraction=None
 ) -> tuple[np.ndarray, str]:
     """The vocabulary ids of a whole corpus file (through the token cache) and its SHA-256."""
-    from lyricgen.tokcache import file_digest, tokenize_file
+    from lyricgen.tokcache import file_digest, id_dtype, tokenize_file
 
     tok = tokenize_file(path, vocab.level, encoding, val_fraction, cache_dir)
     lut = np.fromiter(
         (vocab.stoi.get(t, vocab.unk_id) for t in tok.types), np.int64, len(tok.types)
     )
-    dtype = np.uint16 if len(vocab) < 65535 else np.uint32
-    return lut.astype(dtype)[tok.raw], file_digest(Path(path))
+    # the copy index adds a separator above the largest id (copyindex._ids_dtype)
+    return lut.astype(id_dtype(len(vocab)))[tok.raw], file_digest(Path(path))
 
 
 def build_run_index(

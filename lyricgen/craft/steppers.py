@@ -87,7 +87,7 @@ class NumpyStepper:
     def step(self, tokens: np.ndarray, state):
         x = self.lm.embedding[np.asarray(tokens, dtype=np.int64)]  # (B, E)
         h, state = self.lm.rnn.step(x, state)  # (B, H)
-        return h @ self.lm.decoder_t + self.lm.decoder_b, state  # (B, V)
+        return self.lm.logits(h), state  # (B, V)
 
     def select(self, state, index: np.ndarray):
         index = np.asarray(index, dtype=np.int64)
