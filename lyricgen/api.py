@@ -81,7 +81,7 @@ class Lyricist:
 
     def history(self) -> list[dict]:
         """The run's per-epoch metrics (metrics.jsonl); empty when it has none yet."""
-        from lyricgen.plot import read_history
+        from lyricgen.checkpoint import read_history
 
         try:
             return read_history(self.run_dir)

@@ -10,7 +10,6 @@ import io
 import json
 import os
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -24,12 +23,12 @@ if TYPE_CHECKING:
 
 CONFIG = "config.yaml"
 VOCAB = "vocab.json"
-BEST = "model.safetensors"
+# the weights generation reads: the best epoch under train.keep: best, the last under last
+WEIGHTS = "model.safetensors"
 STATE = "train_state.pt"
 METRICS = "metrics.jsonl"
 RHYME = "rhyme.json"  # the vocabulary's rhyme groups (rhyme.vocab_table)
 
-_WRITE_DELAY = float(os.environ.get("LYRICGEN_TEST_WRITE_DELAY", "0") or 0)
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -47,15 +46,7 @@ def atomic_write(path: str | Path, data: bytes | str | Callable[[BinaryIO], None
         with os.fdopen(fd, "wb") as f:
             if callable(data):
                 data(f)
-                if _WRITE_DELAY:  # fault-injection hook for tests: a window before the rename
-                    f.flush()
-                    time.sleep(_WRITE_DELAY)
             else:
-                if _WRITE_DELAY:  # fault-injection hook for tests: widen the window for a kill
-                    f.write(data[: len(data) // 2])
-                    f.flush()
-                    time.sleep(_WRITE_DELAY)
-                    data = data[len(data) // 2 :]
                 f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -264,7 +255,7 @@ def load_vocab(run_dir: str | Path) -> Vocab:
         raise RunDirError(f"{path} is corrupt ({str(exc)[:100]}); retrain or restore it") from None
 
 
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu", weights: str = BEST):
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu", weights: str = WEIGHTS):
     """Rebuild (config, vocab, model) from a run directory alone; the model is in eval mode."""
     from lyricgen.model import LyricsModel
 
@@ -323,3 +314,39 @@ class RunLock:
         if self._file is not None:
             self._file.close()  # closing releases the flock
             self._file = None
+
+
+def read_history(run_dir: str | Path) -> list[dict]:
+    """Return the per-epoch metrics of a run, one dict per line of its metrics.jsonl."""
+    run_dir = Path(run_dir)
+    train_hint = f"train it first (lyricgen train --out {run_dir})"
+    if not run_dir.exists():
+        raise RunDirError(f"run directory {run_dir} does not exist; {train_hint}")
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir} is not a directory; pass a run directory")
+    path = run_dir / METRICS
+    if not path.is_file():
+        raise RunDirError(f"{run_dir} has no {METRICS}; {train_hint}")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise RunDirError(f"{path} is not UTF-8 text; the file is damaged") from None
+    except OSError as exc:
+        raise RunDirError(f"cannot read {path}: {exc.strerror or exc}") from None
+    history: list[dict] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            raise RunDirError(f"{path} line {number} is not JSON; the file is damaged") from None
+        if not isinstance(entry, dict):
+            raise RunDirError(f"{path} line {number} is not a JSON object; the file is damaged")
+        for key in ("train_loss", "val_loss"):
+            if key not in entry:
+                raise RunDirError(f"{path} line {number} has no {key}; the file is damaged")
+        history.append(entry)
+    if not history:
+        raise RunDirError(f"{path} is empty: no epoch has finished yet; {train_hint}")
+    return history

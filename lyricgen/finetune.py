@@ -66,12 +66,12 @@ def load_base(path: str | Path, weights: bool = True) -> Base:
             raise RunDirError("no such run directory")
         if not path.is_dir():
             raise RunDirError("not a run directory (give the folder `lyricgen train` wrote)")
-        for name in (ckpt.CONFIG, ckpt.VOCAB, ckpt.BEST):
+        for name in (ckpt.CONFIG, ckpt.VOCAB, ckpt.WEIGHTS):
             if not (path / name).is_file():
                 raise RunDirError(f"it has no {name}; give a finished lyricgen run")
         cfg = ckpt.load_run_config(path)
         vocab = ckpt.load_vocab(path)
-        tensors = ckpt.read_safetensors(path / ckpt.BEST) if weights else {}
+        tensors = ckpt.read_safetensors(path / ckpt.WEIGHTS) if weights else {}
     except LyricgenError as exc:
         msg = str(exc)
         msg = msg.split(f"{path}", 1)[-1].lstrip(" :;") if msg.startswith(str(path)) else msg

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lyricgen.checkpoint import BEST, check_fit, load_run_config, load_vocab, read_safetensors
+from lyricgen.checkpoint import WEIGHTS, check_fit, load_run_config, load_vocab, read_safetensors
 from lyricgen.config import Config
 from lyricgen.craft.steppers import NumpyStepper
 from lyricgen.nprnn import GATES, NumpyLM
@@ -55,7 +55,9 @@ def load_numpy_weights(path: Path, cfg: Config, vocab_size: int) -> dict[str, np
     return tensors
 
 
-def load_numpy_run(run_dir: str | Path, weights: str = BEST) -> tuple[Config, Vocab, NumpyStepper]:
+def load_numpy_run(
+    run_dir: str | Path, weights: str = WEIGHTS
+) -> tuple[Config, Vocab, NumpyStepper]:
     """Rebuild (config, vocab, stepper) from a run directory without importing torch."""
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)

@@ -9,7 +9,6 @@ in pyplot's registry, so drawing after every epoch does not grow memory.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
@@ -17,49 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lyricgen.checkpoint import METRICS, atomic_write
-from lyricgen.errors import LyricgenError, RunDirError
+from lyricgen.checkpoint import METRICS, atomic_write, read_history  # noqa: F401
+from lyricgen.errors import LyricgenError
 
 CURVES = "curves.png"
 INSTALL_HINT = 'plotting needs matplotlib: pip install "lyricgen[plot]"'
 _FIGSIZE = (10.0, 4.0)  # inches
 _DPI = 100
-
-
-def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
-    """Return the per-epoch metrics of a run, one dict per line of its metrics.jsonl."""
-    run_dir = Path(run_dir)
-    train_hint = f"train it first (lyricgen train --out {run_dir})"
-    if not run_dir.exists():
-        raise RunDirError(f"run directory {run_dir} does not exist; {train_hint}")
-    if not run_dir.is_dir():
-        raise RunDirError(f"{run_dir} is not a directory; pass a run directory")
-    path = run_dir / METRICS
-    if not path.is_file():
-        raise RunDirError(f"{run_dir} has no {METRICS}; {train_hint}")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise RunDirError(f"{path} is not UTF-8 text; the file is damaged") from None
-    except OSError as exc:
-        raise RunDirError(f"cannot read {path}: {exc.strerror or exc}") from None
-    history: list[dict[str, Any]] = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            raise RunDirError(f"{path} line {number} is not JSON; the file is damaged") from None
-        if not isinstance(entry, dict):
-            raise RunDirError(f"{path} line {number} is not a JSON object; the file is damaged")
-        for key in ("train_loss", "val_loss"):
-            if key not in entry:
-                raise RunDirError(f"{path} line {number} has no {key}; the file is damaged")
-        history.append(entry)
-    if not history:
-        raise RunDirError(f"{path} is empty: no epoch has finished yet; {train_hint}")
-    return history
 
 
 def best_epoch(history: Sequence[dict[str, Any]]) -> int | None:

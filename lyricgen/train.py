@@ -321,6 +321,12 @@ class Trainer:
         self.model.to(self.device)
         self.precision = Precision(t.precision, self.device, self.model)
         self.ddp = self._wrap(self.model)
+        # every attribute exists from here on: the batches of one data mode (the other stays
+        # None), the stop request while run() trains, and the current epoch's counters
+        self.stateful: StatefulBatches | None = None
+        self.dataset: WindowDataset | None = None
+        self.signals: _StopRequest | None = None
+        self.epoch_tokens, self.epoch_loss, self.epoch_seconds = 0, 0.0, 0.0
         self.steps_per_epoch = self._make_data()
         log.info(
             "vocab %d, train %d tokens, val %d tokens, %d parameters, device %s, %s%s",
@@ -340,7 +346,7 @@ class Trainer:
                 stack.enter_context(ckpt.RunLock(out))
         self.opt = _make_optimizer(self.model, cfg)
         self.sched = _make_epoch_scheduler(self.opt, cfg)
-        self.st = TrainState()
+        self.run_state = TrainState()
         self.hidden = None
         self.time_fraction = 0.0
         self.stop_reason: str | None = None
@@ -353,7 +359,7 @@ class Trainer:
         sure no finished run is overwritten by accident."""
         out = self.out
         if not resume:
-            if not overwrite and any((out / f).exists() for f in (ckpt.STATE, ckpt.BEST)):
+            if not overwrite and any((out / f).exists() for f in (ckpt.STATE, ckpt.WEIGHTS)):
                 raise RunDirError(
                     f"{out} already holds a trained run; continue it with --resume, replace it "
                     "with --overwrite, or choose another --out"
@@ -397,13 +403,13 @@ class Trainer:
     def run(self) -> list[dict]:
         """Epochs until train.epochs, early stopping, the time budget or a signal."""
         with _StopRequest() as self.signals:
-            while self.st.epoch < self.cfg.train.epochs and self.stop_reason is None:
+            while self.run_state.epoch < self.cfg.train.epochs and self.stop_reason is None:
                 self._train_epoch()
                 if self.stop_reason == "signal":
                     self._interrupted()
                 self._end_epoch()
         self.progress.close()
-        return self.st.history
+        return self.run_state.history
 
     def _batches(self, epoch: int):
         d, dist = self.cfg.data, self.dist
@@ -414,44 +420,44 @@ class Trainer:
         )
 
     def _train_epoch(self) -> None:
-        st, t = self.st, self.cfg.train
-        batches = self._batches(st.epoch)
-        if st.batch == 0:
+        run, t = self.run_state, self.cfg.train
+        batches = self._batches(run.epoch)
+        if run.batch == 0:
             self.hidden = None
-        self.progress.start_epoch(st.epoch + 1, len(batches), st.batch)
+        self.progress.start_epoch(run.epoch + 1, len(batches), run.batch)
         loss_sum = torch.zeros((), device=self.device)  # on the device: no per-step sync
         self.epoch_tokens, self.epoch_loss = 0, 0.0
         window_tokens, window_start = 0, time.perf_counter()
         t0 = time.perf_counter()
-        while st.batch < len(batches):
-            x, y = batches[st.batch]
+        while run.batch < len(batches):
+            x, y = batches[run.batch]
             loss_sum += self._step(x, y) * y.numel()
-            st.step += 1
-            st.batch += 1
+            run.step += 1
+            run.batch += 1
             window_tokens += y.numel()
-            if st.step % t.log_every == 0 or st.batch == len(batches):
+            if run.step % t.log_every == 0 or run.batch == len(batches):
                 self._report(loss_sum, window_tokens, time.perf_counter() - window_start)
                 loss_sum.zero_()
                 window_tokens, window_start = 0, time.perf_counter()
-            if t.checkpoint_every and st.step % t.checkpoint_every == 0:
+            if t.checkpoint_every and run.step % t.checkpoint_every == 0:
                 self._save_state()
-            if self._should_stop(st.elapsed + time.perf_counter() - t0):
+            if self._should_stop(run.elapsed + time.perf_counter() - t0):
                 break
         if window_tokens:
             self._report(loss_sum, window_tokens, time.perf_counter() - window_start)
-        st.elapsed += time.perf_counter() - t0
+        run.elapsed += time.perf_counter() - t0
         self.epoch_seconds = time.perf_counter() - t0
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One optimizer step on time-major (T, b) inputs and targets; returns the loss."""
-        t, st = self.cfg.train, self.st
+        t, run = self.cfg.train, self.run_state
         x, y = self._to_device(x), self._to_device(y)
         # dropout masks are a pure function of (seed, step, rank): a resume, under any
         # number of processes, needs no saved random state
-        torch.manual_seed(t.seed * 1_000_003 + st.step * 1_009 + self.dist.rank)
+        torch.manual_seed(t.seed * 1_000_003 + run.step * 1_009 + self.dist.rank)
         if t.scheduler in ("cosine", "none"):
             for g in self.opt.param_groups:
-                g["lr"] = t.lr * lr_factor(self.cfg, st.step, self.total_steps, self.time_fraction)
+                g["lr"] = t.lr * lr_factor(self.cfg, run.step, self.total_steps, self.time_fraction)
         hidden = detach(self.hidden)  # truncated BPTT: keep the values, cut the graph
         with self.precision.autocast():
             loss, hidden = self.ddp(x, hidden, time_major=True, targets=y)  # mean over (T, b)
@@ -474,13 +480,13 @@ class Trainer:
         total = loss_sum.item()
         if not math.isfinite(total):
             raise TrainingError(
-                f"the loss became {total / max(tokens, 1)} before step {self.st.step}; lower "
+                f"the loss became {total / max(tokens, 1)} before step {self.run_state.step}; lower "
                 "train.lr or set train.clip_grad_norm (the last good checkpoint is kept)"
             )
         self.epoch_loss += total
         self.epoch_tokens += tokens
         self.progress.update(
-            self.st.batch, total / tokens, tokens * self.dist.world / max(seconds, 1e-9)
+            self.run_state.batch, total / tokens, tokens * self.dist.world / max(seconds, 1e-9)
         )
 
     def _should_stop(self, elapsed: float) -> bool:
@@ -498,7 +504,7 @@ class Trainer:
         return self.stop_reason is not None
 
     def _end_epoch(self) -> None:
-        st, t, d = self.st, self.cfg.train, self.cfg.data
+        run, t, d = self.run_state, self.cfg.train, self.cfg.data
         val = evaluate(
             self.model,
             self.corpus.val,
@@ -514,8 +520,8 @@ class Trainer:
             self.sched.step(val["loss"])
         loss_sum, tokens = self.dist.sum([self.epoch_loss, self.epoch_tokens], self.device)
         metrics = {
-            "epoch": st.epoch + 1,
-            "step": st.step,
+            "epoch": run.epoch + 1,
+            "step": run.step,
             "train_loss": loss_sum / max(1, tokens),
             "val_loss": val["loss"],
             "val_ppl": val["ppl"],
@@ -526,27 +532,27 @@ class Trainer:
             "train_tokens": int(tokens),
             "world_size": self.dist.world,
             "precision": t.precision,
-            "elapsed_s": st.elapsed,
+            "elapsed_s": run.elapsed,
             "partial_epoch": self.stop_reason == "time",
         }
-        st.history.append(metrics)
-        improved = val["loss"] < st.best_val
+        run.history.append(metrics)
+        improved = val["loss"] < run.best_val
         if improved:
-            st.best_val, st.bad_epochs = val["loss"], 0
+            run.best_val, run.bad_epochs = val["loss"], 0
         else:
-            st.bad_epochs += 1
+            run.bad_epochs += 1
         metrics["best"] = improved
         if self.dist.main and (improved or t.keep == "last"):
-            ckpt.save_weights(self.model, self.out / ckpt.BEST)
-        st.epoch += 1
-        st.batch = 0
+            ckpt.save_weights(self.model, self.out / ckpt.WEIGHTS)
+        run.epoch += 1
+        run.batch = 0
         self.hidden = None
         self._save_state()
         if self.dist.main:
-            ckpt.write_metrics(self.out, st.history)
+            ckpt.write_metrics(self.out, run.history)
             self._draw_curves()
         self.progress.end_epoch(metrics)
-        if t.patience and st.bad_epochs >= t.patience and self.stop_reason is None:
+        if t.patience and run.bad_epochs >= t.patience and self.stop_reason is None:
             self.stop_reason = "early"
             log.info("early stopping: no improvement for %d epochs", t.patience)
 
@@ -592,7 +598,7 @@ class Trainer:
         ckpt.save_train_state(
             {
                 "model": ckpt.weights_dict(self.model),
-                **dataclasses.asdict(self.st),
+                **dataclasses.asdict(self.run_state),
                 "optimizer": self.opt.state_dict(),
                 "optimizer_name": self.cfg.train.optimizer,
                 "scheduler": self.sched.state_dict() if self.sched is not None else None,
@@ -618,7 +624,7 @@ class Trainer:
             if self.sched is not None:
                 self.sched.load_state_dict(saved["scheduler"])
             self.precision.load_state_dict(saved.get("scaler"))
-            self.st = TrainState.from_saved(saved)
+            self.run_state = TrainState.from_saved(saved)
         except (KeyError, ValueError, TypeError, RuntimeError) as exc:
             raise RunDirError(
                 f"{out / ckpt.STATE} does not match this run ({exc}); retrain"
@@ -636,14 +642,16 @@ class Trainer:
             )
         if self.dist.main:
             ckpt.save_run_files(out, self.cfg, self.vocab)  # records overrides (--epochs)
-            ckpt.write_metrics(out, self.st.history)  # a kill may have come before the last write
+            ckpt.write_metrics(
+                out, self.run_state.history
+            )  # a kill may have come before the last write
             self._generation_aids()
-        log.info("resuming at epoch %d, batch %d", self.st.epoch + 1, self.st.batch)
+        log.info("resuming at epoch %d, batch %d", self.run_state.epoch + 1, self.run_state.batch)
 
     def _start_fresh(self) -> None:
         if self.dist.main:
             ckpt.save_run_files(self.out, self.cfg, self.vocab)
-            for stale in (ckpt.BEST, ckpt.STATE, ckpt.METRICS):
+            for stale in (ckpt.WEIGHTS, ckpt.STATE, ckpt.METRICS):
                 (self.out / stale).unlink(missing_ok=True)
             shutil.rmtree(self.out / originality.INDEX_DIR, ignore_errors=True)
             (self.out / ckpt.RHYME).unlink(missing_ok=True)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,8 +22,13 @@ pytestmark = [
 ]
 
 
+HOOKS = str(Path(__file__).parent / "hooks")
+
+
 def start(args, env_extra=None):
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    if "LYRICGEN_TEST_WRITE_DELAY" in env:  # tests/hooks/sitecustomize.py slows the writes
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [HOOKS, env.get("PYTHONPATH")]))
     return subprocess.Popen(
         [sys.executable, "-m", "lyricgen", "train", *map(str, args)],
         cwd=REPO,
