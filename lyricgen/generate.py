@@ -192,6 +192,19 @@ def generate(
     return samples
 
 
+def _choose(cons, logits, rows, allowed, rng, opts) -> np.ndarray:
+    """One token per row (B,), sampled from the penalised logits among the allowed ones."""
+    return choose(
+        cons.penalize(logits, rows),
+        rng,
+        temperature=opts.temperature,
+        top_k=opts.top_k,
+        top_p=opts.top_p,
+        greedy=opts.greedy,
+        allowed=allowed,
+    )
+
+
 def _sample(stepper, ids, row0, cons, opts, on_token) -> list[Row]:
     rng = np.random.default_rng(opts.seed)
     b = opts.num_samples
@@ -204,16 +217,7 @@ def _sample(stepper, ids, row0, cons, opts, on_token) -> list[Row]:
             return rows
         raw_logp = log_softmax(logits)  # the model's own distribution, for scores
         allowed = np.stack([cons.allowed(r) for r in rows])  # (B, V)
-        shaped = cons.penalize(logits, rows)
-        nxt = choose(
-            shaped,
-            rng,
-            temperature=opts.temperature,
-            top_k=opts.top_k,
-            top_p=opts.top_p,
-            greedy=opts.greedy,
-            allowed=allowed,
-        )
+        nxt = _choose(cons, logits, rows, allowed, rng, opts)
         for i in range(b):
             if rows[i].done:
                 nxt[i] = filler  # finished rows keep stepping with a harmless token
@@ -250,15 +254,7 @@ def _sample_lines(stepper, ids, row0, cons, opts, on_token) -> list[Row]:
             allowed = np.stack(
                 [cons.allowed(r) if not o else idle for r, o in zip(rows, over, strict=True)]
             )
-            nxt = choose(
-                cons.penalize(logits, rows),
-                rng,
-                temperature=opts.temperature,
-                top_k=opts.top_k,
-                top_p=opts.top_p,
-                greedy=opts.greedy,
-                allowed=allowed,
-            )
+            nxt = _choose(cons, logits, rows, allowed, rng, opts)
             ended = []
             for i in range(n):
                 if over[i]:
