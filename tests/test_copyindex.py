@@ -320,3 +320,30 @@ def test_followers_of_a_very_common_context(tmp_path, top):
     listed = text.tolist()
     for ctx in ([1], [2], [top], [0, 1]):
         assert index.followers(ctx).tolist() == bf_followers(listed, ctx, SEP)
+
+
+def test_a_second_run_on_the_same_text_copies_the_cached_index(tmp_path, caplog):
+    import logging
+
+    from lyricgen.craft.copyindex import CopyIndex
+    from lyricgen.craft.originality import INDEX_DIR, build_run_index
+    from lyricgen.vocab import Vocab
+    from tests.conftest import write_corpus
+
+    corpus = write_corpus(tmp_path / "c.txt")
+    vocab = Vocab.build(corpus.read_text(encoding="utf-8"))
+    cache = str(tmp_path / "cache")
+    with caplog.at_level(logging.INFO, logger="lyricgen.craft.originality"):
+        assert build_run_index(tmp_path / "a", vocab, corpus, cache_dir=cache)
+        assert build_run_index(tmp_path / "b", vocab, corpus, cache_dir=cache)
+    assert "from the cache" not in caplog.messages[0] and "from the cache" in caplog.messages[1]
+    a, b = CopyIndex.load(tmp_path / "a" / INDEX_DIR), CopyIndex.load(tmp_path / "b" / INDEX_DIR)
+    probe = vocab.encode(list("星星在夜空"))
+    assert a.longest_match(probe) == b.longest_match(probe) and a.contains(probe[:3])
+    assert b.meta["corpus"] == str(corpus)
+    # another vocabulary is another index
+    other = Vocab.build(corpus.read_text(encoding="utf-8") + "鑫")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="lyricgen.craft.originality"):
+        assert build_run_index(tmp_path / "c", other, corpus, cache_dir=cache)
+    assert "from the cache" not in caplog.messages[0]

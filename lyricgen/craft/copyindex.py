@@ -220,7 +220,7 @@ def build_index(
             f.write(meta_text)
             f.flush()
             os.fsync(f.fileno())
-        _publish(tmp, folder)
+        publish_folder(tmp, folder)
     finally:
         if tmp.exists():
             _rmtree(tmp, ignore_errors=True)
@@ -244,7 +244,7 @@ def _write_npy(path: Path, arr: np.ndarray, dtype: np.dtype) -> None:
         os.fsync(f.fileno())
 
 
-def _publish(tmp: Path, folder: Path) -> None:
+def publish_folder(tmp: Path, folder: Path) -> None:
     """Rename the complete `tmp` to `folder`; an old folder is moved aside first, then deleted."""
     old = None
     if folder.exists() or folder.is_symlink():
