@@ -165,7 +165,7 @@ def bounded_options(opts: SamplingOptions) -> SamplingOptions:
         return opts
     form = opts.form_template
     if form is not None:  # its characters, marks and line breaks: never cut short
-        return replace(opts, length=form.length + len(form.clauses) + form.lines + 2)
+        return replace(opts, length=form.tokens + 2)
     if not n:
         return replace(opts, length=99)
     if opts.line_length is None:

@@ -469,6 +469,8 @@ class FormShape(Constraint):
         self.t, self.form = t, form
         self.book = get_book(book)
         self.table = t.book(book)
+        self._class_masks: dict[str | None, np.ndarray] = {}
+        self._group_masks: dict[frozenset[str], np.ndarray] = {}
         tone_mask = {PING: self.table.ping, ZE: self.table.ze}
         self.masks: list[list[np.ndarray]] = []
         for k, c in enumerate(form.clauses):
@@ -519,10 +521,23 @@ class FormShape(Constraint):
 
     def _class_mask(self, tone: str | None) -> np.ndarray:
         """Tokens with at least one rhyme group of the given class (None: any group)."""
-        m = np.zeros(self.t.size, dtype=bool)
-        for g, gm in self.table.masks.items():
-            if tone is None or self.book.class_of(g) in (None, tone):
-                m |= gm
+        m = self._class_masks.get(tone)
+        if m is None:
+            m = np.zeros(self.t.size, dtype=bool)
+            for g, gm in self.table.masks.items():
+                if tone is None or self.book.class_of(g) in (None, tone):
+                    m |= gm
+            self._class_masks[tone] = m
+        return m
+
+    def _group_mask(self, groups: frozenset[str]) -> np.ndarray:
+        """Tokens in any of `groups`; built once per set of groups, not once per token."""
+        m = self._group_masks.get(groups)
+        if m is None:
+            m = np.zeros(self.t.size, dtype=bool)
+            for g in groups:
+                m |= self.table.masks.get(g, False)
+            self._group_masks[groups] = m
         return m
 
     def start(self) -> FormState:
@@ -540,10 +555,7 @@ class FormShape(Constraint):
             if c.rhyme is not None and state.pos == c.length - 1:
                 target = self.fixed.get(c.rhyme) or state.targets.get(c.rhyme)
                 if target is not None:
-                    allowed = np.zeros(self.t.size, dtype=bool)
-                    for g in target:
-                        allowed |= self.table.masks.get(g, False)
-                    ok &= allowed
+                    ok &= self._group_mask(target)
                 if state.used:  # no rhyme character twice (重韵), where another one fits
                     fresh = ok.copy()
                     fresh[list(state.used)] = False

@@ -74,6 +74,11 @@ class Form:
         return sum(c.length for c in self.clauses)
 
     @property
+    def tokens(self) -> int:
+        """Tokens a character model writes for it: characters, marks and line breaks."""
+        return self.length + len(self.clauses) + self.lines
+
+    @property
     def lengths(self) -> str:
         return "-".join(str(c.length) for c in self.clauses)
 

@@ -233,11 +233,10 @@ class SamplingOptions:
             raise GenerationError(
                 f"--rhyme-lines applies to free lines; --form {form.name} says which clauses rhyme"
             )
-        need = form.length + len(form.clauses) + form.lines  # characters, marks, line breaks
-        if self.length is not None and self.length < need:
+        if self.length is not None and self.length < form.tokens:
             raise GenerationError(
                 f"--length {self.length} is shorter than --form {form.name}, which takes "
-                f"{need} tokens; leave --length out"
+                f"{form.tokens} tokens; leave --length out"
             )
 
     @property
