@@ -56,10 +56,10 @@ def main() -> None:
     args = ap.parse_args()
 
     import lyricgen
+    from lyricgen.corpus.tokcache import iter_lines
     from lyricgen.craft.rhyme import rhyme_rate
     from lyricgen.generate import SamplingOptions
     from lyricgen.quality import quality_report
-    from lyricgen.tokcache import iter_lines
 
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "

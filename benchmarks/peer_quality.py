@@ -33,7 +33,7 @@ EPOCH = re.compile(r"end of epoch\s+(\d+).*?valid loss\s+([\d.]+).*?valid ppl\s+
 
 
 def write_split(corpus: Path, out: Path) -> tuple[int, int]:
-    from lyricgen.tokcache import tokenize_file
+    from lyricgen.corpus.tokcache import tokenize_file
 
     tok = tokenize_file(corpus, "char", "utf-8", 0.05, None)
     text = "".join(tok.types[i] for i in tok.raw)

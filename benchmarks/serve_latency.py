@@ -31,7 +31,7 @@ BODY = {"start": "星星", "lines": 4, "line_length": 7}
 def start_server(run: Path) -> tuple[subprocess.Popen, str]:
     """The server in a subprocess on a free port, and its URL once it answers."""
     code = (
-        "import sys; from pathlib import Path; from lyricgen.serve import serve_main; "
+        "import sys; from pathlib import Path; from lyricgen.frontend.serve import serve_main; "
         "serve_main([Path(sys.argv[1])], port=0)"
     )
     proc = subprocess.Popen(

@@ -20,7 +20,9 @@ spaces (it adds `<eos>` per line where lyricgen has a newline token).
 - lyricgen: the real `lyricgen train` CLI with `--max-minutes` = `--seconds` / 60, stateful
   batches and the same settings through `--set`; tokens/s is the last line of its
   metrics.jsonl (that figure includes the warm-up and the validation pass after training;
-  "train-only" is steps * batch * seq_len / elapsed_s, without the validation pass).
+  "train-only" is steps * batch * seq_len / elapsed_s, without the validation pass;
+  "steady" is measured the way the peer's figure is, the median of the `train.log_every`
+  windows after the first, from metrics.jsonl's tokens_per_s_steady).
 
 Both get `--threads` threads (OMP_NUM_THREADS / MKL_NUM_THREADS). The fp32 `torch.mm` rate
 with the same thread count is the machine's peak; achieved GFLOP/s = tokens/s * training
@@ -426,6 +428,9 @@ def run_lyricgen(out: Path, threads: int, minutes: float, args: list[str], sets:
         [r["tokens_per_s"] for r in rows if "tokens_per_s" in r]
     )
     result["elapsed_s"] = last.get("elapsed_s")
+    steady = [r["tokens_per_s_steady"] for r in rows if r.get("tokens_per_s_steady")]
+    if steady:  # measured as the peer's figure is: the median log window after the first
+        result["steady_tokens_per_s"] = median(steady)
     try:
         cfg = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
         vocab = json.loads((out / "vocab.json").read_text(encoding="utf-8"))["tokens"]
@@ -530,6 +535,7 @@ def print_report(report: dict) -> None:
             ("peer", "word_language_model"),
             ("lyricgen", "lyricgen"),
             ("lyricgen_train_only", "lyricgen (train-only)"),
+            ("lyricgen_steady", "lyricgen (steady)"),
         ):
             s = summary.get(key)
             if not s:
@@ -552,11 +558,20 @@ def print_report(report: dict) -> None:
                 continue
             to_peer = v["summary"]["ratios"].get("lyricgen/peer")
             to_full = s["tokens_per_s"] / base["tokens_per_s"] if base else None
+            steady = v["summary"].get("lyricgen_steady")
+            base_steady = variants.get("lyricgen", {}).get("summary", {}).get("lyricgen_steady")
+            steady_to_peer = v["summary"]["ratios"].get("lyricgen_steady/peer")
+            steady_to_full = (
+                steady["tokens_per_s"] / base_steady["tokens_per_s"]
+                if steady and base_steady
+                else None
+            )
             print(
                 f"{name:<20} {fmt(s['tokens_per_s'])} tokens/s (runs "
                 f"{', '.join(fmt(x) for x in s['runs'])}), / peer {fmt(to_peer, '.3f')}, "
                 f"/ lyricgen full {fmt(to_full, '.3f')}, held-out bpc after the same time "
-                f"{fmt(v['val_bpc_median'], '.3f')}"
+                f"{fmt(v['val_bpc_median'], '.3f')}; steady rate / peer "
+                f"{fmt(steady_to_peer, '.3f')}, / lyricgen full {fmt(steady_to_full, '.3f')}"
             )
         busy = [
             x for s in summary.values() if "other_cores_busy" in s for x in s["other_cores_busy"]
@@ -610,6 +625,7 @@ def summarize(
         "peer": (peer_runs, "tokens_per_s", peer_vocab, peer_flops),
         "lyricgen": (lg_runs, "tokens_per_s", lg_vocab, lg_flops),
         "lyricgen_train_only": (lg_runs, "train_only_tokens_per_s", lg_vocab, lg_flops),
+        "lyricgen_steady": (lg_runs, "steady_tokens_per_s", lg_vocab, lg_flops),
     }
     out: dict[str, Any] = {}
     for name, (runs, key, vocab, flops) in programs.items():
@@ -628,7 +644,7 @@ def summarize(
             "fraction_of_peak": g / peak if g else None,
         }
     ratios = {}
-    for name in ("lyricgen", "lyricgen_train_only"):
+    for name in ("lyricgen", "lyricgen_train_only", "lyricgen_steady"):
         if "peer" in out and name in out:
             ratios[f"{name}/peer"] = out[name]["tokens_per_s"] / out["peer"]["tokens_per_s"]
     out["ratios"] = ratios

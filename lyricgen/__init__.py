@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from pathlib import Path
+
+__version__ = "0.3.0"
+DEFAULT_RUN = Path("checkpoints/default")  # the run directory commands use by default
 
 
 def load(run_dir, backend: str = "auto", device: str = "auto", corpus=None, require_index=False):
-    """Load a run directory for generation (see `lyricgen.api.load`); imported lazily so
+    """Load a run directory for generation (see `lyricgen.frontend.api.load`); imported lazily so
     that `import lyricgen` stays light."""
-    from lyricgen.api import load as _load
+    from lyricgen.frontend.api import load as _load
 
     return _load(run_dir, backend, device, corpus, require_index)

@@ -1,4 +1,4 @@
-from lyricgen.cli import main
+from lyricgen.frontend.cli import main
 
 if __name__ == "__main__":
     main()

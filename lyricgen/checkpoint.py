@@ -1,22 +1,23 @@
-"""The run directory: weights, vocabulary, resolved config, train state, metrics.
+"""The run directory's files: weights, vocabulary, resolved config, train state, metrics.
 
-Every file is written atomically (temporary file in the same folder, flushed, fsynced,
-renamed), so a crash leaves either the old file or the new one, never half of one.
+Every file is written atomically (`publish.atomic_write`: temporary file in the same folder,
+flushed, fsynced, renamed), so a crash leaves either the old file or the new one, never half
+of one. `rundir.RunDir` decides when a training run writes which.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from lyricgen.config import Config, dump_config, from_dict, load_yaml
+from lyricgen.corpus.vocab import Vocab
 from lyricgen.errors import ConfigError, LyricgenError, RunDirError
-from lyricgen.vocab import Vocab
+from lyricgen.publish import atomic_write
 
 if TYPE_CHECKING:
     import torch
@@ -28,40 +29,6 @@ WEIGHTS = "model.safetensors"
 STATE = "train_state.pt"
 METRICS = "metrics.jsonl"
 RHYME = "rhyme.json"  # the vocabulary's rhyme groups (rhyme.vocab_table)
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def atomic_write(path: str | Path, data: bytes | str | Callable[[BinaryIO], None]) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never a mix.
-    `data` may be a function that writes into the open file, so a large object is streamed
-    to disk instead of being serialized into memory first."""
-    path = Path(path)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            if callable(data):
-                data(f)
-            else:
-                f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
 
 
 def remove_temp_files(run_dir: Path) -> None:
@@ -257,7 +224,7 @@ def load_vocab(run_dir: str | Path) -> Vocab:
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu", weights: str = WEIGHTS):
     """Rebuild (config, vocab, model) from a run directory alone; the model is in eval mode."""
-    from lyricgen.model import LyricsModel
+    from lyricgen.training.model import LyricsModel
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
@@ -350,3 +317,16 @@ def read_history(run_dir: str | Path) -> list[dict]:
     if not history:
         raise RunDirError(f"{path} is empty: no epoch has finished yet; {train_hint}")
     return history
+
+
+def best_epoch(history: list[dict]) -> dict | None:
+    """The one definition of a run's best epoch: the entry with the lowest finite validation
+    loss, the first of equals (the epoch training flagged `best`); None when no epoch has one.
+    Within one run, validation loss and bpc rank the epochs alike."""
+    best = None
+    for entry in history:
+        loss = entry.get("val_loss")
+        if isinstance(loss, (int, float)) and not isinstance(loss, bool) and math.isfinite(loss):
+            if best is None or loss < best["val_loss"]:
+                best = entry
+    return best

@@ -8,7 +8,6 @@ what values would be accepted.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import yaml
 
 from lyricgen.errors import ConfigError
+from lyricgen.typed import TypeMismatch, coerce
 
 LEVELS = ("char", "word", "space")
 CELLS = ("rnn", "lstm", "gru")
@@ -34,7 +34,12 @@ class DataConfig:
     val_corpus: str | None = None  # optional separate validation file (e.g. PTB valid.txt)
     val_fraction: float = field(default=0.1, metadata=_range(0.0, 0.5, lo_open=True))
     min_freq: int = field(default=1, metadata=_range(1))
-    max_size: int | None = field(default=None, metadata=_range(2))
+    # the vocabulary's size cap; unset: none at char level, WORD_VOCAB_CAP at word and space
+    # level (vocab_cap); 0: no cap
+    max_size: int | None = field(default=None, metadata=_range(0))
+    # a word outside the vocabulary is spelled out in its characters ("chars") or becomes
+    # <unk> ("unk"); unset: chars at word level, unk at space level (rare_words)
+    rare: str | None = field(default=None, metadata={"choices": ("chars", "unk")})
     seq_len: int = field(default=64, metadata=_range(1))
     stride: int | None = field(default=None, metadata=_range(1))  # None: seq_len // 2
     batch_size: int = field(default=32, metadata=_range(1))
@@ -114,44 +119,21 @@ SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
 
 def _coerce(value: Any, tp: str, key: str, where: str) -> Any:
-    """Check `value` against the annotation string `tp`; ints are accepted as floats."""
+    """Check `value` against the annotation string `tp` (see `typed.coerce`)."""
     optional = "None" in tp
     base = tp.replace(" | None", "").strip()
     if value is None:
         if optional:
             return None
         raise ConfigError(f"{where}: '{key}' must be a {base}, not null")
-    if base == "bool":
-        if isinstance(value, bool):
-            return value
-    elif base == "int":
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif base == "float":
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not math.isfinite(float(value)):
-                raise ConfigError(f"{where}: '{key}' must be a finite number, got {value}")
-            return float(value)
-    elif base == "str":
-        if isinstance(value, str):
-            return value
-    elif base == "list[int]":
-        if isinstance(value, list) and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        ):
-            return value
-        raise ConfigError(f"{where}: '{key}' must be a list of whole numbers, got {value!r}")
-    else:  # pragma: no cover - every field uses one of the types above
-        return value
-    raise ConfigError(
-        f"{where}: '{key}' must be {'an' if base == 'int' else 'a'} {base}, "
-        f"got {type(value).__name__} {value!r}"
-    )
+    try:
+        return coerce(value, base, numeric_strings=True)
+    except TypeMismatch as exc:
+        if str(exc).startswith("a finite") or base == "list[int]":
+            raise ConfigError(f"{where}: '{key}' must be {exc}, got {value!r}") from None
+        raise ConfigError(
+            f"{where}: '{key}' must be {exc}, got {type(value).__name__} {value!r}"
+        ) from None
 
 
 def _check_range(value: Any, meta: dict, key: str, where: str) -> None:
@@ -212,6 +194,25 @@ def from_dict(raw: Any, where: str = "config") -> Config:
     return cfg
 
 
+WORD_VOCAB_CAP = 20_000  # measured: docs/BENCHMARKS.md "Word vocabularies"
+
+
+def vocab_cap(d: DataConfig) -> int | None:
+    """The vocabulary size cap: `data.max_size` when set (0: none); unset, none at char level
+    and WORD_VOCAB_CAP at word and space level, which keeps a word model on tens of
+    megabytes of text under about 20M parameters."""
+    if d.max_size is not None:
+        return d.max_size or None
+    return None if d.level == "char" else WORD_VOCAB_CAP
+
+
+def rare_words(d: DataConfig) -> str:
+    """What becomes of a token outside the vocabulary: "chars" (spelled out in its
+    characters, word level only) or "unk"; unset, chars at word level (measured: docs/
+    BENCHMARKS.md "Word vocabularies")."""
+    return d.rare or ("chars" if d.level == "word" else "unk")
+
+
 def validate(cfg: Config, where: str = "config") -> None:
     """Cross-field checks that a single field's range cannot express."""
     m = cfg.model
@@ -246,6 +247,15 @@ def validate(cfg: Config, where: str = "config") -> None:
         raise ConfigError(
             f"{where}: 'data.stride' ({cfg.data.stride}) must be <= data.seq_len "
             f"({cfg.data.seq_len}), or some tokens would never be trained on"
+        )
+    if cfg.data.max_size == 1:
+        raise ConfigError(
+            f"{where}: 'data.max_size' is 1; give 0 for no cap or at least 2 (<unk> and a token)"
+        )
+    if cfg.data.rare == "chars" and cfg.data.level != "word":
+        raise ConfigError(
+            f"{where}: 'data.rare: chars' spells rare words out in characters, which only "
+            f"level word can do (level {cfg.data.level}); set data.rare: unk or leave it unset"
         )
     try:
         "".encode(cfg.data.encoding)

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lyricgen.corpus.text import NEWLINE, detokenize, tokenize
+from lyricgen.corpus.vocab import Vocab
 from lyricgen.craft.constraints import Constraints, Row
 from lyricgen.craft.options import (  # noqa: F401 - re-exported: the options live with generation
     DEFAULT_MAX_COPY,
@@ -30,11 +32,59 @@ from lyricgen.craft.options import (  # noqa: F401 - re-exported: the options li
 from lyricgen.craft.sampling import choose, log_softmax
 from lyricgen.craft.steppers import TorchStepper
 from lyricgen.errors import GenerationError, UnknownTokenError
-from lyricgen.text import NEWLINE, detokenize, tokenize
-from lyricgen.vocab import Vocab
 
 if TYPE_CHECKING:
     from lyricgen.craft.copyindex import CopyIndex
+
+
+N_ALTERNATIVES = 5  # --explain: the likeliest other tokens shown for each token
+
+
+@dataclass
+class Why:
+    """--explain for one generated token, from the model's own distribution (before the
+    temperature, the constraints and the repetition penalty): the chosen token's
+    probability, the distribution's entropy in bits, and the likeliest other tokens with
+    their probabilities and whether the constraints allowed them."""
+
+    p: float
+    entropy: float
+    alternatives: list[tuple[str, float, bool]]
+
+    def to_dict(self) -> dict:
+        return {
+            "p": round(self.p, 6),
+            "entropy_bits": round(self.entropy, 4),
+            "alternatives": [
+                {"token": t, "p": round(q, 6), "allowed": ok} for t, q, ok in self.alternatives
+            ],
+        }
+
+
+def explain_step(
+    raw_logp: np.ndarray, chosen: np.ndarray, allowed: np.ndarray, rows: list[int]
+) -> list[tuple[float, float, np.ndarray, np.ndarray, np.ndarray]]:
+    """For each row index in `rows`: (p of the chosen token, entropy in bits, the ids, the
+    probabilities and the allowed flags of the N_ALTERNATIVES likeliest other tokens), all
+    from `raw_logp` (B, V), the model's log-probabilities. Vectorized over the rows."""
+    if not rows:
+        return []
+    idx = np.asarray(rows)
+    lp = raw_logp[idx]  # (R, V)
+    probs = np.exp(lp)
+    finite = np.where(np.isfinite(lp), lp, 0.0)  # p log p is 0 where p is 0
+    entropy = -(probs * finite).sum(axis=-1) / math.log(2)
+    k = min(N_ALTERNATIVES + 1, lp.shape[1])
+    top = np.argpartition(-lp, k - 1, axis=-1)[:, :k]  # the k likeliest, unordered
+    order = np.argsort(-np.take_along_axis(lp, top, axis=-1), axis=-1, kind="stable")
+    top = np.take_along_axis(top, order, axis=-1)
+    out = []
+    for r, i in enumerate(idx.tolist()):
+        alt = top[r][top[r] != chosen[i]][:N_ALTERNATIVES]
+        out.append(
+            (float(probs[r, chosen[i]]), float(entropy[r]), alt, probs[r, alt], allowed[i, alt])
+        )
+    return out
 
 
 @dataclass
@@ -44,6 +94,7 @@ class Sample:
     logprobs: list[float] = field(default_factory=list)
     # the longest run of tokens of one line found in the training text: (tokens, text)
     longest_copy: tuple[int, str] | None = None
+    why: list[Why] | None = None  # --explain: one per token of `tokens`
 
     @property
     def perplexity(self) -> float:
@@ -63,6 +114,7 @@ class Sample:
                 if self.longest_copy is not None
                 else {}
             ),
+            **({"explain": [w.to_dict() for w in self.why]} if self.why is not None else {}),
         }
 
 
@@ -164,6 +216,8 @@ def generate(
     ids, prompt = _context(vocab, start, opts)
     cons = Constraints(vocab, opts, ids, copy_index, rhyme_table)
     row0 = cons.start_row(vocab.encode(prompt))
+    if opts.explain:
+        row0.why = []
     first = cons.shape.target(row0) if cons.shape is not None else None
     if first is not None and row0.line_chars > first:
         limit = f"--line-length is {first}" if opts.line_length else f"that line takes {first}"
@@ -188,7 +242,14 @@ def generate(
         copy = None
         if copy_index is not None:
             copy = longest_copy(copy_index, vocab, vocab.encode(prompt) + row.tokens)
-        samples.append(Sample(text, toks, row.logprobs, copy))
+        why = None
+        if row.why is not None:
+            itos = vocab.itos
+            why = [
+                Why(p, h, [(itos[a], float(q), bool(ok)) for a, q, ok in zip(*alts, strict=True)])
+                for p, h, *alts in row.why
+            ]
+        samples.append(Sample(text, toks, row.logprobs, copy, why))
     return samples
 
 
@@ -210,7 +271,7 @@ def _sample(stepper, ids, row0, cons, opts, on_token) -> list[Row]:
     b = opts.num_samples
     rows = [row0.copy() for _ in range(b)]
     logits, hidden = stepper.start(ids, b)
-    filler = cons.t.newline if cons.t.newline is not None else 0
+    filler = cons.table.newline if cons.table.newline is not None else 0
     while True:
         live = [i for i, r in enumerate(rows) if not r.done]
         if not live:
@@ -218,13 +279,16 @@ def _sample(stepper, ids, row0, cons, opts, on_token) -> list[Row]:
         raw_logp = log_softmax(logits)  # the model's own distribution, for scores
         allowed = np.stack([cons.allowed(r) for r in rows])  # (B, V)
         nxt = _choose(cons, logits, rows, allowed, rng, opts)
+        if row0.why is not None:
+            for i, why in zip(live, explain_step(raw_logp, nxt, allowed, live), strict=True):
+                rows[i].why.append(why)
         for i in range(b):
             if rows[i].done:
                 nxt[i] = filler  # finished rows keep stepping with a harmless token
                 continue
             cons.advance(rows[i], int(nxt[i]), float(raw_logp[i, nxt[i]]))
             if on_token is not None:
-                on_token(i, cons.t.vocab.itos[int(nxt[i])])
+                on_token(i, cons.table.vocab.itos[int(nxt[i])])
         if all(r.done for r in rows):
             return rows
         logits, hidden = stepper.step(nxt, hidden)
@@ -240,8 +304,8 @@ def _sample_lines(stepper, ids, row0, cons, opts, on_token) -> list[Row]:
     n = b * k
     committed = [row0.copy() for _ in range(b)]
     logits, hidden = stepper.start(ids, n)  # (B*K, V)
-    filler = cons.t.newline if cons.t.newline is not None else 0
-    idle = np.zeros(cons.t.size, dtype=bool)  # what a row whose line is over may take
+    filler = cons.table.newline if cons.table.newline is not None else 0
+    idle = np.zeros(cons.table.size, dtype=bool)  # what a row whose line is over may take
     idle[filler] = True
     while not all(r.done for r in committed):
         rows = [committed[i // k].copy() for i in range(n)]
@@ -255,6 +319,10 @@ def _sample_lines(stepper, ids, row0, cons, opts, on_token) -> list[Row]:
                 [cons.allowed(r) if not o else idle for r, o in zip(rows, over, strict=True)]
             )
             nxt = _choose(cons, logits, rows, allowed, rng, opts)
+            if row0.why is not None:
+                live = np.flatnonzero(~over).tolist()
+                for i, why in zip(live, explain_step(raw_logp, nxt, allowed, live), strict=True):
+                    rows[i].why.append(why)
             ended = []
             for i in range(n):
                 if over[i]:
@@ -262,7 +330,7 @@ def _sample_lines(stepper, ids, row0, cons, opts, on_token) -> list[Row]:
                     continue
                 tok = int(nxt[i])
                 cons.advance(rows[i], tok, float(raw_logp[i, tok]))
-                if tok == cons.t.newline or rows[i].done:
+                if tok == cons.table.newline or rows[i].done:
                     over[i] = True
                     ended.append(i)
             logits, hidden = stepper.step(nxt, hidden)
@@ -277,7 +345,7 @@ def _sample_lines(stepper, ids, row0, cons, opts, on_token) -> list[Row]:
             scores = np.array([np.mean(rows[i].logprobs[begin[i] :]) for i in cands])
             # a blank line (one likely token) would win too easily: it is kept only when
             # every candidate is one, i.e. when the model insists on a break
-            blank = np.array([rows[i].tokens[begin[i] :] == [cons.t.newline] for i in cands])
+            blank = np.array([rows[i].tokens[begin[i] :] == [cons.table.newline] for i in cands])
             if not blank.all():
                 scores[blank] = -np.inf
             win = s * k + int(np.argmax(scores))
@@ -285,7 +353,7 @@ def _sample_lines(stepper, ids, row0, cons, opts, on_token) -> list[Row]:
             committed[s] = rows[win]
             if on_token is not None:
                 for tok in rows[win].tokens[begin[win] :]:
-                    on_token(s, cons.t.vocab.itos[tok])
+                    on_token(s, cons.table.vocab.itos[tok])
         index = np.repeat(winners, k)
         hidden = stepper.select(saved_hidden, index)
         logits = saved_logits[index]

@@ -13,9 +13,9 @@ import numpy as np
 
 from lyricgen.checkpoint import WEIGHTS, check_fit, load_run_config, load_vocab, read_safetensors
 from lyricgen.config import Config
+from lyricgen.corpus.vocab import Vocab
 from lyricgen.craft.steppers import NumpyStepper
 from lyricgen.nprnn import GATES, NumpyLM
-from lyricgen.vocab import Vocab
 
 
 def expected_shapes(cfg: Config, vocab_size: int) -> dict[str, tuple[int, ...]]:

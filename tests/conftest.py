@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
+
+
+def fresh_python(code: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `code` (dedented) in a fresh interpreter from the repository root and fail with its
+    stderr unless it exits 0: the one helper for checks of what a module imports."""
+    r = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    return r
 
 
 def pytest_configure(config):
@@ -87,7 +105,7 @@ def config(tmp_path: Path, corpus: Path) -> Path:
 def trained_run(tmp_path_factory) -> Path:
     """One tiny char-level run shared by read-only tests (generate, eval, vocab)."""
     from lyricgen.config import load_config
-    from lyricgen.train import fit
+    from lyricgen.training.trainer import fit
 
     tmp = tmp_path_factory.mktemp("shared_run")
     corpus = write_corpus(tmp / "corpus.txt")
@@ -100,7 +118,7 @@ def trained_run(tmp_path_factory) -> Path:
 def word_run(tmp_path_factory) -> Path:
     """A tiny word-level (jieba) run shared by read-only tests."""
     from lyricgen.config import load_config
-    from lyricgen.train import fit
+    from lyricgen.training.trainer import fit
 
     tmp = tmp_path_factory.mktemp("word_run")
     corpus = write_corpus(tmp / "corpus.txt")
@@ -129,7 +147,7 @@ VERSE = [
 def verse_run(tmp_path_factory) -> Path:
     """A tiny char-level run on punctuated classical-style lines, for --form tests."""
     from lyricgen.config import load_config
-    from lyricgen.train import fit
+    from lyricgen.training.trainer import fit
 
     tmp = tmp_path_factory.mktemp("verse_run")
     corpus = write_corpus(tmp / "verse.txt", VERSE, repeat=4)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from lyricgen import distributed
 from lyricgen.checkpoint import weights_dict
 from lyricgen.config import load_config
-from lyricgen.train import Trainer
+from lyricgen.training import distributed
+from lyricgen.training.trainer import Trainer
 
 cfg = load_config(sys.argv[1])
 out = Path(sys.argv[2])

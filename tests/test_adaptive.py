@@ -10,12 +10,12 @@ import yaml
 from typer.testing import CliRunner
 
 import lyricgen
-from lyricgen.cli import app
 from lyricgen.config import ModelConfig, load_config
 from lyricgen.craft.options import SamplingOptions
 from lyricgen.errors import ConfigError
-from lyricgen.model import LyricsModel, check_cutoffs, default_cutoffs
+from lyricgen.frontend.cli import app
 from lyricgen.nprnn import AdaptiveSoftmax
+from lyricgen.training.model import LyricsModel, check_cutoffs, default_cutoffs
 from tests.conftest import tiny_config, write_corpus
 
 runner = CliRunner()
@@ -59,7 +59,7 @@ def test_log_probs_are_exact_and_numpy_matches_torch():
 
 @pytest.fixture(scope="module")
 def adaptive_run(tmp_path_factory):
-    from lyricgen.train import fit
+    from lyricgen.training.trainer import fit
 
     tmp = tmp_path_factory.mktemp("adaptive")
     corpus = write_corpus(tmp / "corpus.txt")
@@ -97,7 +97,7 @@ def test_eval_scores_a_text_with_exact_probabilities(adaptive_run, tmp_path):
 
 
 def test_fine_tuning_an_adaptive_base_puts_new_tokens_in_the_last_cluster(adaptive_run, tmp_path):
-    from lyricgen.train import fit
+    from lyricgen.training.trainer import fit
 
     corpus = tmp_path / "new.txt"
     corpus.write_text("新的歌词在这里\n唱给远方的你\n" * 20, encoding="utf-8")

@@ -26,8 +26,8 @@ sync_api = pytest.importorskip(
 )
 
 import lyricgen  # noqa: E402
-from lyricgen import serve  # noqa: E402
 from lyricgen.craft.rhyme import is_han  # noqa: E402
+from lyricgen.frontend import serve  # noqa: E402
 
 HEADS = "星我月风"  # all in the tiny corpus (conftest.SONGS)
 TIMEOUT_MS = 10_000
@@ -146,3 +146,25 @@ def test_form_picker_searches_as_you_type_and_shows_the_pattern(page, server):
     # marks), the two stanzas a blank line apart, under the pattern it keeps
     assert [len(han(line)) for line in lines] == [7, 7, 7, 7, 0, 3, 3, 7, 7, 7]
     assert "◐" in page.text_content("#result-form") and "form=" in page.url
+
+
+def test_look_inside_colours_the_sample_and_hover_lists_the_alternatives(page, server):
+    page.goto(f"{server}?start={quote('星星')}&explain=1&seed=3&length=12")
+    page.wait_for_selector("#results .tok")
+    assert page.is_checked("#explain")
+    tokens = page.locator("#results .explained .tok")
+    assert tokens.count() >= 10
+    assert page.locator("#why").is_hidden()
+    tokens.nth(1).hover()
+    page.wait_for_selector("#why:not([hidden])")
+    shown = page.inner_text("#why")
+    assert "p = " in shown and "what else it could have written" in shown
+    assert page.locator("#why li").count() == 5
+    # the line-position cell drawn under the sample, one coloured span per character
+    assert page.locator("#results .cell-strip span").count() >= 10
+    assert "tracks the position in the line" in page.inner_text("#results .cell-title")
+    # the neighbour search
+    page.fill("#similar", "星")
+    page.click("#similar-go")
+    page.wait_for_selector("#neighbours span")
+    assert "input embedding" in page.inner_text("#neighbours")

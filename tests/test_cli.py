@@ -7,9 +7,9 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from lyricgen.cli import app
+from lyricgen.frontend.cli import app
 
-from .conftest import REPO, tiny_config
+from .conftest import REPO, fresh_python, tiny_config
 
 runner = CliRunner()
 
@@ -77,12 +77,11 @@ def test_resume_continues_to_more_epochs(tmp_path, config):
 def test_help_does_not_import_torch():
     code = (
         "import sys\n"
-        "from lyricgen.cli import app\n"
+        "from lyricgen.frontend.cli import app\n"
         "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
-    assert r.returncode == 0, r.stderr
+    r = fresh_python(code)
     assert "generate" in r.stdout and "train" in r.stdout
 
 

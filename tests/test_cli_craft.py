@@ -6,9 +6,9 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from lyricgen.cli import app
 from lyricgen.craft.copyindex import CopyIndex
 from lyricgen.craft.rhyme import char_groups, last_han, primary_group
+from lyricgen.frontend.cli import app
 
 runner = CliRunner()
 

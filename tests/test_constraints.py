@@ -4,12 +4,12 @@ toward what a constraint must forbid (Latin letters, punctuation, the corpus its
 import numpy as np
 import pytest
 
+from lyricgen.corpus.vocab import Vocab
 from lyricgen.craft.copyindex import CopyIndex, build_index
 from lyricgen.craft.originality import longest_copy
 from lyricgen.craft.rhyme import char_groups, is_han, last_han, primary_group, rhymes
 from lyricgen.errors import GenerationError
 from lyricgen.generate import SamplingOptions, generate
-from lyricgen.vocab import Vocab
 
 HAN = "春夏秋冬我你他的是在有天地人花月风雨光阳江长中东星心云来飞笑路远家山水"
 TEXT = (

@@ -15,6 +15,8 @@ from lyricgen.craft import copyindex
 from lyricgen.craft.copyindex import CopyIndex, build_index, suffix_array
 from lyricgen.errors import LyricgenError
 
+from .conftest import fresh_python
+
 SEP = 9  # the "vocabulary size" of the random texts below (ids 0..3)
 
 
@@ -304,8 +306,7 @@ def test_arrays_are_memory_mapped(tmp_path):
 
 
 def test_module_does_not_import_torch():
-    code = "import sys, lyricgen.craft.copyindex; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = fresh_python("import sys, lyricgen.craft.copyindex; print('torch' in sys.modules)")
     assert out.stdout.strip() == "False"
 
 
@@ -325,9 +326,9 @@ def test_followers_of_a_very_common_context(tmp_path, top):
 def test_a_second_run_on_the_same_text_copies_the_cached_index(tmp_path, caplog):
     import logging
 
+    from lyricgen.corpus.vocab import Vocab
     from lyricgen.craft.copyindex import CopyIndex
     from lyricgen.craft.originality import INDEX_DIR, build_run_index
-    from lyricgen.vocab import Vocab
     from tests.conftest import write_corpus
 
     corpus = write_corpus(tmp_path / "c.txt")

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from lyricgen.data import (
+from lyricgen.training.data import (
     ShuffledBatches,
     StatefulBatches,
     Stream,
@@ -108,7 +108,7 @@ def test_eval_chunks_score_each_target_once():
 
 
 def test_unknown_tokens_carry_a_spelling_cost():
-    from lyricgen.vocab import Vocab
+    from lyricgen.corpus.vocab import Vocab
 
     vocab = Vocab.build(["星星", "星星", "月亮", "\n"], level="word")
     s = make_stream(["星星", "太阳", "\n", "月亮"], vocab)

@@ -42,8 +42,8 @@ def torchrun(args, nproc=2, timeout=60):
 @pytest.mark.parametrize("mode", ["shuffle", "stateful"])
 def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, mode):
     from lyricgen.config import load_config
-    from lyricgen.data import WindowDataset
-    from lyricgen.train import fit, prepare_corpus
+    from lyricgen.training.data import WindowDataset
+    from lyricgen.training.trainer import fit, prepare_corpus
 
     corpus = write_corpus(tmp_path / "corpus.txt", repeat=4)
 
@@ -95,7 +95,10 @@ def test_more_processes_than_stateful_streams_is_a_clear_error(tmp_path):
     assert r.returncode != 0
     assert "torchrun started 2 processes but stateful training has data.batch_size = 1" in r.stderr
     # one line from each worker; the only traceback is torchrun's own report of the exit
-    assert "lyricgen/train.py" not in r.stderr and "lyricgen/cli.py" not in r.stderr
+    assert (
+        "lyricgen/training/trainer.py" not in r.stderr
+        and "lyricgen/frontend/cli.py" not in r.stderr
+    )
 
 
 def test_sigterm_to_torchrun_then_resume_continues_exactly(tmp_path):

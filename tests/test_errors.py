@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lyricgen.cli import app
+from lyricgen.frontend.cli import app
 
 from .conftest import tiny_config, write_corpus
 
@@ -56,13 +56,18 @@ def test_bad_corpus(tmp_path, content, pattern):
     assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
-def test_gbk_corpus_trains_with_encoding_setting(tmp_path):
+def test_gbk_corpus_reads_the_same_tokens_with_the_encoding_setting(tmp_path):
+    from lyricgen.corpus.tokcache import tokenize_file
+
     utf8 = write_corpus(tmp_path / "utf8.txt")
     gbk = tmp_path / "gbk.txt"
     gbk.write_bytes(utf8.read_text(encoding="utf-8").encode("gbk"))
-    config = tiny_config(tmp_path, gbk, data={"encoding": "gbk"}, train={"epochs": 1})
-    r = runner.invoke(app, ["train", "--config", str(config)])
-    assert r.exit_code == 0, r.output
+    a = tokenize_file(utf8, "char", "utf-8", 0.2, None)
+    b = tokenize_file(gbk, "char", "gbk", 0.2, None)
+    assert [a.types[i] for i in a.raw] == [b.types[i] for i in b.raw] and a.n_train == b.n_train
+    # without the setting, the one-line error names it
+    config = tiny_config(tmp_path, gbk, train={"epochs": 1})
+    check_fails(["train", "--config", config], "data.encoding")
 
 
 def test_bom_crlf_corpus_trains_exactly_like_plain(tmp_path):
@@ -153,23 +158,19 @@ def test_bad_generate_options(trained_run, extra, pattern):
     check_fails(["generate", "--checkpoint", trained_run, *extra], pattern)
 
 
-def test_greedy_allows_zero_temperature(trained_run):
-    r = runner.invoke(
-        app,
-        [
-            "generate",
-            "--checkpoint",
-            str(trained_run),
-            "--start",
-            "星星",
-            "--greedy",
-            "--temperature",
-            "0",
-            "--length",
-            "5",
-        ],
-    )
+def test_greedy_allows_zero_temperature_and_takes_the_likeliest_token(trained_run):
+    import json
+
+    base = ["generate", "--checkpoint", str(trained_run), "--start", "星星", "--greedy",
+            "--length", "5", "--json", "--explain", "--repetition-penalty", "1"]  # fmt: skip
+    r = runner.invoke(app, [*base, "--temperature", "0"])
     assert r.exit_code == 0, r.output
+    sample = json.loads(r.stdout)
+    # greedy: no alternative was likelier than the token taken
+    for why in sample["explain"]:
+        assert all(alt["p"] <= why["p"] + 1e-9 for alt in why["alternatives"] if alt["allowed"])
+    again = json.loads(runner.invoke(app, [*base, "--temperature", "1.5"]).stdout)
+    assert again["tokens"] == sample["tokens"]  # the temperature does not matter to argmax
 
 
 def _break_run(run, case):
@@ -242,8 +243,15 @@ def test_bad_corpus_leaves_no_run_directory(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_resume_with_another_optimizer_is_refused(tmp_path, config):
-    assert runner.invoke(app, ["train", "--config", str(config), "--epochs", "1"]).exit_code == 0
+def copy_run(trained_run: Path, tmp_path: Path) -> Path:
+    """A copy of the shared trained run (3 epochs), to resume or damage without training."""
+    import shutil
+
+    return Path(shutil.copytree(trained_run, tmp_path / "run"))
+
+
+def test_resume_with_another_optimizer_is_refused(tmp_path, trained_run):
+    copy_run(trained_run, tmp_path)
     check_fails(
         ["train", "--out", tmp_path / "run", "--resume", "--set", "train.optimizer=sgd"],
         "resume with the same optimizer",
@@ -303,26 +311,25 @@ def test_usage_errors_are_one_line(tmp_path):
     assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith("error:"), r.stderr
 
 
-def test_second_writer_is_refused_and_stale_lock_is_ignored(tmp_path, config):
+def test_second_writer_is_refused_and_stale_lock_is_ignored(tmp_path, trained_run):
     from lyricgen.checkpoint import RunLock
 
-    assert runner.invoke(app, ["train", "--config", str(config), "--epochs", "1"]).exit_code == 0
-    run = tmp_path / "run"
+    run = copy_run(trained_run, tmp_path)
     with RunLock(run):  # as if another `lyricgen train` were writing this run
         r = check_fails(
-            ["train", "--out", run, "--resume", "--epochs", "2"],
+            ["train", "--out", run, "--resume", "--epochs", "4"],
             "is in use by another lyricgen train",
         )
         assert f"pid {os.getpid()}" in r.stderr
     # the lock file is left behind, as after a SIGKILL, but no process holds it
     (run / ".lock").write_text("pid 999999 on gone-host", encoding="utf-8")
-    r = runner.invoke(app, ["train", "--out", str(run), "--resume", "--epochs", "2"])
+    r = runner.invoke(app, ["train", "--out", str(run), "--resume", "--epochs", "4"])
     assert r.exit_code == 0, r.output
+    assert "epoch   4" in r.output
 
 
-def test_nan_loss_stops_with_advice_and_keeps_checkpoint(tmp_path, corpus):
-    config = tiny_config(tmp_path, corpus, train={"epochs": 1})
-    assert runner.invoke(app, ["train", "--config", str(config)]).exit_code == 0
+def test_nan_loss_stops_with_advice_and_keeps_checkpoint(tmp_path, trained_run):
+    copy_run(trained_run, tmp_path)
     best = (tmp_path / "run" / "model.safetensors").read_bytes()
     r = check_fails(
         [
@@ -331,7 +338,7 @@ def test_nan_loss_stops_with_advice_and_keeps_checkpoint(tmp_path, corpus):
             tmp_path / "run",
             "--resume",
             "--epochs",
-            "3",
+            "4",
             "--set",
             "train.lr=1e30",
             "--set",

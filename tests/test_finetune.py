@@ -7,9 +7,9 @@ import torch
 from typer.testing import CliRunner
 
 from lyricgen.checkpoint import load_run
-from lyricgen.cli import app
-from lyricgen.finetune import extend_vocab
-from lyricgen.vocab import Vocab
+from lyricgen.corpus.vocab import Vocab
+from lyricgen.frontend.cli import app
+from lyricgen.training.finetune import extend_vocab
 
 from .conftest import tiny_config, write_corpus
 

@@ -7,12 +7,12 @@ import pytest
 from typer.testing import CliRunner
 
 import lyricgen
-from lyricgen.cli import app
 from lyricgen.craft.books import PING, ZE, book
 from lyricgen.craft.formcheck import clauses, score
 from lyricgen.craft.forms import LEGEND, all_forms, find_form, jinti, parse_line_lengths
 from lyricgen.craft.options import SamplingOptions
 from lyricgen.errors import GenerationError
+from lyricgen.frontend.cli import app
 
 runner = CliRunner()
 
@@ -242,8 +242,8 @@ def test_form_on_a_word_model_is_refused(word_run):
 
 
 def test_form_position_the_vocabulary_cannot_fill():
+    from lyricgen.corpus.vocab import Vocab
     from lyricgen.craft.constraints import Constraints
-    from lyricgen.vocab import Vocab
 
     # only 平 characters: 七绝·仄起入韵's second position (仄) has nothing to take
     vocab = Vocab(["<unk>", "\n", "，", "。", *"东春山江天"])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lyricgen.train import Progress
+from lyricgen.training.trainer import Progress
 
 from .conftest import REPO, tiny_config
 
@@ -150,7 +150,7 @@ def test_ctrl_c_mid_epoch_then_resume_equals_uninterrupted(tmp_path, corpus, mod
     the weights of a straight run (dropout on, so the RNG state must be restored too)."""
     from lyricgen.config import load_config
     from lyricgen.errors import TrainingInterrupted
-    from lyricgen.train import fit
+    from lyricgen.training.trainer import fit
 
     def make(name):
         (tmp_path / name).mkdir()
@@ -180,6 +180,6 @@ def test_ctrl_c_mid_epoch_then_resume_equals_uninterrupted(tmp_path, corpus, mod
 def _cli(*args):
     from typer.testing import CliRunner
 
-    from lyricgen.cli import app
+    from lyricgen.frontend.cli import app
 
     return CliRunner().invoke(app, [str(a) for a in args])

@@ -2,14 +2,13 @@ import pytest
 import torch
 
 from lyricgen.config import ModelConfig
-from lyricgen.model import LyricsModel, detach
+from lyricgen.training.model import LyricsModel, detach
 
 CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh")]
 
 
 @pytest.mark.parametrize("cell,nonlinearity", CELLS)
-@pytest.mark.parametrize("batch_first", [True, False])
-def test_shapes_and_carried_state(cell, nonlinearity, batch_first):
+def test_shapes_and_carried_state(cell, nonlinearity):
     cfg = ModelConfig(
         cell=cell,
         nonlinearity=nonlinearity,
@@ -17,7 +16,6 @@ def test_shapes_and_carried_state(cell, nonlinearity, batch_first):
         hidden_size=12,
         num_layers=2,
         dropout=0.1,
-        batch_first=batch_first,
     )
     model = LyricsModel(30, cfg).eval()
     ids = torch.randint(0, 30, (3, 7))

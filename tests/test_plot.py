@@ -1,4 +1,4 @@
-"""Training-curve pictures (lyricgen.plot) from hand-written metrics.jsonl files."""
+"""Training-curve pictures (lyricgen.frontend.plot) from hand-written metrics.jsonl files."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lyricgen import plot
 from lyricgen.errors import LyricgenError
+from lyricgen.frontend import plot
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -168,7 +168,7 @@ def test_old_run_without_best_flags_and_single_epoch(tmp_path, mpl):
     assert_png(plot.write_run_curves(make_run(tmp_path / "one", epochs=1)))
 
 
-def test_missing_values_become_gaps(tmp_path, mpl):
+def test_missing_values_become_gaps(tmp_path, mpl, monkeypatch):
     run = tmp_path / "run"
     run.mkdir()
     rows = [
@@ -179,7 +179,27 @@ def test_missing_values_become_gaps(tmp_path, mpl):
     (run / "metrics.jsonl").write_text(
         "".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8"
     )
+    drawn = []
+    figure_cls, canvas_cls, locator_cls = plot.matplotlib_classes()
+
+    class Kept(figure_cls):  # keeps its lines for the test instead of clearing them
+        def clear(self, keep_observers=False):
+            if getattr(self, "ready", False):
+                drawn.append(self)
+                return
+            super().clear(keep_observers)  # the constructor's own clear
+            self.ready = True
+
+    monkeypatch.setattr(plot, "matplotlib_classes", lambda: (Kept, canvas_cls, locator_cls))
     assert_png(plot.write_run_curves(run))
+    loss_ax, bpc_ax = drawn[0].axes
+    lines = {ln.get_label(): list(ln.get_ydata()) for ln in loss_ax.get_lines()}
+    assert lines["run train"] == [3.0, 2.0, 1.5]
+    val = lines["run val"]
+    assert val[0] == 2.5 and math.isnan(val[1]) and math.isnan(val[2])  # gaps, not zeros
+    bpc = list(bpc_ax.get_lines()[0].get_ydata())
+    assert bpc[0] == 3.6 and math.isnan(bpc[1]) and math.isnan(bpc[2])
+    assert "run best 1" in lines  # the one finite epoch is the best
 
 
 def test_plot_runs_overlays_two_runs(tmp_path, mpl):
@@ -278,10 +298,10 @@ def test_import_is_light_and_drawing_needs_no_pyplot(tmp_path, mpl):
     code = textwrap.dedent(
         f"""
         import sys
-        import lyricgen.plot
+        import lyricgen.frontend.plot
         heavy = [m for m in ("matplotlib", "torch") if m in sys.modules]
         assert not heavy, heavy
-        lyricgen.plot.write_run_curves({str(run)!r})
+        lyricgen.frontend.plot.write_run_curves({str(run)!r})
         assert "matplotlib" in sys.modules
         assert "matplotlib.pyplot" not in sys.modules  # no global figure registry to leak
         """
@@ -299,7 +319,7 @@ def test_training_draws_curves_after_every_epoch_and_plot_overlays_runs(tmp_path
 
     from typer.testing import CliRunner
 
-    from lyricgen.cli import app
+    from lyricgen.frontend.cli import app
 
     from .conftest import tiny_config, write_corpus
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lyricgen.config import load_config
-from lyricgen.train import fit
+from lyricgen.training.trainer import fit
 
 from .conftest import tiny_config
 
@@ -35,7 +35,7 @@ def test_bf16_trains_and_tracks_fp32(tmp_path, corpus):
 def test_autocast_is_entered_per_step_not_around_the_loop(tmp_path, corpus, monkeypatch):
     """Weights keep changing under bf16: a context held across steps would reuse its cached
     bf16 copies of the weights and silently stop learning."""
-    from lyricgen.precision import Precision
+    from lyricgen.training.precision import Precision
 
     entered = []
     real = Precision.autocast

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from lyricgen.craft.rhyme import (
@@ -19,7 +16,7 @@ from lyricgen.craft.rhyme import (
 )
 from lyricgen.errors import GenerationError, LyricgenError
 
-from .conftest import REPO
+from .conftest import fresh_python
 
 ORDER = "发花 梭波 乜斜 一七 姑苏 怀来 灰堆 遥条 油求 言前 人辰 江阳 中东".split()
 
@@ -232,6 +229,4 @@ def test_import_does_not_load_pypinyin():
     code = (
         "import sys, lyricgen.craft.rhyme; print(sorted(m for m in sys.modules if 'pypinyin' in m))"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "[]"
+    assert fresh_python(code).stdout.strip() == "[]"

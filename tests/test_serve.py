@@ -17,9 +17,9 @@ pytest.importorskip("starlette", reason="lyricgen serve needs starlette: pip ins
 pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx: pip install '.[test]'")
 
 import lyricgen  # noqa: E402
-from lyricgen import serve  # noqa: E402
 from lyricgen.craft.rhyme import is_han  # noqa: E402
 from lyricgen.errors import LyricgenError  # noqa: E402
+from lyricgen.frontend import serve  # noqa: E402
 from lyricgen.generate import SamplingOptions, option_specs  # noqa: E402
 
 HEADS = "星我月风"  # all in the tiny corpus (conftest.SONGS)
@@ -248,7 +248,7 @@ def test_serve_main_without_the_extra_says_how_to_install(monkeypatch, tmp_path)
 
 
 def test_importing_serve_does_not_import_the_web_stack():
-    code = "import sys, lyricgen.serve; print(sorted({'starlette', 'uvicorn', 'numpy'} & set(sys.modules)))"
+    code = "import sys, lyricgen.frontend.serve; print(sorted({'starlette', 'uvicorn', 'numpy'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -262,7 +262,7 @@ def test_a_busy_port_is_a_one_line_error():
 
 def test_serving_gives_blas_one_thread_unless_told_otherwise():
     code = (
-        "import os; from lyricgen.serve import single_threaded_blas; "
+        "import os; from lyricgen.frontend.serve import single_threaded_blas; "
         "print(single_threaded_blas(), os.environ['OPENBLAS_NUM_THREADS'])"
     )
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
@@ -300,3 +300,33 @@ def test_forms_api_and_a_form_request(client):
 def test_form_request_errors_are_4xx_one_liners(client, body, pattern):
     r = client.post("/api/generate", json=body)
     assert r.status_code == 400 and pattern in r.json()["error"], r.text
+
+
+def test_explained_samples_carry_probabilities_and_the_line_cell(client):
+    r = client.post(
+        "/api/generate", json={"start": "星星", "length": 10, "seed": 2, "explain": True}
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    (sample,) = body["samples"]
+    assert len(sample["explain"]) == len(sample["tokens"]) == 10
+    assert len(sample["explain"][0]["alternatives"]) == 5
+    cell = body["cell"]  # the tiny run has its held-out text, so the unit is found
+    assert cell["unit"].startswith("h") and -1 <= cell["r"] <= 1
+    assert len(cell["values"][0]) == 10 and body["start"] == "星星"
+    plain = client.post("/api/generate", json={"start": "星星", "length": 10, "seed": 2}).json()
+    assert "cell" not in plain and "explain" not in plain["samples"][0]
+
+
+def test_similar_answers_neighbours_and_one_line_errors(client):
+    r = client.get("/api/similar", params={"token": "星", "top": 3})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["input"]) == 3
+    for params, message in [
+        ({"token": "鑫"}, "not in the model's vocabulary"),
+        ({"token": ""}, "token is empty"),
+        ({"token": "星", "top": "x"}, "whole number"),
+        ({"token": "星", "run": "nope"}, "unknown run"),
+    ]:
+        r = client.get("/api/similar", params=params)
+        assert r.status_code == 400 and message in r.json()["error"], r.text

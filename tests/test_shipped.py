@@ -4,8 +4,8 @@ import json
 
 from typer.testing import CliRunner
 
-from lyricgen import shipped
-from lyricgen.cli import app
+from lyricgen.frontend import shipped
+from lyricgen.frontend.cli import app
 
 from .conftest import REPO, write_corpus
 

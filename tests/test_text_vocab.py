@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
+from lyricgen.corpus.text import detokenize, read_corpus, split_blocks, tokenize, train_val_split
+from lyricgen.corpus.vocab import UNK, Vocab
 from lyricgen.errors import CorpusError
-from lyricgen.text import detokenize, read_corpus, split_blocks, tokenize, train_val_split
-from lyricgen.vocab import UNK, Vocab
 
 from .conftest import REPO
 

@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from lyricgen import tokcache
+from lyricgen.corpus import tokcache
+from lyricgen.corpus.text import tokenize, train_val_split
 from lyricgen.errors import CorpusError
-from lyricgen.text import tokenize, train_val_split
 
 from .conftest import write_corpus
 

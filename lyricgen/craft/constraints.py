@@ -43,10 +43,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from lyricgen.corpus.text import NEWLINE
+from lyricgen.corpus.vocab import Vocab
 from lyricgen.craft.rhyme import is_han
 from lyricgen.errors import GenerationError, UnknownTokenError
-from lyricgen.text import NEWLINE
-from lyricgen.vocab import Vocab
 
 if TYPE_CHECKING:
     from lyricgen.craft.copyindex import CopyIndex
@@ -201,12 +201,15 @@ class Row:
     recent: list[int] = field(default_factory=list)  # the last few ids
     seen: set[int] = field(default_factory=set)  # ids used so far (repetition penalty)
     states: list[Any] = field(default_factory=list)  # one per constraint, see Constraint.start
+    # --explain: per token, what the model thought (generate.Why), else None
+    why: list[Any] | None = None
 
     def copy(self) -> Row:
         return replace(
             self,
             tokens=list(self.tokens),
             logprobs=list(self.logprobs),
+            why=list(self.why) if self.why is not None else None,
             line_ids=list(self.line_ids),
             recent=list(self.recent),
             seen=set(self.seen),
@@ -238,43 +241,45 @@ class LineShape(Constraint):
     lines while lines are counted (and no free line longer than MAX_LINE_TOKENS then); at
     most one blank line in a row."""
 
-    def __init__(self, t: TokenTable, lengths: list[int] | None, counted: bool):
-        self.t, self.lengths, self.counted = t, lengths, counted
-        self.end_only = t.newline_mask
-        self.end_or_punct = t.newline_mask | t.punct  # one trailing mark, where there are any
+    def __init__(self, table: TokenTable, lengths: list[int] | None, counted: bool):
+        self.table, self.lengths, self.counted = table, lengths, counted
+        self.end_only = table.newline_mask
+        self.end_or_punct = (
+            table.newline_mask | table.punct
+        )  # one trailing mark, where there are any
 
     def target(self, row: Row) -> int | None:
         """The counted length of the row's current line, or None for a free line."""
         return self.lengths[row.lines_done % len(self.lengths)] if self.lengths else None
 
     def restrict(self, row: Row, state: None, ok: np.ndarray) -> None:
-        t, n = self.t, self.target(row)
+        table, n = self.table, self.target(row)
         if n is not None:
             remaining = n - row.line_chars
             if remaining <= 0:
                 ok &= self.end_only if row.after_punct else self.end_or_punct
                 return
-            ok &= t.in_line & (t.length <= remaining)
+            ok &= table.in_line & (table.length <= remaining)
             return
         if self.counted and row.last_newline:
-            ok[t.newline] = False
+            ok[table.newline] = False
         if self.counted and len(row.line_ids) >= MAX_LINE_TOKENS:
-            ok &= t.newline_mask
+            ok &= table.newline_mask
             return
-        if t.newline is not None and row.recent[-2:] == [t.newline, t.newline]:
-            ok[t.newline] = False
+        if table.newline is not None and row.recent[-2:] == [table.newline, table.newline]:
+            ok[table.newline] = False
 
 
 class Acrostic(Constraint):
     """Line i begins with a token starting with the i-th head character."""
 
-    def __init__(self, t: TokenTable, heads: str):
+    def __init__(self, table: TokenTable, heads: str):
         self.heads = heads
         self.masks = {}
         for ch in heads:
-            mask = (t.first == ch) & t.in_line
+            mask = (table.first == ch) & table.in_line
             if not mask.any():
-                hint = "、".join(t.vocab.suggest(ch))
+                hint = "、".join(table.vocab.suggest(ch))
                 raise UnknownTokenError(
                     f"--acrostic: no vocabulary entry starts with {ch!r}, so no line can begin "
                     f"with it; try one of: {hint}"
@@ -342,25 +347,25 @@ class Rhyme(Constraint):
     must rhyme; on free lines a line break is allowed only after a rhyming character.
     """
 
-    def __init__(self, t: TokenTable, spec: str, every: str, shape: LineShape,
-                 table: dict[str, list] | None = None):  # fmt: skip
+    def __init__(self, table: TokenTable, spec: str, every: str, shape: LineShape,
+                 groups: dict[str, list] | None = None):  # fmt: skip
         from lyricgen.craft import rhyme
 
-        if not any(t.last_han):
+        if not any(table.last_han):
             raise GenerationError(
                 "--rhyme needs a Chinese model: this vocabulary has no Han characters to rhyme"
             )
-        self.t, self.every, self.shape = t, every, shape
-        self.table = t.rhymes(table)  # per-token groups and masks, once per vocabulary
+        self.table, self.every, self.shape = table, every, shape
+        self.book_table = table.rhymes(groups)  # per-token groups and masks, once per vocabulary
         self._mask_cache: dict[frozenset[str], np.ndarray] = {}
         auto = spec.strip().lower() == "auto"
         self.fixed = None if auto else frozenset([rhyme.parse_group(spec)])
         if self.fixed is not None:
             (g,) = self.fixed
-            fits = self.table.masks[g]
+            fits = self.book_table.masks[g]
             longest = max(shape.lengths) if shape.lengths else None
             if longest is not None:
-                fits = fits & (t.length <= longest)
+                fits = fits & (table.length <= longest)
             if not fits.any():
                 raise GenerationError(
                     f"--rhyme {spec}: no vocabulary entry"
@@ -379,9 +384,9 @@ class Rhyme(Constraint):
     def _mask(self, target: frozenset[str]) -> np.ndarray:
         m = self._mask_cache.get(target)
         if m is None:
-            m = np.zeros(self.t.size, dtype=bool)
+            m = np.zeros(self.table.size, dtype=bool)
             for g in target:
-                m |= self.table.masks[g]
+                m |= self.book_table.masks[g]
             self._mask_cache[target] = m
         return m
 
@@ -389,9 +394,9 @@ class Rhyme(Constraint):
         if self.every == "even" and row.text_lines % 2 == 0:
             return
         target = self._target(row, state)
-        t = self.t
+        table = self.table
         if target is None:  # auto: this line chooses; it must end on a rhymable character
-            rhyming = self._mask(frozenset(self.table.masks))
+            rhyming = self._mask(frozenset(self.book_table.masks))
             ends_in_rhyme = state.line_primary is not None
         else:
             rhyming = self._mask(target)
@@ -400,29 +405,29 @@ class Rhyme(Constraint):
         if n is not None:
             remaining = n - row.line_chars
             if remaining > 0:  # the token that fills the line must rhyme
-                ok &= rhyming | ~(t.in_line & (t.length == remaining))
+                ok &= rhyming | ~(table.in_line & (table.length == remaining))
             return
         if row.last_newline:
             return
         if row.line_chars >= HARD_CAP and ends_in_rhyme:
-            ok &= self.t.newline_mask  # long enough: end the line at its rhyme
+            ok &= self.table.newline_mask  # long enough: end the line at its rhyme
             return
         if row.line_chars >= SOFT_CAP or len(row.line_ids) >= MAX_LINE_TOKENS - 4:
             # a long line: only rhyming characters now (not spaces or punctuation, which a
             # model refused its line break would otherwise repeat), then the line break
-            ok &= rhyming | (self.t.newline_mask if ends_in_rhyme else False)
+            ok &= rhyming | (self.table.newline_mask if ends_in_rhyme else False)
             return
         if not ends_in_rhyme:
             # the line may not end yet: no line break, no sentence-closing mark (。！？), and
             # after a space or mark a word comes next (a model refused its line break would
             # otherwise pour spaces or ～～～ into the line)
-            ok[t.newline] = False
-            ok &= ~t.final_punct
-            if row.recent and not t.content[row.recent[-1]]:
-                ok &= t.content
+            ok[table.newline] = False
+            ok &= ~table.final_punct
+            if row.recent and not table.content[row.recent[-1]]:
+                ok &= table.content
 
     def observe(self, row: Row, state: RhymeState, token: int) -> None:
-        if token == self.t.newline:
+        if token == self.table.newline:
             if (
                 row.line_ids
                 and self.fixed is None
@@ -432,10 +437,10 @@ class Rhyme(Constraint):
             ):
                 state.target = frozenset([state.line_primary])
             state.line_groups, state.line_primary = frozenset(), None
-        elif self.table.end_groups[token]:
-            state.line_groups = self.table.end_groups[token]
-            state.line_primary = self.table.end_primary[token]
-        elif self.t.content[token]:
+        elif self.book_table.end_groups[token]:
+            state.line_groups = self.book_table.end_groups[token]
+            state.line_primary = self.book_table.end_primary[token]
+        elif self.table.content[token]:
             # a non-Han word (or a character without a reading) ends the line unrhymed
             state.line_groups, state.line_primary = frozenset(), None
 
@@ -462,21 +467,21 @@ class FormShape(Constraint):
     narrow them) or a group of the book, which the sets of its tone class take. A mark the
     vocabulary lacks is written as a line break instead."""
 
-    def __init__(self, t: TokenTable, form: Form, book: str, tones: bool, rhyme: str | None):
+    def __init__(self, table: TokenTable, form: Form, book: str, tones: bool, rhyme: str | None):
         from lyricgen.craft.books import PING, ZE
         from lyricgen.craft.books import book as get_book
 
-        self.t, self.form = t, form
+        self.table, self.form = table, form
         self.book = get_book(book)
-        self.table = t.book(book)
+        self.book_table = table.book(book)
         self._class_masks: dict[str | None, np.ndarray] = {}
         self._group_masks: dict[frozenset[str], np.ndarray] = {}
-        tone_mask = {PING: self.table.ping, ZE: self.table.ze}
+        tone_mask = {PING: self.book_table.ping, ZE: self.book_table.ze}
         self.masks: list[list[np.ndarray]] = []
         for k, c in enumerate(form.clauses):
             row = []
             for p, tone in enumerate(c.tones):
-                m = t.single_han.copy()
+                m = table.single_han.copy()
                 rhymed = c.rhyme is not None and p == c.length - 1
                 if tones and tone in tone_mask:
                     m &= tone_mask[tone]
@@ -490,7 +495,7 @@ class FormShape(Constraint):
                     )
                 row.append(m)
             self.masks.append(row)
-        self.marks = [t.vocab.stoi.get(c.mark) for c in form.clauses]
+        self.marks = [table.vocab.stoi.get(c.mark) for c in form.clauses]
         # a clause whose mark the vocabulary lacks ends its line; so the text's lines are
         ends = [c.line_end or m is None for c, m in zip(form.clauses, self.marks, strict=True)]
         self.lines = sum(ends)
@@ -512,7 +517,7 @@ class FormShape(Constraint):
                 self.fixed[s] = frozenset([group])
             for k, c in enumerate(form.clauses):
                 if c.rhyme in self.fixed:
-                    last = self.masks[k][-1] & self.table.masks.get(group, False)
+                    last = self.masks[k][-1] & self.book_table.masks.get(group, False)
                     if not np.any(last):
                         raise GenerationError(
                             f"--rhyme {rhyme}: no vocabulary entry of {group} can end clause "
@@ -523,8 +528,8 @@ class FormShape(Constraint):
         """Tokens with at least one rhyme group of the given class (None: any group)."""
         m = self._class_masks.get(tone)
         if m is None:
-            m = np.zeros(self.t.size, dtype=bool)
-            for g, gm in self.table.masks.items():
+            m = np.zeros(self.table.size, dtype=bool)
+            for g, gm in self.book_table.masks.items():
                 if tone is None or self.book.class_of(g) in (None, tone):
                     m |= gm
             self._class_masks[tone] = m
@@ -534,9 +539,9 @@ class FormShape(Constraint):
         """Tokens in any of `groups`; built once per set of groups, not once per token."""
         m = self._group_masks.get(groups)
         if m is None:
-            m = np.zeros(self.t.size, dtype=bool)
+            m = np.zeros(self.table.size, dtype=bool)
             for g in groups:
-                m |= self.table.masks.get(g, False)
+                m |= self.book_table.masks.get(g, False)
             self._group_masks[groups] = m
         return m
 
@@ -566,7 +571,7 @@ class FormShape(Constraint):
             ok[:] = False
             ok[self.marks[state.clause]] = keep
         else:  # newline, or the end of the form
-            ok &= self.t.newline_mask
+            ok &= self.table.newline_mask
 
     def observe(self, row: Row, state: FormState, token: int) -> None:
         if state.phase == "chars":
@@ -587,7 +592,7 @@ class FormShape(Constraint):
             self._next_clause(state)
 
     def _rhymed(self, state: FormState, label: str, token: int) -> None:
-        groups = self.table.groups[token]
+        groups = self.book_table.groups[token]
         tone = self.form.rhymes.get(label)
         groups = frozenset(g for g in groups if self.book.class_of(g) in (None, tone))
         known = self.fixed.get(label) or state.targets.get(label)
@@ -600,11 +605,11 @@ class FormShape(Constraint):
 
     def check_start(self, row: Row, state: FormState, token: int) -> str | None:
         """Why the start text's token may not stand where it stands, or None."""
-        ok = np.ones(self.t.size, dtype=bool)
+        ok = np.ones(self.table.size, dtype=bool)
         self.restrict(row, state, ok)
         if ok[token]:
             return None
-        tok = self.t.vocab.itos[token]
+        tok = self.table.vocab.itos[token]
         if state.phase != "chars":
             return f"{tok!r} comes after clause {state.clause + 1} is full"
         c = self.form.clauses[state.clause]
@@ -621,19 +626,19 @@ class CopyGuard(Constraint):
 
     hard = False
 
-    def __init__(self, t: TokenTable, index: CopyIndex, n: int):
-        self.t, self.index, self.n = t, index, n
+    def __init__(self, table: TokenTable, index: CopyIndex, n: int):
+        self.table, self.index, self.n = table, index, n
 
     def restrict(self, row: Row, state: None, ok: np.ndarray) -> None:
         if len(row.line_ids) < self.n:
             return
         followers = self.index.followers(row.line_ids[-self.n :])
-        followers = followers[followers < self.t.size]
+        followers = followers[followers < self.table.size]
         if len(followers):
-            keep = bool(ok[self.t.newline]) if self.t.newline is not None else False
+            keep = bool(ok[self.table.newline]) if self.table.newline is not None else False
             ok[followers] = False
-            if self.t.newline is not None:
-                ok[self.t.newline] = keep
+            if self.table.newline is not None:
+                ok[self.table.newline] = keep
 
 
 class Constraints:
@@ -648,14 +653,14 @@ class Constraints:
         copy_index: CopyIndex | None = None,
         rhyme_table: dict[str, list] | None = None,
     ):
-        self.t = t = TokenTable.of(vocab)
+        self.table = table = TokenTable.of(vocab)
         self.opts = opts
         self.context = context  # ids fed before generation (no-repeat n-grams span them)
         self.form = opts.form_template
         self.n_lines = opts.n_lines
         self.max_tokens = opts.max_tokens
         self.lengths = opts.line_length_list
-        if (self.n_lines or self.lengths or opts.rhyme or self.form) and t.newline is None:
+        if (self.n_lines or self.lengths or opts.rhyme or self.form) and table.newline is None:
             raise GenerationError(
                 "this model's vocabulary has no line break, so it cannot shape lines"
             )
@@ -663,23 +668,25 @@ class Constraints:
         self.shape: LineShape | None = None
         self.form_shape: FormShape | None = None
         if self.form is not None:
-            if vocab.level != "char" or not t.cjk:
+            if vocab.level != "char" or not table.cjk:
                 raise GenerationError(
                     f"--form needs a character-level Chinese model (this run is "
-                    f"{vocab.level} level{'' if t.cjk else ', without Han characters'}): "
+                    f"{vocab.level} level{'' if table.cjk else ', without Han characters'}): "
                     "tones and rhymes are kept per character; train one with "
                     "--set data.level=char, e.g. --config songci_char"
                 )
-            self.form_shape = FormShape(t, self.form, opts.book, opts.tones != "off", opts.rhyme)
+            self.form_shape = FormShape(
+                table, self.form, opts.book, opts.tones != "off", opts.rhyme
+            )
             self.items.append(self.form_shape)
             self.n_lines = self.form_shape.lines
         else:
-            self.shape = LineShape(t, self.lengths, bool(self.n_lines))
+            self.shape = LineShape(table, self.lengths, bool(self.n_lines))
             self.items.append(self.shape)
         if opts.heads:
-            self.items.append(Acrostic(t, opts.heads))
+            self.items.append(Acrostic(table, opts.heads))
         if opts.rhyme and self.shape is not None:
-            self.items.append(Rhyme(t, opts.rhyme, opts.rhyme_lines, self.shape, rhyme_table))
+            self.items.append(Rhyme(table, opts.rhyme, opts.rhyme_lines, self.shape, rhyme_table))
         if opts.no_repeat_ngram:
             self.items.append(NoRepeatNgram(opts.no_repeat_ngram))
         limit = opts.copy_limit(vocab.level, copy_index is not None)
@@ -689,15 +696,15 @@ class Constraints:
                     "--max-copy needs the run's copy index; this run has none (give --corpus "
                     "FILE, the text it was trained on, to build it)"
                 )
-            self.items.append(CopyGuard(t, copy_index, limit))
+            self.items.append(CopyGuard(table, copy_index, limit))
         self.hard = [i for i, c in enumerate(self.items) if c.hard]
         self.soft = [i for i, c in enumerate(self.items) if not c.hard]
         self.context_watchers = [i for i, c in enumerate(self.items) if c.sees_context]
         self.line_watchers = [i for i, c in enumerate(self.items) if not c.sees_context]
 
     def allowed(self, row: Row) -> np.ndarray:
-        ok = np.ones(self.t.size, dtype=bool)
-        ok[self.t.vocab.unk_id] = False
+        ok = np.ones(self.table.size, dtype=bool)
+        ok[self.table.vocab.unk_id] = False
         for i in self.hard:
             self.items[i].restrict(row, row.states[i], ok)
         if not ok.any():
@@ -705,7 +712,9 @@ class Constraints:
                 # not even a line's first token fits: the request itself is impossible
                 raise GenerationError(self._impossible(row))
             # nothing fits (e.g. a word model whose only tokens are too long): end the line
-            ok[self.t.newline if self.t.newline is not None else self.t.vocab.unk_id] = True
+            ok[
+                self.table.newline if self.table.newline is not None else self.table.vocab.unk_id
+            ] = True
             return ok
         if self.soft:
             trial = ok.copy()
@@ -744,7 +753,7 @@ class Constraints:
         logits = logits.copy()
         for b, row in enumerate(rows):
             seen = np.fromiter(row.seen, dtype=np.int64, count=len(row.seen))
-            seen = seen[~self.t.exempt[seen]]
+            seen = seen[~self.table.exempt[seen]]
             v = logits[b, seen]
             logits[b, seen] = np.where(v > 0, v / p, v * p)
         return logits
@@ -762,8 +771,8 @@ class Constraints:
         """The line state (of the printed text: the start and the sample)."""
         for i in self.line_watchers:
             self.items[i].observe(row, row.states[i], token)
-        t = self.t
-        if token == t.newline:
+        table = self.table
+        if token == table.newline:
             if row.line_ids:
                 row.text_lines += 1
             row.lines_done += 1
@@ -772,10 +781,10 @@ class Constraints:
             row.last_newline = True
             row.after_punct = False
         else:
-            row.line_chars += int(t.length[token])
+            row.line_chars += int(table.length[token])
             row.line_ids.append(token)
             row.last_newline = False
-            row.after_punct = bool(t.punct[token])
+            row.after_punct = bool(table.punct[token])
 
     def start_row(self, prompt: list[int]) -> Row:
         """The state after the context has been fed and the start text printed."""
@@ -800,7 +809,7 @@ class Constraints:
         self._track(row, token)
         row.tokens.append(token)
         row.logprobs.append(logprob)
-        if token == self.t.newline:
+        if token == self.table.newline:
             if was_blank and self.opts.stop_at_blank and row.tokens[:-1]:
                 row.done = True  # a blank line ends the song
             if self.n_lines and row.lines_done >= self.n_lines:

@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from lyricgen.errors import LyricgenError
+from lyricgen.publish import publish_folder
 
 FORMAT = 1
 DEFAULT_K = 64
@@ -157,7 +158,7 @@ def _tied_slots(new: np.ndarray) -> np.ndarray:
 
 
 def _ids_dtype(max_id: int) -> np.dtype:
-    from lyricgen.tokcache import id_dtype
+    from lyricgen.corpus.tokcache import id_dtype
 
     return id_dtype(max_id + 1)  # the separator is max_id + 1
 
@@ -242,24 +243,6 @@ def _write_npy(path: Path, arr: np.ndarray, dtype: np.dtype) -> None:
             f.write(np.ascontiguousarray(arr[i : i + _WRITE_BLOCK], dtype=dtype).tobytes())
         f.flush()
         os.fsync(f.fileno())
-
-
-def publish_folder(tmp: Path, folder: Path) -> None:
-    """Rename the complete `tmp` to `folder`; an old folder is moved aside first, then deleted."""
-    old = None
-    if folder.exists() or folder.is_symlink():
-        old = folder.with_name(f"{folder.name}.old-{os.getpid()}")
-        if old.exists():
-            _rmtree(old)
-        os.replace(folder, old)
-    try:
-        os.replace(tmp, folder)
-    except BaseException:
-        if old is not None and not folder.exists():
-            os.replace(old, folder)  # put the previous index back
-        raise
-    if old is not None:
-        _rmtree(old, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from lyricgen.errors import GenerationError
+from lyricgen.typed import TypeMismatch, coerce
 
 MAX_LENGTH = 100_000
 MAX_COPY = 63  # the copy index answers n-grams of up to 64 tokens
@@ -107,7 +108,18 @@ class SamplingOptions:
         "(default, where the run has a copy index: 6 characters, 4 words; 0: off).",
     )
 
+    explain: bool = _opt(
+        False,
+        "Show how sure the model was of each token: its probability, the entropy of the "
+        "model's distribution and the 5 likeliest alternatives.",
+    )
+
     def validate(self) -> None:
+        if self.explain and self.beam:
+            raise GenerationError(
+                "--explain follows sampling one token at a time; beam search keeps several "
+                "partial texts, so leave out --beam (or --explain)"
+            )
         if self.length is not None and not 1 <= self.length <= MAX_LENGTH:
             raise GenerationError(
                 f"--length is {self.length}; give a number from 1 to {MAX_LENGTH}"
@@ -347,21 +359,15 @@ def _coerce_option(spec: OptionSpec, value: Any, where: str) -> Any:
             return None
         name = spec.kind.__name__
         raise GenerationError(f"{where}{spec.name} cannot be null; give {_article(name)} {name}")
-    ok = (
-        isinstance(value, bool)
-        if spec.kind is bool
-        else isinstance(value, (int, float)) and not isinstance(value, bool)
-        if spec.kind is float
-        else isinstance(value, spec.kind) and not isinstance(value, bool)
-    )
-    if not ok:
-        name = spec.kind.__name__
-        raise GenerationError(f"{where}{spec.name} must be {_article(name)} {name}, not {value!r}")
+    try:
+        value = coerce(value, spec.kind.__name__)
+    except TypeMismatch as exc:
+        raise GenerationError(f"{where}{spec.name} must be {exc}, not {value!r}") from None
     if spec.choices and value not in spec.choices:
         raise GenerationError(
             f"{where}{spec.name} is {value!r}; choose {' or '.join(spec.choices)}"
         )
-    return float(value) if spec.kind is float else value
+    return value
 
 
 def options_from_mapping(

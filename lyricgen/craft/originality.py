@@ -25,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lyricgen.craft.copyindex import CopyIndex, build_index, publish_folder
+from lyricgen.corpus.text import NEWLINE
+from lyricgen.corpus.vocab import Vocab, stream_ids
+from lyricgen.craft.copyindex import CopyIndex, build_index
 from lyricgen.errors import RunDirError
-from lyricgen.text import NEWLINE
-from lyricgen.vocab import Vocab
+from lyricgen.publish import publish_folder
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,12 @@ def corpus_ids(
     path: str | Path, vocab: Vocab, encoding: str, cache_dir: str | None, val_fraction=None
 ) -> tuple[np.ndarray, str]:
     """The vocabulary ids of a whole corpus file (through the token cache) and its SHA-256."""
-    from lyricgen.tokcache import file_digest, id_dtype, tokenize_file
+    from lyricgen.corpus.tokcache import file_digest, id_dtype, tokenize_file
 
     tok = tokenize_file(path, vocab.level, encoding, val_fraction, cache_dir)
+    spelled = stream_ids(tok.raw, tok.types, vocab)
+    if spelled is not None:
+        return spelled.astype(id_dtype(len(vocab))), file_digest(Path(path))
     lut = np.fromiter(
         (vocab.stoi.get(t, vocab.unk_id) for t in tok.types), np.int64, len(tok.types)
     )
@@ -87,7 +91,7 @@ def build_run_index(
 def _cache_folder(cache_dir: str | None, digest: str, vocab: Vocab, val_fraction) -> Path:
     """Where the index of this corpus under this vocabulary is kept between runs (beside the
     token cache): a run trained again on the same text needs no new suffix sort."""
-    from lyricgen.tokcache import cache_root
+    from lyricgen.corpus.tokcache import cache_root
 
     key = hashlib.sha256(
         json.dumps([digest, vocab.level, vocab.itos, val_fraction], ensure_ascii=False).encode()
@@ -202,7 +206,7 @@ def copy_figures(
 def longest_copy(index: CopyIndex, vocab: Vocab, ids: list[int]) -> tuple[int, str]:
     """The longest run of tokens within one line of `ids` that occurs in the indexed text:
     (its length in tokens, its text)."""
-    from lyricgen.text import detokenize
+    from lyricgen.corpus.text import detokenize
 
     best: tuple[int, list[int]] = (0, [])
     for line in split_lines(ids, vocab.stoi.get(NEWLINE)):

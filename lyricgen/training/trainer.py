@@ -1,9 +1,10 @@
-"""Fit and evaluate: the training loop, its checkpoints, and corpus scoring.
+"""The training loop.
 
-`fit` builds a `Trainer` (corpus, model, optimizer, precision, processes) and runs it:
-epochs of steps, then validation, the best weights and a resumable state. Progress goes
-to an optional `Progress` object (the CLI passes a tqdm bar) and to `logging`; nothing
-here prints. Under torchrun every process trains its share of each batch
+`fit` builds a `Trainer` (corpus, model, optimizer, schedule, precision, processes) and runs
+it: epochs of steps, then validation (`evaluation.evaluate`), the weights and a resumable
+state in the run directory (`rundir.RunDir`), then the callbacks (`callbacks.py`: the rhyme
+table and copy index generation reads, curves.png). Progress goes to an optional `Progress`
+object (the CLI passes one that draws a tqdm bar) and to `logging`; nothing here prints. Under torchrun every process trains its share of each batch
 (DistributedDataParallel) and rank 0 alone writes the run directory.
 """
 
@@ -14,8 +15,8 @@ import dataclasses
 import logging
 import math
 import random
-import shutil
 import signal
+import statistics
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,26 +26,28 @@ import numpy as np
 import torch
 
 from lyricgen import checkpoint as ckpt
-from lyricgen import distributed, finetune
 from lyricgen.config import Config
-from lyricgen.craft import originality, rhyme
-from lyricgen.data import (
-    ShuffledBatches,
-    StatefulBatches,
-    Stream,
-    WindowDataset,
-    eval_chunks,
-    make_stream_from_types,
-)
-from lyricgen.distributed import Dist
+from lyricgen.corpus.tokcache import build_vocab, corpus_splits
+from lyricgen.corpus.vocab import Vocab
 from lyricgen.errors import (
     ConfigError,
-    LyricgenError,
     RunDirError,
     TrainingError,
     TrainingInterrupted,
 )
-from lyricgen.model import (  # noqa: F401 - resolve_device: re-exported for callers
+from lyricgen.rundir import RunDir
+from lyricgen.training import distributed, finetune
+from lyricgen.training.callbacks import Callback, default_callbacks
+from lyricgen.training.data import (
+    ShuffledBatches,
+    StatefulBatches,
+    Stream,
+    WindowDataset,
+    make_stream_from_types,
+)
+from lyricgen.training.distributed import Dist
+from lyricgen.training.evaluation import evaluate
+from lyricgen.training.model import (
     LyricsModel,
     count_parameters,
     default_cutoffs,
@@ -52,9 +55,8 @@ from lyricgen.model import (  # noqa: F401 - resolve_device: re-exported for cal
     map_hidden,
     resolve_device,
 )
-from lyricgen.precision import Precision
-from lyricgen.tokcache import build_vocab, corpus_splits, iter_lines, tokenize_file
-from lyricgen.vocab import Vocab
+from lyricgen.training.precision import Precision
+from lyricgen.training.schedule import Schedule
 
 log = logging.getLogger(__name__)
 
@@ -92,65 +94,9 @@ def prepare_corpus(cfg: Config, vocab: Vocab | None = None, base: Vocab | None =
     )
 
 
-@torch.inference_mode()
-def evaluate(
-    model: LyricsModel,
-    stream: Stream,
-    batch_size: int,
-    seq_len: int,
-    device: torch.device,
-    unk_id: int | None = None,
-    dist: Dist | None = None,
-) -> dict:
-    """Score every target of `stream` once, carrying the hidden state along each column.
-
-    Returns mean loss (nats/token) and perplexity over the vocabulary (closed-vocabulary:
-    `<unk>` is one class, which flatters a model when many targets are unknown, so the
-    `<unk>` rate is reported too), bits per character (total NLL plus the cost of spelling
-    out each unknown token, / chars / ln 2: comparable between char and word models), and
-    the tokens and chars scored. With several processes each scores its share of the
-    columns and the sums are added up."""
-    dist = dist or Dist()
-    was_training = model.training
-    model.eval()
-    nll = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device: no syncs
-    spelled, tokens, chars, unks = 0.0, 0, 0, 0
-    hidden = None
-    for x, y, c, sp in eval_chunks(stream, batch_size, seq_len, dist.rank, dist.world):
-        loss, hidden = model(
-            x.to(device), hidden, time_major=True, targets=y.to(device), reduction="sum"
-        )
-        nll += loss.double()
-        tokens += y.numel()
-        chars += int(c.sum())
-        spelled += float(sp.sum())
-        if unk_id is not None:
-            unks += int((y == unk_id).sum())
-    model.train(was_training)
-    total, spelled, tokens, chars, unks = dist.sum(
-        [nll.item(), spelled, tokens, chars, unks], device
-    )
-    if tokens == 0:
-        return {
-            "loss": float("nan"),
-            "ppl": float("nan"),
-            "bpc": float("nan"),
-            "tokens": 0,
-            "chars": 0,
-        }
-    loss = total / tokens
-    return {
-        "loss": loss,
-        "ppl": math.exp(min(loss, 700)),
-        "bpc": (total + spelled) / chars / math.log(2),
-        "tokens": int(tokens),
-        "chars": int(chars),
-        "unk_rate": unks / tokens,
-    }
-
-
 class Progress:
-    """Receives training progress; the CLI subclasses it with a tqdm bar."""
+    """Receives training progress; the CLI passes an object with these methods that draws a
+    tqdm bar. The base class ignores everything."""
 
     def start_epoch(self, epoch: int, total: int, done: int) -> None: ...
 
@@ -164,51 +110,27 @@ class Progress:
 
 
 def _make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:
-    t = cfg.train
+    train_cfg = cfg.train
     # No weight decay on biases: decay is for the weight matrices.
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     groups = [
-        {"params": decay, "weight_decay": t.weight_decay},
+        {"params": decay, "weight_decay": train_cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    if t.optimizer == "sgd":
-        cls, kwargs = torch.optim.SGD, {"lr": t.lr, "momentum": t.momentum}
-    elif t.optimizer == "adam":
+    if train_cfg.optimizer == "sgd":
+        cls, kwargs = torch.optim.SGD, {"lr": train_cfg.lr, "momentum": train_cfg.momentum}
+    elif train_cfg.optimizer == "adam":
         # Adam's weight decay is L2 in the gradient; AdamW decouples it (Loshchilov & Hutter).
-        cls, kwargs = torch.optim.Adam, {"lr": t.lr}
+        cls, kwargs = torch.optim.Adam, {"lr": train_cfg.lr}
     else:
-        cls, kwargs = torch.optim.AdamW, {"lr": t.lr}
+        cls, kwargs = torch.optim.AdamW, {"lr": train_cfg.lr}
     # One fused kernel for every parameter (CPU and CUDA since torch 2.4); older torch
     # versions get the multi-tensor (foreach) path.
     try:
         return cls(groups, fused=True, **kwargs)
     except (RuntimeError, TypeError, ValueError):
         return cls(groups, foreach=True, **kwargs)
-
-
-def lr_factor(cfg: Config, step: int, total_steps: int, time_fraction: float = 0.0) -> float:
-    """Warmup then cosine decay to `min_lr_ratio`. With `train.max_minutes` set, progress is
-    the larger of the step fraction and the time fraction, so the schedule finishes its decay
-    when the time budget runs out rather than at an epoch count the budget never reaches."""
-    t = cfg.train
-    if step < t.warmup_steps:
-        return (step + 1) / t.warmup_steps
-    if t.scheduler != "cosine":
-        return 1.0
-    progress = (step - t.warmup_steps) / max(1, total_steps - t.warmup_steps)
-    progress = min(1.0, max(progress, time_fraction))
-    return t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def _make_epoch_scheduler(opt: torch.optim.Optimizer, cfg: Config):
-    """torch schedulers that act once per epoch ('step', 'plateau'); None otherwise."""
-    t = cfg.train
-    if t.scheduler == "step":
-        return torch.optim.lr_scheduler.StepLR(opt, t.step_size, t.gamma)
-    if t.scheduler == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=t.gamma, patience=1)
-    return None
 
 
 class _StopRequest:
@@ -279,19 +201,26 @@ class Trainer:
         progress: Progress | None,
         dist: Dist,
         stack: contextlib.ExitStack,
+        callbacks: list[Callback] | None = None,
     ):
-        t = cfg.train
+        train_cfg = cfg.train
         self.cfg, self.out, self.dist = cfg, out, dist
+        self.callbacks = default_callbacks() if callbacks is None else callbacks
+        self.rundir = RunDir(out, dist.main, stack)
         self.progress = progress if progress is not None and dist.main else Progress()
-        if t.num_threads:
-            torch.set_num_threads(t.num_threads)  # once, before any autograd work
-        self.device = resolve_device(t.device)
+        if train_cfg.num_threads:
+            torch.set_num_threads(train_cfg.num_threads)  # once, before any autograd work
+        self.device = resolve_device(train_cfg.device)
         if self.device.type == "cuda" and dist.active:
             self.device = torch.device("cuda", dist.local_rank)
         _check_processes(cfg, dist)
-        saved, vocab = self._open_run(resume, overwrite, stack)
-        base = finetune.load_base(t.init_from) if t.init_from and saved is None else None
-        seed_everything(t.seed)
+        saved, vocab = self.rundir.open(resume, overwrite)
+        base = (
+            finetune.load_base(train_cfg.init_from)
+            if train_cfg.init_from and saved is None
+            else None
+        )
+        seed_everything(train_cfg.seed)
         # one process per machine tokenizes (or checks the cache); the others then read it
         if dist.local_rank != 0:
             dist.barrier()
@@ -311,7 +240,7 @@ class Trainer:
             )
         self.model = LyricsModel(len(self.vocab), cfg.model)
         if base is not None:
-            added = finetune.transplant(self.model, base, t.seed)
+            added = finetune.transplant(self.model, base, train_cfg.seed)
             log.info(
                 "fine-tuning from %s: its %d vocabulary entries kept, %d added from this corpus",
                 base.path,
@@ -319,7 +248,7 @@ class Trainer:
                 added,
             )
         self.model.to(self.device)
-        self.precision = Precision(t.precision, self.device, self.model)
+        self.precision = Precision(train_cfg.precision, self.device, self.model)
         self.ddp = self._wrap(self.model)
         # every attribute exists from here on: the batches of one data mode (the other stays
         # None), the stop request while run() trains, and the current epoch's counters
@@ -327,6 +256,7 @@ class Trainer:
         self.dataset: WindowDataset | None = None
         self.signals: _StopRequest | None = None
         self.epoch_tokens, self.epoch_loss, self.epoch_seconds = 0, 0.0, 0.0
+        self.window_rates: list[float] = []  # tokens/s of each train.log_every window
         self.steps_per_epoch = self._make_data()
         log.info(
             "vocab %d, train %d tokens, val %d tokens, %d parameters, device %s, %s%s",
@@ -335,42 +265,24 @@ class Trainer:
             len(self.corpus.val),
             count_parameters(self.model),
             self.device,
-            t.precision,
+            train_cfg.precision,
             f", {dist.world} processes" if dist.active else "",
         )
-        # Only now, with the input known to be good, touch the run directory (and prove it
-        # is writable before any training time is spent).
-        if dist.main:
-            ckpt.ensure_writable(out)
-            if not resume:
-                stack.enter_context(ckpt.RunLock(out))
+        # Only now, with the input known to be good, touch the run directory.
+        self.rundir.claim(resume)
         self.opt = _make_optimizer(self.model, cfg)
-        self.sched = _make_epoch_scheduler(self.opt, cfg)
+        self.schedule = Schedule(self.opt, train_cfg, train_cfg.epochs * self.steps_per_epoch)
         self.run_state = TrainState()
         self.hidden = None
         self.time_fraction = 0.0
         self.stop_reason: str | None = None
-        self.curves_failed = False
-        self._restore(saved) if saved is not None else self._start_fresh()
+        if saved is not None:
+            self._restore(saved)
+        else:
+            self.rundir.start_fresh(cfg, self.vocab)
+        for cb in self.callbacks:
+            cb.on_run_start(self)
         dist.barrier()
-
-    def _open_run(self, resume: bool, overwrite: bool, stack: contextlib.ExitStack):
-        """(saved state, vocabulary) of the run being resumed, else (None, None) after making
-        sure no finished run is overwritten by accident."""
-        out = self.out
-        if not resume:
-            if not overwrite and any((out / f).exists() for f in (ckpt.STATE, ckpt.WEIGHTS)):
-                raise RunDirError(
-                    f"{out} already holds a trained run; continue it with --resume, replace it "
-                    "with --overwrite, or choose another --out"
-                )
-            return None, None
-        if not out.is_dir():
-            raise RunDirError(f"run directory {out} does not exist, so there is nothing to resume")
-        if self.dist.main:
-            stack.enter_context(ckpt.RunLock(out))
-            ckpt.remove_temp_files(out)  # left by a kill in the middle of a write
-        return ckpt.load_train_state(out / ckpt.STATE), ckpt.load_vocab(out)
 
     def _wrap(self, model: LyricsModel) -> torch.nn.Module:
         """DistributedDataParallel under torchrun (it averages gradients during backward)."""
@@ -420,13 +332,14 @@ class Trainer:
         )
 
     def _train_epoch(self) -> None:
-        run, t = self.run_state, self.cfg.train
+        run, train_cfg = self.run_state, self.cfg.train
         batches = self._batches(run.epoch)
         if run.batch == 0:
             self.hidden = None
         self.progress.start_epoch(run.epoch + 1, len(batches), run.batch)
         loss_sum = torch.zeros((), device=self.device)  # on the device: no per-step sync
         self.epoch_tokens, self.epoch_loss = 0, 0.0
+        self.window_rates = []
         window_tokens, window_start = 0, time.perf_counter()
         t0 = time.perf_counter()
         while run.batch < len(batches):
@@ -435,11 +348,11 @@ class Trainer:
             run.step += 1
             run.batch += 1
             window_tokens += y.numel()
-            if run.step % t.log_every == 0 or run.batch == len(batches):
+            if run.step % train_cfg.log_every == 0 or run.batch == len(batches):
                 self._report(loss_sum, window_tokens, time.perf_counter() - window_start)
                 loss_sum.zero_()
                 window_tokens, window_start = 0, time.perf_counter()
-            if t.checkpoint_every and run.step % t.checkpoint_every == 0:
+            if train_cfg.checkpoint_every and run.step % train_cfg.checkpoint_every == 0:
                 self._save_state()
             if self._should_stop(run.elapsed + time.perf_counter() - t0):
                 break
@@ -450,30 +363,28 @@ class Trainer:
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One optimizer step on time-major (T, b) inputs and targets; returns the loss."""
-        t, run = self.cfg.train, self.run_state
+        train_cfg, run = self.cfg.train, self.run_state
         x, y = self._to_device(x), self._to_device(y)
         # dropout masks are a pure function of (seed, step, rank): a resume, under any
         # number of processes, needs no saved random state
-        torch.manual_seed(t.seed * 1_000_003 + run.step * 1_009 + self.dist.rank)
-        if t.scheduler in ("cosine", "none"):
-            for g in self.opt.param_groups:
-                g["lr"] = t.lr * lr_factor(self.cfg, run.step, self.total_steps, self.time_fraction)
+        torch.manual_seed(train_cfg.seed * 1_000_003 + run.step * 1_009 + self.dist.rank)
+        self.schedule.before_step(run.step, self.time_fraction)
         hidden = detach(self.hidden)  # truncated BPTT: keep the values, cut the graph
         with self.precision.autocast():
             loss, hidden = self.ddp(x, hidden, time_major=True, targets=y)  # mean over (T, b)
         self.hidden = hidden if self.cfg.data.mode == "stateful" else None
         self.opt.zero_grad(set_to_none=True)
         self.precision.backward(loss, self.opt)
-        if t.clip_grad_norm:
+        if train_cfg.clip_grad_norm:
             # RNN gradients can explode through long products of recurrent weights.
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad_norm)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), train_cfg.clip_grad_norm)
         self.precision.step(self.opt)
         return loss.detach()
 
-    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+    def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda":  # pinned host memory lets the copy overlap compute
-            return t.pin_memory().to(self.device, non_blocking=True)
-        return t.to(self.device)
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
 
     def _report(self, loss_sum: torch.Tensor, tokens: int, seconds: float) -> None:
         """Read the loss back (the one host sync every train.log_every steps)."""
@@ -485,9 +396,9 @@ class Trainer:
             )
         self.epoch_loss += total
         self.epoch_tokens += tokens
-        self.progress.update(
-            self.run_state.batch, total / tokens, tokens * self.dist.world / max(seconds, 1e-9)
-        )
+        rate = tokens * self.dist.world / max(seconds, 1e-9)
+        self.window_rates.append(rate)
+        self.progress.update(self.run_state.batch, total / tokens, rate)
 
     def _should_stop(self, elapsed: float) -> bool:
         """A signal or the time budget; with several processes all agree on the same step."""
@@ -504,20 +415,17 @@ class Trainer:
         return self.stop_reason is not None
 
     def _end_epoch(self) -> None:
-        run, t, d = self.run_state, self.cfg.train, self.cfg.data
+        run, train_cfg, d = self.run_state, self.cfg.train, self.cfg.data
         val = evaluate(
             self.model,
             self.corpus.val,
-            t.eval_batch_size,
+            train_cfg.eval_batch_size,
             d.seq_len,
             self.device,
             self.vocab.unk_id,
             self.dist,
         )
-        if t.scheduler == "step":
-            self.sched.step()
-        elif t.scheduler == "plateau":
-            self.sched.step(val["loss"])
+        self.schedule.end_epoch(val["loss"])
         loss_sum, tokens = self.dist.sum([self.epoch_loss, self.epoch_tokens], self.device)
         metrics = {
             "epoch": run.epoch + 1,
@@ -527,11 +435,17 @@ class Trainer:
             "val_ppl": val["ppl"],
             "val_bpc": val["bpc"],
             "val_unk_rate": val["unk_rate"],
-            "lr": self.opt.param_groups[0]["lr"],
+            "lr": self.schedule.lr,
             "tokens_per_s": tokens / max(1e-9, self.epoch_seconds),  # all processes
+            # the median train.log_every window after the first (warm-up) one: the steady rate
+            "tokens_per_s_steady": (
+                statistics.median(self.window_rates[1:])
+                if len(self.window_rates) > 1
+                else tokens / max(1e-9, self.epoch_seconds)
+            ),
             "train_tokens": int(tokens),
             "world_size": self.dist.world,
-            "precision": t.precision,
+            "precision": train_cfg.precision,
             "elapsed_s": run.elapsed,
             "partial_epoch": self.stop_reason == "time",
         }
@@ -542,32 +456,19 @@ class Trainer:
         else:
             run.bad_epochs += 1
         metrics["best"] = improved
-        if self.dist.main and (improved or t.keep == "last"):
-            ckpt.save_weights(self.model, self.out / ckpt.WEIGHTS)
+        if improved or train_cfg.keep == "last":
+            self.rundir.save_weights(self.model)
         run.epoch += 1
         run.batch = 0
         self.hidden = None
         self._save_state()
-        if self.dist.main:
-            ckpt.write_metrics(self.out, run.history)
-            self._draw_curves()
+        self.rundir.write_metrics(run.history)
+        for cb in self.callbacks:
+            cb.on_epoch_end(self, metrics)
         self.progress.end_epoch(metrics)
-        if t.patience and run.bad_epochs >= t.patience and self.stop_reason is None:
+        if train_cfg.patience and run.bad_epochs >= train_cfg.patience and self.stop_reason is None:
             self.stop_reason = "early"
-            log.info("early stopping: no improvement for %d epochs", t.patience)
-
-    def _draw_curves(self) -> None:
-        """curves.png in the run directory (train.curves); a missing matplotlib or a drawing
-        problem is logged once and never stops training."""
-        if not self.cfg.train.curves or self.curves_failed:
-            return
-        try:
-            from lyricgen import plot
-
-            plot.write_run_curves(self.out)
-        except (LyricgenError, OSError, ValueError, RuntimeError) as exc:
-            self.curves_failed = True
-            log.info("curves.png not drawn: %s", exc)
+            log.info("early stopping: no improvement for %d epochs", train_cfg.patience)
 
     def _interrupted(self) -> None:
         self._save_state()
@@ -582,10 +483,6 @@ class Trainer:
 
     # ------------------------------------------------------------ checkpoints
 
-    @property
-    def total_steps(self) -> int:
-        return self.cfg.train.epochs * self.steps_per_epoch
-
     def _save_state(self) -> None:
         """One file holds everything a resume needs (weights included), so a kill can never
         leave weights and optimizer state from different steps. Every process takes part
@@ -595,34 +492,32 @@ class Trainer:
             h = list(h)  # train_state.pt holds plain containers
         if not self.dist.main:
             return
-        ckpt.save_train_state(
+        self.rundir.save_state(
             {
                 "model": ckpt.weights_dict(self.model),
                 **dataclasses.asdict(self.run_state),
                 "optimizer": self.opt.state_dict(),
                 "optimizer_name": self.cfg.train.optimizer,
-                "scheduler": self.sched.state_dict() if self.sched is not None else None,
+                "scheduler": self.schedule.state_dict(),
                 "scaler": self.precision.state_dict(),
                 "hidden": h,
                 "world_size": self.dist.world,
-            },
-            self.out / ckpt.STATE,
+            }
         )
 
     def _restore(self, saved: dict) -> None:
-        out, t = self.out, self.cfg.train
+        out, train_cfg = self.out, self.cfg.train
         if "model" not in saved:
             raise RunDirError(f"{out / ckpt.STATE} has no model weights; it is not a lyricgen run")
         ckpt.apply_weights(self.model, saved["model"], out / ckpt.STATE)
-        if saved.get("optimizer_name", t.optimizer) != t.optimizer:
+        if saved.get("optimizer_name", train_cfg.optimizer) != train_cfg.optimizer:
             raise RunDirError(
-                f"train.optimizer is {t.optimizer} but the run in {out} was trained with "
+                f"train.optimizer is {train_cfg.optimizer} but the run in {out} was trained with "
                 f"{saved['optimizer_name']}; resume with the same optimizer or start a new run"
             )
         try:
             self.opt.load_state_dict(saved["optimizer"])
-            if self.sched is not None:
-                self.sched.load_state_dict(saved["scheduler"])
+            self.schedule.load_state_dict(saved["scheduler"])
             self.precision.load_state_dict(saved.get("scaler"))
             self.run_state = TrainState.from_saved(saved)
         except (KeyError, ValueError, TypeError, RuntimeError) as exc:
@@ -640,34 +535,8 @@ class Trainer:
                 self.dist.world,
                 was,
             )
-        if self.dist.main:
-            ckpt.save_run_files(out, self.cfg, self.vocab)  # records overrides (--epochs)
-            ckpt.write_metrics(
-                out, self.run_state.history
-            )  # a kill may have come before the last write
-            self._generation_aids()
+        self.rundir.resumed(self.cfg, self.vocab, self.run_state.history)
         log.info("resuming at epoch %d, batch %d", self.run_state.epoch + 1, self.run_state.batch)
-
-    def _start_fresh(self) -> None:
-        if self.dist.main:
-            ckpt.save_run_files(self.out, self.cfg, self.vocab)
-            for stale in (ckpt.WEIGHTS, ckpt.STATE, ckpt.METRICS):
-                (self.out / stale).unlink(missing_ok=True)
-            shutil.rmtree(self.out / originality.INDEX_DIR, ignore_errors=True)
-            (self.out / ckpt.RHYME).unlink(missing_ok=True)
-            self._generation_aids()
-
-    def _generation_aids(self) -> None:
-        """Once per run: the vocabulary's rhyme table and the corpus's copy index."""
-        if not (self.out / ckpt.RHYME).exists():
-            ckpt.save_rhyme_table(self.out, self.vocab)
-        d = self.cfg.data
-        if not d.copy_index or (self.out / originality.INDEX_DIR / "meta.json").exists():
-            return
-        val_fraction = None if d.val_corpus else d.val_fraction
-        originality.build_run_index(
-            self.out, self.vocab, d.corpus, d.encoding, d.cache_dir, val_fraction
-        )
 
 
 def fit(
@@ -695,20 +564,3 @@ def fit(
             return Trainer(cfg, out, resume, overwrite, progress, dist, stack).run()
     finally:
         distributed.shutdown(dist)
-
-
-def score_text(run_dir: str | Path, path: str | Path, device: str = "auto") -> dict:
-    """Perplexity and bits per character of a trained run on any text file (streamed through
-    the token cache, so a large file needs little memory)."""
-    dev = resolve_device(device)
-    cfg, vocab, model = ckpt.load_run(run_dir, dev)
-    tok = tokenize_file(path, vocab.level, cfg.data.encoding, None, cfg.data.cache_dir, "text")
-    stream = make_stream_from_types(tok.raw, tok.types, vocab)
-    if len(stream) < 2:
-        from lyricgen.errors import CorpusError
-
-        raise CorpusError(f"text {path} has fewer than 2 tokens; give a longer file to score")
-    result = evaluate(model, stream, cfg.train.eval_batch_size, cfg.data.seq_len, dev, vocab.unk_id)
-    if any(rhyme.is_han(c) for t in vocab.itos for c in t):
-        result["corpus_rhyme_rate"] = rhyme.rhyme_rate(iter_lines(Path(path), cfg.data.encoding))
-    return result

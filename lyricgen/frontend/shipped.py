@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lyricgen.errors import ConfigError
 
-_PKG = Path(__file__).resolve().parent
+_PKG = Path(__file__).resolve().parents[1]  # the lyricgen package
 
 
 def _first_existing(*candidates: Path) -> Path | None:

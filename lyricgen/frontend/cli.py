@@ -1,7 +1,9 @@
 """The `lyricgen` command line: parse options -> load config -> call the library -> print.
 
-This is the only module that prints or exits. torch-heavy modules are imported inside the
-commands so that `lyricgen --help` starts fast.
+The library reports through return values, exceptions and `logging`; this module and the
+server (`serve.py`) turn them into output. A `LyricgenError` from any command becomes one
+line, `error: ...`, with the error's exit code, in one place (`_Commands.invoke`).
+torch-heavy modules are imported inside the commands so that `lyricgen --help` starts fast.
 """
 
 from __future__ import annotations
@@ -16,15 +18,48 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
+import lyricgen
 from lyricgen.errors import LyricgenError
 
+
+class _Commands(TyperGroup):
+    """Every command runs through `invoke`: the one place a LyricgenError becomes a one-line
+    message and an exit code (for `main()` and for CliRunner alike)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except LyricgenError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="Train recurrent language models on song lyrics and write new lyrics with them.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lyricgen {lyricgen.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Train recurrent language models on song lyrics and write new lyrics with them."""
 
 
 # options shared by `train` and `vocab`
@@ -38,7 +73,6 @@ ConfigOption = Annotated[
 CorpusOption = Annotated[
     Path | None, typer.Option(help="Corpus text file (overrides data.corpus).")
 ]
-DEFAULT_RUN = Path("checkpoints/default")
 
 
 class Cell(str, Enum):
@@ -95,10 +129,10 @@ def _setup_logging() -> None:
 
 
 def _resolve_config(config: Path | None, overrides: dict[str, Any]):
-    """A config file, or a shipped config by name (lyricgen/shipped.py): `lyricgen train`
+    """A config file, or a shipped config by name (lyricgen/frontend/shipped.py): `lyricgen train`
     works from any folder."""
-    from lyricgen import shipped
     from lyricgen.config import DataConfig, load_config
+    from lyricgen.frontend import shipped
 
     path = shipped.find_config(config)
     cfg = load_config(path, overrides)
@@ -186,14 +220,12 @@ def train(
             cfg = _resume_config(config, out, overrides)
         else:
             cfg = _resolve_config(config, overrides)
-        from lyricgen.train import fit
+        from lyricgen.training.trainer import fit
 
         bar = _TqdmProgress()
         history = fit(
             cfg, resume=resume, progress=bar, overwrite=overwrite, explicit=set(overrides)
         )
-    except LyricgenError as exc:
-        raise _fail(exc, exc.exit_code) from None
     except KeyboardInterrupt:
         raise _fail("interrupted", 130) from None
     except OSError as exc:
@@ -203,7 +235,9 @@ def train(
             1,
         ) from None
     if history and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports
-        best = min(history, key=lambda h: h["val_loss"])
+        from lyricgen.checkpoint import best_epoch
+
+        best = best_epoch(history) or history[-1]
         kept = (
             f"model.safetensors holds the last epoch ({history[-1]['epoch']})"
             if cfg.train.keep == "last"
@@ -273,7 +307,7 @@ def _generate(
     start: Annotated[str, typer.Option(help="Start text, e.g. 星星.")] = "",
     checkpoint: Annotated[
         Path, typer.Option(help="Run directory written by `lyricgen train`.")
-    ] = DEFAULT_RUN,
+    ] = lyricgen.DEFAULT_RUN,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print samples with tokens, log-probs and perplexity.")
     ] = False,
@@ -296,21 +330,18 @@ def _generate(
     **sampling: Any,
 ) -> None:
     """Write lyrics that continue a start text (or follow an acrostic)."""
-    try:
-        import lyricgen
-        from lyricgen.craft.options import options_from_mapping
+    import lyricgen
+    from lyricgen.craft.options import options_from_mapping
 
-        values = {k: v.value if isinstance(v, Enum) else v for k, v in sampling.items()}
-        opts = options_from_mapping(values)
-        lyricist = lyricgen.load(
-            checkpoint, backend.value, device.value, corpus, require_index=bool(opts.max_copy)
-        )
-        if interactive:
-            _interactive(lyricist, opts, as_json)
-            return
-        _generate_once(lyricist, start, opts, as_json)
-    except LyricgenError as exc:
-        raise _fail(exc, exc.exit_code) from None
+    values = {k: v.value if isinstance(v, Enum) else v for k, v in sampling.items()}
+    opts = options_from_mapping(values)
+    lyricist = lyricgen.load(
+        checkpoint, backend.value, device.value, corpus, require_index=bool(opts.max_copy)
+    )
+    if interactive:
+        _interactive(lyricist, opts, as_json)
+        return
+    _generate_once(lyricist, start, opts, as_json)
 
 
 def _sampling_parameters() -> list[inspect.Parameter]:
@@ -356,7 +387,13 @@ _register_generate()
 def _generate_once(lyricist, start: str, opts, as_json: bool) -> None:
     """Generate and print; streams token by token when stdout is a terminal."""
     vocab = lyricist.vocab
-    stream = sys.stdout.isatty() and not as_json and opts.num_samples == 1 and not opts.beam
+    stream = (
+        sys.stdout.isatty()
+        and not as_json
+        and opts.num_samples == 1
+        and not opts.beam
+        and not opts.explain
+    )
     if stream:
         typer.echo(start, nl=False)
         lyricist.generate(
@@ -368,6 +405,11 @@ def _generate_once(lyricist, start: str, opts, as_json: bool) -> None:
     if as_json:
         for s in samples:
             typer.echo(json.dumps(s.to_dict(), ensure_ascii=False))
+        return
+    if opts.explain:
+        from lyricgen.frontend.explain import print_explained
+
+        print_explained(samples, start, vocab.level)
         return
     for i, s in enumerate(samples):
         if i:
@@ -410,7 +452,7 @@ def eval_(
     corpus: Annotated[
         Path | None, typer.Option(help="Text file to score (perplexity, bits per character).")
     ] = None,
-    checkpoint: Annotated[Path, typer.Option(help="Run directory.")] = DEFAULT_RUN,
+    checkpoint: Annotated[Path, typer.Option(help="Run directory.")] = lyricgen.DEFAULT_RUN,
     samples: Annotated[
         int, typer.Option(help="Also generate N samples and report their quality (0: off).")
     ] = 0,
@@ -447,33 +489,29 @@ def eval_(
 ) -> None:
     """Perplexity and bits per character on a text file, and/or the quality of generated
     samples (distinct-n, repeated lines, rhyme, copying, line form)."""
-    try:
-        if samples < 0 or samples > 10_000:
-            raise LyricgenError(f"--samples is {samples}; give 1 to 10000 (0: no samples)")
-        if corpus is None and samples == 0:
-            raise LyricgenError(
-                "give --corpus FILE to score a text, --samples N to measure generated lyrics, "
-                "or both"
-            )
-        r: dict[str, Any] = {}
-        if corpus is not None:
-            from lyricgen.train import score_text
+    if samples < 0 or samples > 10_000:
+        raise LyricgenError(f"--samples is {samples}; give 1 to 10000 (0: no samples)")
+    if corpus is None and samples == 0:
+        raise LyricgenError(
+            "give --corpus FILE to score a text, --samples N to measure generated lyrics, or both"
+        )
+    r: dict[str, Any] = {}
+    if corpus is not None:
+        from lyricgen.training.evaluation import score_text
 
-            r = score_text(checkpoint, corpus, device.value)
-        if samples:
-            opts = dict(
-                lines=lines,
-                line_length=line_length,
-                rhyme=rhyme,
-                max_copy=max_copy,
-                form=form,
-                rhyme_book=rhyme_book,
-                tones=tones,
-                candidates=candidates,
-            )
-            r["quality"] = _quality(checkpoint, samples, start, opts, seed)
-    except LyricgenError as exc:
-        raise _fail(exc, exc.exit_code) from None
+        r = score_text(checkpoint, corpus, device.value)
+    if samples:
+        opts = dict(
+            lines=lines,
+            line_length=line_length,
+            rhyme=rhyme,
+            max_copy=max_copy,
+            form=form,
+            rhyme_book=rhyme_book,
+            tones=tones,
+            candidates=candidates,
+        )
+        r["quality"] = _quality(checkpoint, samples, start, opts, seed)
     if as_json:
         typer.echo(json.dumps(r, ensure_ascii=False))
         return
@@ -520,6 +558,73 @@ def _quality(checkpoint, samples, start, values: dict, seed):
     return quality_report(lyricist, samples, opts, [start] if start else None, seed)
 
 
+@app.command("inspect")
+def inspect_cells(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    corpus: Annotated[
+        Path | None,
+        typer.Option(help="Text to read (default: the run's own held-out split)."),
+    ] = None,
+    out: Annotated[
+        Path,
+        typer.Option(help="The HTML page to write (and a PNG beside it, with the plot extra)."),
+    ] = Path("cells.html"),
+    tokens: Annotated[int, typer.Option(help="Read at most this many tokens.")] = 100_000,
+    top: Annotated[int, typer.Option(help="Units listed per property.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Find the hidden units that track the position in the line, the tokens left in it,
+    the first line of a song and the coming rhyme, and draw them over the text."""
+    _setup_logging()
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise LyricgenError(f"--out must name an .html file, got {out}")
+    if not out.parent.is_dir():
+        raise LyricgenError(
+            f"folder {out.parent} does not exist; create it first (mkdir -p {out.parent})"
+        )
+    if tokens < 1 or top < 1:
+        raise LyricgenError("--tokens and --top must be at least 1")
+    from lyricgen import cells
+
+    report = cells.inspect_run(run, corpus, tokens, top)
+    written = cells.write_outputs(report, out)
+    if as_json:
+        typer.echo(cells.summary_json(report, written))
+        return
+    typer.echo(f"read {report.tokens:,} tokens of {report.source} in {report.seconds:.1f} s")
+    for f, units in report.best.items():
+        measure = "eta" if f == "rhyme_group" else "r"
+        listed = ", ".join(f"{u.name} {measure}={u.score:+.3f}" for u in units)
+        typer.echo(f"  {cells.DESCRIPTIONS[f]}: {listed}")
+    typer.echo("wrote " + ", ".join(str(p) for p in written))
+
+
+def _embedding_views(run: Path, similar: str | None, map_: Path | None, top, as_json) -> None:
+    from lyricgen import neighbours
+
+    if map_ is not None:
+        path = neighbours.draw_map(run, map_, 200 if top is None else top)
+        if similar is None:
+            typer.echo(json.dumps({"map": str(path)}) if as_json else f"wrote {path}")
+            return
+        if not as_json:
+            typer.echo(f"wrote {path}")
+    info = neighbours.similar(run, similar, 10 if top is None else top)
+    if as_json:
+        typer.echo(json.dumps(info, ensure_ascii=False))
+        return
+
+    def row(items):
+        return "  ".join(f"{_show(x['token'])} {x['cosine']:.2f}" for x in items)
+
+    typer.echo(f"nearest to {_show(similar)} (count {info['count']}), by cosine similarity:")
+    typer.echo(f"  input embedding: {row(info['input'])}")
+    if info["output"] is None:
+        typer.echo("  output layer:    the same vectors (tie_weights: the layers share them)")
+    else:
+        typer.echo(f"  output layer:    {row(info['output'])}")
+
+
 @app.command()
 def forms(
     query: Annotated[
@@ -536,7 +641,7 @@ def forms(
 
     found = search_forms(query)
     if not found:
-        raise _fail(LyricgenError(f"no form's name contains {query!r}; `lyricgen forms` lists all"))
+        raise LyricgenError(f"no form's name contains {query!r}; `lyricgen forms` lists all")
     if as_json:
         typer.echo(json.dumps([f.to_dict() for f in found], ensure_ascii=False))
         return
@@ -561,10 +666,31 @@ def vocab(
         Level | None, typer.Option(help="Tokenization level (overrides data.level).")
     ] = None,
     min_freq: Annotated[int | None, typer.Option(help="Drop tokens seen fewer times.")] = None,
-    top: Annotated[int, typer.Option(help="How many of the most frequent tokens to list.")] = 20,
+    top: Annotated[
+        int | None,
+        typer.Option(
+            help="How many tokens to list: the most frequent (default 20), neighbours of "
+            "--similar (10) or tokens on --map (200)."
+        ),
+    ] = None,
     lookup: Annotated[list[str] | None, typer.Option(help="Look up a token (repeatable).")] = None,
     checkpoint: Annotated[
         Path | None, typer.Option(help="Read a trained run's vocab.json instead of a corpus.")
+    ] = None,
+    similar: Annotated[
+        str | None,
+        typer.Option(
+            help="With --checkpoint: the tokens nearest to this one (cosine) in the input "
+            "embedding, and in the output layer where it has vectors of its own."
+        ),
+    ] = None,
+    map_: Annotated[
+        Path | None,
+        typer.Option(
+            "--map",
+            help="With --checkpoint: draw a PCA map of the most frequent tokens' embeddings "
+            "to this .png (needs the plot extra).",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     set_: Annotated[
@@ -572,27 +698,33 @@ def vocab(
         typer.Option("--set", help="Override a config key, e.g. --set data.max_size=5000."),
     ] = None,
 ) -> None:
-    """Vocabulary statistics: size, coverage, most frequent tokens, look-ups."""
+    """Vocabulary statistics: size, coverage, most frequent tokens, look-ups; with a trained
+    run, embedding neighbours (--similar) and a map (--map)."""
     _setup_logging()
-    try:
-        from lyricgen.vocabstats import stats_from_corpus, stats_from_run
+    from lyricgen.corpus.vocabstats import stats_from_corpus, stats_from_run
 
-        if top < 0:
-            raise LyricgenError(f"--top is {top}; give a number >= 0")
-        if checkpoint is not None:
-            info = stats_from_run(checkpoint, top, lookup or [])
-        else:
-            overrides = _overrides(
-                set_,
-                **{
-                    "data.corpus": str(corpus) if corpus else None,
-                    "data.level": level.value if level else None,
-                    "data.min_freq": min_freq,
-                },
-            )
-            info = stats_from_corpus(_resolve_config(config, overrides), top, lookup or [])
-    except LyricgenError as exc:
-        raise _fail(exc, exc.exit_code) from None
+    if top is not None and top < 0:
+        raise LyricgenError(f"--top is {top}; give a number >= 0")
+    if (similar is not None or map_ is not None) and checkpoint is None:
+        raise LyricgenError(
+            "--similar and --map read a trained model; add --checkpoint RUN (a run directory)"
+        )
+    if similar is not None or map_ is not None:
+        _embedding_views(checkpoint, similar, map_, top, as_json)
+        return
+    top = 20 if top is None else top
+    if checkpoint is not None:
+        info = stats_from_run(checkpoint, top, lookup or [])
+    else:
+        overrides = _overrides(
+            set_,
+            **{
+                "data.corpus": str(corpus) if corpus else None,
+                "data.level": level.value if level else None,
+                "data.min_freq": min_freq,
+            },
+        )
+        info = stats_from_corpus(_resolve_config(config, overrides), top, lookup or [])
     if as_json:
         typer.echo(json.dumps(info, ensure_ascii=False))
         return
@@ -615,11 +747,11 @@ def vocab(
 @app.command()
 def configs() -> None:
     """The shipped configs, usable by name from any folder: --config NAME."""
-    from lyricgen import shipped
+    from lyricgen.frontend import shipped
 
     rows = shipped.list_configs()
     if not rows:
-        raise _fail(LyricgenError("no shipped configs found; reinstall lyricgen"))
+        raise LyricgenError("no shipped configs found; reinstall lyricgen")
     width = max(len(name) for name, _, _ in rows)
     for name, _, about in rows:
         typer.echo(f"{name:<{width}}  {about.rstrip(':')}")
@@ -642,12 +774,9 @@ def serve(
     port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8000,
 ) -> None:
     """A local web page and JSON API for writing lyrics (needs the serve extra)."""
-    try:
-        from lyricgen.serve import serve_main  # before numpy: it pins BLAS to one thread
+    from lyricgen.frontend.serve import serve_main  # before numpy: it pins BLAS to one thread
 
-        serve_main(checkpoint or [], host, port)
-    except LyricgenError as exc:
-        raise _fail(exc, exc.exit_code) from None
+    serve_main(checkpoint or [], host, port)
 
 
 @app.command()
@@ -656,12 +785,9 @@ def plot(
     out: Annotated[Path, typer.Option(help="The picture to write (.png).")] = Path("curves.png"),
 ) -> None:
     """Training curves of one or more runs in one picture (needs the plot extra)."""
-    try:
-        from lyricgen.plot import plot_main
+    from lyricgen.frontend.plot import plot_main
 
-        typer.echo(plot_main(runs, out))
-    except LyricgenError as exc:
-        raise _fail(exc, exc.exit_code) from None
+    typer.echo(plot_main(runs, out))
 
 
 def main() -> None:

@@ -35,30 +35,30 @@ class Dist:
         """Element-wise sum over all processes."""
         if not self.active:
             return values
-        t = torch.tensor(values, dtype=torch.float64, device=device)
-        torch.distributed.all_reduce(t)
-        return t.tolist()
+        tensor = torch.tensor(values, dtype=torch.float64, device=device)
+        torch.distributed.all_reduce(tensor)
+        return tensor.tolist()
 
     def any(self, flags: list[bool], device: torch.device) -> list[bool]:
         """Element-wise 'true on some process': all processes agree on when to stop."""
         if not self.active:
             return flags
-        t = torch.tensor([float(f) for f in flags], device=device)
-        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-        return [bool(v) for v in t.tolist()]
+        tensor = torch.tensor([float(f) for f in flags], device=device)
+        torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+        return [bool(v) for v in tensor.tolist()]
 
-    def gather_columns(self, t: torch.Tensor) -> torch.Tensor:
+    def gather_columns(self, tensor: torch.Tensor) -> torch.Tensor:
         """Concatenate every process's (L, b, H) state along the batch dimension."""
         if not self.active:
-            return t
-        parts = [torch.empty_like(t) for _ in range(self.world)]
-        torch.distributed.all_gather(parts, t.contiguous())
+            return tensor
+        parts = [torch.empty_like(tensor) for _ in range(self.world)]
+        torch.distributed.all_gather(parts, tensor.contiguous())
         return torch.cat(parts, dim=1)
 
-    def my_columns(self, t: torch.Tensor) -> torch.Tensor:
+    def my_columns(self, tensor: torch.Tensor) -> torch.Tensor:
         """This process's share of a gathered (L, B, H) state."""
-        b = t.size(1) // self.world
-        return t[:, self.rank * b : (self.rank + 1) * b]
+        b = tensor.size(1) // self.world
+        return tensor[:, self.rank * b : (self.rank + 1) * b]
 
 
 def from_env(device_name: str) -> Dist:

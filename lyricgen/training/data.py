@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lyricgen.corpus.text import NEWLINE
+from lyricgen.corpus.vocab import UNK, Vocab, stream_ids
 from lyricgen.errors import CorpusError
-from lyricgen.text import NEWLINE
-from lyricgen.vocab import UNK, Vocab
 
 
 @dataclass
@@ -62,8 +62,21 @@ def make_stream_from_types(raw: np.ndarray, types: Sequence[str], vocab: Vocab) 
     character look better than they are (one `<unk>` stands for any unknown word). So each
     such token also carries the cost of spelling it out with a character unigram model;
     `evaluate` adds it to bpc, making word and char models comparable (open-vocabulary bpc).
+    A vocabulary that spells rare words out (`Vocab.rare == "chars"`) gets a stream of its
+    own ids instead (in memory, 2 or 4 bytes a token), where the model itself scores the
+    characters of each rare word.
     """
     extra = 1 if vocab.level == "space" else 0
+    spelled = stream_ids(raw, types, vocab)
+    if spelled is not None:
+        # rare words spelled out in characters: the stream holds vocabulary ids, and only a
+        # character never seen in training (an <unk>) costs its spelling
+        itos = vocab.itos
+        chars_of = np.fromiter((1 if t == NEWLINE else max(1, len(t)) for t in itos), np.int64)
+        chars_of[vocab.unk_id] = 1  # an <unk> here stands for one character
+        spell_of = np.zeros(len(itos), dtype=np.float64)
+        spell_of[vocab.unk_id] = -spelling_model(vocab)[1]
+        return Stream(spelled, np.arange(len(itos), dtype=np.int64), chars_of, spell_of)
     lut = np.fromiter((vocab.stoi.get(t, vocab.unk_id) for t in types), np.int64, len(types))
     chars_of = np.fromiter(
         (1 if t == NEWLINE else len(t) + extra for t in types), np.int64, len(types)

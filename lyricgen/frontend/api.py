@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from lyricgen.config import Config
+from lyricgen.corpus.vocab import Vocab
 from lyricgen.craft.options import SamplingOptions
 from lyricgen.errors import LyricgenError
 from lyricgen.generate import Sample, generate
-from lyricgen.vocab import Vocab
 
 BACKENDS = ("auto", "numpy", "torch")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -120,7 +120,7 @@ def load(
     if backend == "torch":
         from lyricgen.checkpoint import load_run
         from lyricgen.craft.steppers import TorchStepper
-        from lyricgen.model import resolve_device
+        from lyricgen.training.model import resolve_device
 
         cfg, vocab, model = load_run(run_dir, resolve_device(device))
         stepper = TorchStepper(model)
@@ -129,7 +129,7 @@ def load(
 
         cfg, vocab, stepper = load_numpy_run(run_dir)
     if corpus is not None:
-        from lyricgen.text import check_corpus_file
+        from lyricgen.corpus.text import check_corpus_file
 
         check_corpus_file(corpus, "--corpus")
     from lyricgen.craft.originality import load_run_index

@@ -30,22 +30,17 @@ from pathlib import Path
 
 import numpy as np
 
-from lyricgen.config import DataConfig
+from lyricgen.config import DataConfig, rare_words, vocab_cap
+from lyricgen.corpus.text import NEWLINE, check_corpus_file, codec, decode_error
+from lyricgen.corpus.vocab import Vocab, id_dtype  # noqa: F401 - id_dtype: for callers
 from lyricgen.errors import CorpusError
-from lyricgen.text import NEWLINE, check_corpus_file, codec, decode_error
-from lyricgen.vocab import Vocab
+from lyricgen.publish import publish_folder
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1
 _CHUNK_LINES = 20_000  # lines per encoding chunk (and per jieba task)
 _PARALLEL_MIN_CHARS = 300_000  # below this, a process pool costs more than it saves
-
-
-def id_dtype(largest: int) -> np.dtype:
-    """The one rule for storing token ids: uint16 when every value to be stored (ids, and
-    any separator a caller adds) is at most `largest` <= 65535, else uint32."""
-    return np.dtype(np.uint16 if largest <= np.iinfo(np.uint16).max else np.uint32)
 
 
 def cache_root(configured: str | None = None) -> Path:
@@ -156,7 +151,7 @@ class _SplitFinder:
 
 def _segment(lines: list[str]) -> list[list[str]]:
     """jieba on a chunk of lines (runs in pool workers too)."""
-    from lyricgen.text import jieba_module
+    from lyricgen.corpus.text import jieba_module
 
     lcut = jieba_module().lcut
     return [lcut(line, HMM=True) if line else [] for line in lines]
@@ -362,10 +357,7 @@ def tokenize_file(
         ) from None
     try:
         result = _build(p, level, encoding, val_fraction, tmp, what)
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process published the same cache first
-            shutil.rmtree(tmp, ignore_errors=True)
+        publish_folder(tmp, folder, replace=False)  # the same cache: the first writer wins
         loaded = _load(folder)
         if loaded is None:
             raise CorpusError(f"the token cache {folder} could not be read back; try again")
@@ -492,5 +484,9 @@ def build_vocab(splits: Splits, d: DataConfig) -> Vocab:
     """The vocabulary of the training split only, counted without a list of tokens."""
     counts = count_types(splits.train, len(splits.train_types))
     return Vocab.from_counts(
-        zip(splits.train_types, counts.tolist(), strict=True), d.min_freq, d.max_size, d.level
+        zip(splits.train_types, counts.tolist(), strict=True),
+        d.min_freq,
+        vocab_cap(d),
+        d.level,
+        rare_words(d),
     )

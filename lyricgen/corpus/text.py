@@ -85,7 +85,7 @@ def check_corpus_file(path: str | Path, what: str = "corpus") -> Path:
 
 def read_corpus(path: str | Path, encoding: str = "utf-8", what: str = "corpus") -> str:
     """Read a (small) text file whole, normalising a UTF-8 BOM and CRLF/CR line endings to LF.
-    Training and scoring stream large files through `lyricgen.tokcache` instead."""
+    Training and scoring stream large files through `lyricgen.corpus.tokcache` instead."""
     p = check_corpus_file(path, what)
     try:
         raw = p.read_bytes()

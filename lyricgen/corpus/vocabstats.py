@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from lyricgen.config import Config
+from lyricgen.corpus.vocab import SPECIALS, Vocab
 from lyricgen.errors import RunDirError
-from lyricgen.vocab import SPECIALS, Vocab
 
 
 def _summary(vocab: Vocab, top: int, lookups: list[str]) -> dict:
@@ -35,7 +35,7 @@ def _summary(vocab: Vocab, top: int, lookups: list[str]) -> dict:
 
 def stats_from_corpus(cfg: Config, top: int = 20, lookups: list[str] = ()) -> dict:
     """Build the vocabulary exactly as `lyricgen train` would and describe it."""
-    from lyricgen.tokcache import build_vocab, corpus_splits, count_types
+    from lyricgen.corpus.tokcache import build_vocab, corpus_splits, count_types
 
     d = cfg.data
     splits = corpus_splits(d)

@@ -34,7 +34,7 @@ unknown route or method, and 500 for anything unexpected (logged with its traceb
 server goes on serving).
 
 Starlette and uvicorn are the optional extra `lyricgen[serve]`; they are imported inside
-functions, so `import lyricgen.serve` works without them.
+functions, so `import lyricgen.frontend.serve` works without them.
 """
 
 from __future__ import annotations
@@ -50,12 +50,11 @@ from typing import TYPE_CHECKING, Any
 from lyricgen.errors import LyricgenError
 
 if TYPE_CHECKING:
-    from lyricgen.api import Lyricist
     from lyricgen.craft.options import SamplingOptions
+    from lyricgen.frontend.api import Lyricist
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RUN = Path("checkpoints/default")
 EXTRA_MISSING = 'lyricgen serve needs the web extra: pip install "lyricgen[serve]"'
 MAX_BODY = 64 * 1024  # bytes of a request body
 # upper bounds on the options that set how much work one request is
@@ -214,10 +213,10 @@ def request_options(
 
 def run_info(lyricist: Lyricist) -> dict[str, Any]:
     """One run as /api/runs lists it: its model and its training history."""
+    from lyricgen.checkpoint import best_epoch
+
     history = lyricist.history()
-    scored = [r for r in history if isinstance(r.get("val_bpc"), (int, float))]
-    scored = [r for r in scored if math.isfinite(r["val_bpc"])]
-    best = min(scored, key=lambda r: r["val_bpc"]) if scored else None
+    best = best_epoch(history)
     return _finite(
         {
             "name": lyricist.name,
@@ -276,6 +275,27 @@ def page_html() -> bytes:
 # the app
 
 
+def line_cell(probes: dict, lyricist: Lyricist, start: str, samples: list) -> dict | None:
+    """The run's strongest line-position unit drawn over each explained sample (the start's
+    tokens read first); None where the run has no held-out text to find the unit on."""
+    from lyricgen.cells import CellProbe
+    from lyricgen.generate import encode_prompt
+
+    probe = probes.get(lyricist.name)
+    if probe is None:
+        probe = probes[lyricist.name] = CellProbe(lyricist.run_dir)
+    unit = probe.line_unit
+    if unit is None:
+        return None
+    vocab = lyricist.vocab
+    prompt = vocab.encode(encode_prompt(start, vocab)) if start.strip() else []
+    values = []
+    for s in samples:
+        ids = vocab.encode(s.tokens)
+        values.append(probe.trace(prompt + ids, unit.name)[len(prompt) :])
+    return {"unit": unit.name, "r": unit.score, "values": values}
+
+
 def _require_extra() -> None:
     if not have_web_extra():
         raise LyricgenError(EXTRA_MISSING)
@@ -320,6 +340,7 @@ def create_app(lyricists: list[Lyricist]) -> Any:
     from starlette.routing import Route
 
     runs = _runs_by_name(lyricists)
+    probes: dict[str, Any] = {}  # run name -> cells.CellProbe, made on the first --explain
     infos = [run_info(lyricist) for lyricist in runs.values()]  # read once, like the models
     options = options_info()
     forms = forms_info()
@@ -345,9 +366,17 @@ def create_app(lyricists: list[Lyricist]) -> Any:
             values = parse_body(await _read_body(request))
             lyricist, start, opts = request_options(values, runs)
             samples = await run_in_threadpool(lyricist.generate, start, opts)
-            body = {"samples": [_finite(s.to_dict()) for s in samples], "run": lyricist.name}
+            body = {
+                "samples": [_finite(s.to_dict()) for s in samples],
+                "run": lyricist.name,
+                "start": start,
+            }
             if opts.form is not None:
                 body["form"] = opts.form_template.to_dict()
+            if opts.explain:
+                cell = await run_in_threadpool(line_cell, probes, lyricist, start, samples)
+                if cell is not None:
+                    body["cell"] = _finite(cell)
             return JSONResponse(body)
         except RequestError as exc:
             return error(str(exc), exc.status)
@@ -356,6 +385,32 @@ def create_app(lyricists: list[Lyricist]) -> Any:
         except Exception as exc:  # noqa: BLE001 - nothing a client sends may stop the server
             log.exception("POST /api/generate failed")
             return error(f"internal error: {type(exc).__name__}: {exc}", 500)
+
+    async def similar(request: Request) -> JSONResponse:
+        q = request.query_params
+        try:
+            lyricist = runs.get(q.get("run") or next(iter(runs)))
+            if lyricist is None:
+                raise RequestError(
+                    f"unknown run {q.get('run')!r}; this server has {', '.join(runs)}"
+                )
+            token = q.get("token", "")
+            if not token.strip():
+                raise RequestError("token is empty; give a token of the vocabulary, e.g. 月")
+            try:
+                top = int(q.get("top", "10"))
+            except ValueError:
+                raise RequestError(f"top is {q.get('top')!r}; give a whole number") from None
+            if not 1 <= top <= 100:
+                raise RequestError(f"top is {top}; give 1 to 100")
+            from lyricgen.neighbours import similar as nearest_tokens
+
+            info = await run_in_threadpool(nearest_tokens, lyricist.run_dir, token.strip(), top)
+            return JSONResponse(info)
+        except RequestError as exc:
+            return error(str(exc), exc.status)
+        except LyricgenError as exc:
+            return error(str(exc), 400)
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
@@ -371,6 +426,7 @@ def create_app(lyricists: list[Lyricist]) -> Any:
         Route("/api/options", list_options, methods=["GET"]),
         Route("/api/forms", list_forms, methods=["GET"]),
         Route("/api/generate", generate, methods=["POST"]),
+        Route("/api/similar", similar, methods=["GET"]),
     ]
     return Starlette(
         routes=routes, exception_handlers={HTTPException: http_error, Exception: server_error}
@@ -385,7 +441,8 @@ def load_runs(checkpoints: list[Path], backend: str = "auto", device: str = "aut
     """Every run, loaded once (`checkpoints/default` when none is given)."""
     import lyricgen
 
-    return [lyricgen.load(path, backend, device) for path in checkpoints or [DEFAULT_RUN]]
+    runs = checkpoints or [lyricgen.DEFAULT_RUN]
+    return [lyricgen.load(path, backend, device) for path in runs]
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -64,7 +64,7 @@ class LyricsModel(nn.Module):
         if cfg.tie_weights:
             # Press & Wolf 2017: sharing input and output embeddings regularises and saves V*H.
             self.decoder.weight = self.embedding.weight
-        self.rnn_fp32 = False  # set where the RNN kernel has no bf16 (lyricgen.precision)
+        self.rnn_fp32 = False  # set where the RNN kernel has no bf16 (lyricgen.training.precision)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -93,7 +93,7 @@ class LyricsModel(nn.Module):
             if targets is not None:
                 targets = targets.t()
         x = self.drop(self.embedding(ids))  # (T, B, E)
-        if self.rnn_fp32:  # the RNN kernel has no bf16 here: see lyricgen.precision
+        if self.rnn_fp32:  # the RNN kernel has no bf16 here: see lyricgen.training.precision
             with torch.autocast(x.device.type, enabled=False):
                 out, hidden = self.rnn(x.float(), _float(hidden))
         else:

@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lyricgen.checkpoint import METRICS, atomic_write, read_history  # noqa: F401
+from lyricgen.checkpoint import METRICS, read_history  # noqa: F401
+from lyricgen.checkpoint import best_epoch as ckpt_best_epoch
 from lyricgen.errors import LyricgenError
+from lyricgen.publish import atomic_write
 
 CURVES = "curves.png"
 INSTALL_HINT = 'plotting needs matplotlib: pip install "lyricgen[plot]"'
@@ -26,22 +28,17 @@ _DPI = 100
 
 
 def best_epoch(history: Sequence[dict[str, Any]]) -> int | None:
-    """Return the index of the best epoch: the last one flagged `best`, else the lowest val_loss."""
-    if any("best" in h for h in history):
-        flagged = [i for i, h in enumerate(history) if h.get("best")]
-        if flagged:
-            return flagged[-1]
-    losses = [(_num(h.get("val_loss")), i) for i, h in enumerate(history)]
-    finite = [(loss, i) for loss, i in losses if math.isfinite(loss)]
-    return min(finite)[1] if finite else None  # ties: the earliest epoch, as training does
+    """The index of the best epoch (`checkpoint.best_epoch`), or None."""
+    best = ckpt_best_epoch(list(history))
+    return None if best is None else next(i for i, h in enumerate(history) if h is best)
 
 
 def draw_curves(histories: Sequence[tuple[str, Sequence[dict[str, Any]]]], out: str | Path) -> Path:
     """Draw (label, history) runs into one PNG: losses left, validation bpc right; return its path."""
-    out = _check_out(Path(out))
+    out = check_png_out(Path(out))
     if not histories:
         raise LyricgenError("nothing to plot: give at least one run")
-    figure_cls, canvas_cls, locator_cls = _matplotlib()
+    figure_cls, canvas_cls, locator_cls = matplotlib_classes()
     fig = figure_cls(figsize=_FIGSIZE, dpi=_DPI)
     canvas_cls(fig)
     # fixed margins: an automatic layout engine would double the drawing time every epoch
@@ -100,7 +97,7 @@ def plot_runs(
 ) -> Path:
     """Overlay several runs in one PNG, labelled by run name (or `labels`); return its path."""
     runs = [Path(r) for r in run_dirs]
-    out = _check_out(Path(out))
+    out = check_png_out(Path(out))
     if not runs:
         raise LyricgenError("nothing to plot: give at least one run directory")
     if labels is None:
@@ -132,7 +129,7 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
-def _check_out(out: Path) -> Path:
+def check_png_out(out: Path) -> Path:
     if out.suffix.lower() != ".png":
         raise LyricgenError(f"--out must name a .png file, got {out}")
     folder = out.parent
@@ -150,7 +147,7 @@ def _num(value: Any) -> float:
     return float(value)
 
 
-def _matplotlib() -> tuple[Any, Any, Any]:
+def matplotlib_classes() -> tuple[Any, Any, Any]:
     """Import the Agg drawing classes, or raise the install hint if matplotlib is missing."""
     try:
         import matplotlib  # noqa: F401  (a None entry in sys.modules raises here too)
@@ -160,3 +157,30 @@ def _matplotlib() -> tuple[Any, Any, Any]:
     except ImportError:
         raise LyricgenError(INSTALL_HINT) from None
     return Figure, FigureCanvasAgg, MaxNLocator
+
+
+_CJK_NAMES = ("Noto Sans CJK", "Noto Serif CJK", "Source Han", "WenQuanYi", "SimHei",
+              "Microsoft YaHei", "PingFang", "Heiti", "AR PL")  # fmt: skip
+
+
+def cjk_font() -> str | None:
+    """The family name of an installed font that has Chinese glyphs, or None (matplotlib's
+    default font then draws boxes for Han characters)."""
+    from matplotlib import font_manager
+
+    manager = font_manager.fontManager
+
+    def find() -> str | None:
+        names = sorted({f.name for f in manager.ttflist})
+        return next((n for key in _CJK_NAMES for n in names if key in n), None)
+
+    found = find()
+    if found is None:  # matplotlib's font cache may predate the font's installation
+        for path in font_manager.findSystemFonts():
+            if any(k in Path(path).name for k in ("CJK", "wqy", "SourceHan", "simhei", "msyh")):
+                try:
+                    manager.addfont(path)
+                except (OSError, RuntimeError, ValueError):
+                    continue
+        found = find()
+    return found

@@ -28,8 +28,8 @@ import torch
 
 from lyricgen import checkpoint as ckpt
 from lyricgen.config import Config
+from lyricgen.corpus.vocab import Vocab
 from lyricgen.errors import ConfigError, LyricgenError, RunDirError
-from lyricgen.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def extend_vocab(base: Vocab, new: Vocab) -> Vocab:
     counts = dict(zip(new.itos, new.counts, strict=True))
     extra = [t for t in new.itos if t not in base.stoi]
     tokens = [*base.itos, *extra]
-    return Vocab(tokens, [counts.get(t, 0) for t in tokens], level=base.level)
+    return Vocab(tokens, [counts.get(t, 0) for t in tokens], level=base.level, rare=base.rare)
 
 
 def transplant(model: torch.nn.Module, base: Base, seed: int) -> int:

@@ -1,0 +1,121 @@
+"""What the embedding learned: the nearest tokens to a token by cosine similarity, in the
+input embedding and in the output layer, and a 2-D map (PCA) of the most frequent tokens.
+
+Read from a run's weights with NumPy (no torch). The output layer gives each token a vector
+in the hidden space too: a full softmax's row of `decoder.weight` (the embedding itself when
+the weights are tied); under the adaptive softmax, a shortlist token's row of the head and a
+cluster token's row of its tail composed with the tail's projection.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lyricgen.checkpoint import WEIGHTS, load_run_config, load_vocab
+from lyricgen.corpus.vocab import SPECIALS, Vocab
+from lyricgen.errors import LyricgenError, UnknownTokenError
+
+
+def load_vectors(run_dir: str | Path) -> tuple[Vocab, np.ndarray, np.ndarray | None]:
+    """(vocabulary, input embedding (V, E), output vectors (V, H) or None when tied)."""
+    from lyricgen.npbackend import load_numpy_weights
+
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    vocab = load_vocab(run_dir)
+    t = load_numpy_weights(run_dir / WEIGHTS, cfg, len(vocab))
+    emb = t["embedding.weight"].astype(np.float64)
+    m = cfg.model
+    if m.output == "adaptive":
+        head = t["asm.head.weight"][: m.cutoffs[0]]
+        parts = [head]
+        for i in range(len(m.cutoffs)):
+            parts.append(t[f"asm.tail.{i}.1.weight"] @ t[f"asm.tail.{i}.0.weight"])
+        return vocab, emb, np.concatenate(parts).astype(np.float64)
+    if m.tie_weights:
+        return vocab, emb, None
+    return vocab, emb, t["decoder.weight"].astype(np.float64)
+
+
+def _unit(m: np.ndarray) -> np.ndarray:
+    return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
+
+
+def nearest(vectors: np.ndarray, vocab: Vocab, token: str, top: int) -> list[tuple[str, float]]:
+    """The `top` tokens closest to `token` by cosine similarity (specials left out)."""
+    unit = _unit(vectors)
+    i = vocab.stoi[token]
+    sims = unit @ unit[i]
+    sims[i] = -np.inf
+    for s in SPECIALS:
+        sims[vocab.stoi[s]] = -np.inf
+    order = np.argsort(-sims, kind="stable")[:top]
+    return [(vocab.itos[j], float(sims[j])) for j in order if np.isfinite(sims[j])]
+
+
+def similar(run_dir: str | Path, token: str, top: int = 10) -> dict:
+    """The neighbours of `token` in the input embedding and, where the output layer has its
+    own vectors, in the output layer; a token outside the vocabulary is a one-line error."""
+    vocab, emb, out = load_vectors(run_dir)
+    if token not in vocab or token in SPECIALS:
+        hint = "、".join(vocab.suggest(token))
+        raise UnknownTokenError(
+            f"--similar: {token!r} is not in the model's vocabulary; try one of: {hint}"
+        )
+    if top < 1:
+        raise LyricgenError(f"--top is {top}; give a number >= 1")
+    result = {"token": token, "count": vocab.counts[vocab.stoi[token]]}
+    result["input"] = [
+        {"token": t, "cosine": round(c, 4)} for t, c in nearest(emb, vocab, token, top)
+    ]
+    result["output"] = (
+        None
+        if out is None
+        else [{"token": t, "cosine": round(c, 4)} for t, c in nearest(out, vocab, token, top)]
+    )
+    return result
+
+
+def pca_2d(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows projected on their first two principal components, and the share of the
+    variance each explains."""
+    x = vectors - vectors.mean(axis=0)
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    var = s**2 / max((s**2).sum(), 1e-12)
+    return x @ vt[:2].T, var[:2]
+
+
+def draw_map(run_dir: str | Path, out: str | Path, n: int = 200) -> Path:
+    """A PNG of the `n` most frequent tokens' input embeddings, projected to 2-D by PCA and
+    labelled (with a CJK font where the system has one)."""
+    from lyricgen.frontend import plot
+    from lyricgen.publish import atomic_write
+
+    out = plot.check_png_out(Path(out))
+    vocab, emb, _ = load_vectors(run_dir)
+    ids = [i for i in range(len(vocab)) if vocab.itos[i] not in SPECIALS and vocab.itos[i].strip()]
+    ids = sorted(ids, key=lambda i: -vocab.counts[i])[:n]
+    if len(ids) < 3:
+        raise LyricgenError("the vocabulary has fewer than 3 printable tokens to map")
+    xy, var = pca_2d(emb[ids])
+    figure_cls, canvas_cls, _ = plot.matplotlib_classes()
+    fig = figure_cls(figsize=(10, 10), dpi=100)
+    canvas_cls(fig)
+    ax = fig.subplots()
+    font = plot.cjk_font()
+    ax.scatter(xy[:, 0], xy[:, 1], s=4, color="#999999")
+    for (x, y), i in zip(xy, ids, strict=True):
+        label = "\\n" if vocab.itos[i] == "\n" else vocab.itos[i]
+        ax.annotate(label, (x, y), fontsize=9, fontfamily=font, ha="center", va="bottom")
+    ax.set_xlabel(f"PC1 ({var[0]:.0%} of the variance)")
+    ax.set_ylabel(f"PC2 ({var[1]:.0%} of the variance)")
+    ax.set_title(f"input embedding of the {len(ids)} most frequent tokens ({Path(run_dir).name})")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
+        atomic_write(out, lambda f: fig.savefig(f, format="png"))
+    fig.clear()
+    return out
