@@ -103,6 +103,8 @@ def test_callbacks_see_the_run_start_and_every_epoch(tmp_path):
         trainer = Trainer(cfg, tmp_path / "run", False, False, None, Dist(), stack, [rec])
         trainer.run()
     assert rec.events == [("start", 0), ("epoch", 1, True), ("epoch", 2, True)]
+    for m in trainer.run_state.history:  # the steady rate: the median window after the first
+        assert m["tokens_per_s_steady"] > 0 and m["tokens_per_s"] > 0
     # without the default callbacks there is no rhyme table or copy index in the run
     assert not (tmp_path / "run" / ckpt.RHYME).exists()
     assert [type(c) for c in default_callbacks()] == [GenerationAids, DrawCurves]

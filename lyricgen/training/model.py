@@ -113,10 +113,36 @@ class LyricsModel(nn.Module):
         """Cross-entropy of `targets` (T, B) given the top layer's output (T, B, H)."""
         flat = out.flatten(0, 1)  # (T*B, H)
         if self.cfg.output == "adaptive":
+            # under autocast torch's adaptive softmax fills a tensor of its input's dtype with
+            # the clusters' log-probabilities, which autocast computes in the low precision:
+            # give it its input in that precision so the two agree (the sum below is fp32)
+            low = _autocast_dtype(flat.device.type)
+            if low is not None:
+                flat = flat.to(low)
             logp = self.asm(flat, targets.flatten()).output  # (T*B,) target log-probs
             total = -logp.float().sum()
             return total if reduction == "sum" else total / logp.numel()
         return F.cross_entropy(self.decoder(flat).float(), targets.flatten(), reduction=reduction)
+
+
+def _autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype autocast computes in on this device type, or None when it is off."""
+    try:
+        on = torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: one flag per device type
+        on = (
+            torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+        )
+    if not on:
+        return None
+    try:
+        return torch.get_autocast_dtype(device_type)
+    except AttributeError:  # torch < 2.4
+        return (
+            torch.get_autocast_cpu_dtype()
+            if device_type == "cpu"
+            else torch.get_autocast_gpu_dtype()
+        )
 
 
 def default_cutoffs(counts: list[int], coverage: float = 0.9, div: int = 4) -> list[int]:
