@@ -87,9 +87,41 @@ def pca_2d(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x @ vt[:2].T, var[:2]
 
 
-def draw_map(run_dir: str | Path, out: str | Path, n: int = 200) -> Path:
+TONE_COLOURS = {"平": "#1f5fa8", "仄": "#b8322a"}
+
+
+def tone_classes(tokens: list[str]) -> list[str | None]:
+    """Each token's tone class under 平水韵 (平 or 仄) when it is one Han character of one
+    class, else None."""
+    from lyricgen.craft.books import book
+
+    pingshui = book("pingshui")
+    out = []
+    for t in tokens:
+        tones = pingshui.tones(t) if len(t) == 1 else frozenset()
+        out.append(next(iter(tones)) if len(tones) == 1 else None)
+    return out
+
+
+def tone_correlation(xy: np.ndarray, classes: list[str | None]) -> tuple[int, float] | None:
+    """(principal component 1 or 2, Pearson r of it with being 平) for the stronger of the
+    two, over the tokens of one class; None with fewer than 10 such tokens."""
+    keep = [k for k, c in enumerate(classes) if c is not None]
+    if len(keep) < 10:
+        return None
+    ping = np.array([classes[k] == "平" for k in keep], dtype=float)
+    if ping.std() == 0:
+        return None
+    rs = [float(np.corrcoef(xy[keep, pc], ping)[0, 1]) for pc in (0, 1)]
+    best = int(np.argmax(np.abs(rs)))
+    return best + 1, rs[best]
+
+
+def draw_map(run_dir: str | Path, out: str | Path, n: int = 200) -> tuple[Path, dict]:
     """A PNG of the `n` most frequent tokens' input embeddings, projected to 2-D by PCA and
-    labelled (with a CJK font where the system has one)."""
+    labelled (with a CJK font where the system has one). In a Chinese vocabulary each
+    character is coloured by its tone class (平 blue, 仄 red, under 平水韵), and the returned
+    facts say how strongly a principal component follows it."""
     from lyricgen.frontend import plot
     from lyricgen.publish import atomic_write
 
@@ -100,22 +132,40 @@ def draw_map(run_dir: str | Path, out: str | Path, n: int = 200) -> Path:
     if len(ids) < 3:
         raise LyricgenError("the vocabulary has fewer than 3 printable tokens to map")
     xy, var = pca_2d(emb[ids])
+    tokens = [vocab.itos[i] for i in ids]
+    han = any("\u4e00" <= c <= "\u9fff" for t in tokens for c in t)
+    classes = tone_classes(tokens) if han else [None] * len(tokens)
+    tone = tone_correlation(xy, classes) if han else None
     figure_cls, canvas_cls, _ = plot.matplotlib_classes()
     fig = figure_cls(figsize=(10, 10), dpi=100)
     canvas_cls(fig)
     ax = fig.subplots()
     font = plot.cjk_font()
     ax.scatter(xy[:, 0], xy[:, 1], s=4, color="#999999")
-    for (x, y), i in zip(xy, ids, strict=True):
-        label = "\\n" if vocab.itos[i] == "\n" else vocab.itos[i]
-        ax.annotate(label, (x, y), fontsize=9, fontfamily=font, ha="center", va="bottom")
+    for (x, y), tok, cls in zip(xy, tokens, classes, strict=True):
+        label = "\\n" if tok == "\n" else tok
+        colour = TONE_COLOURS.get(cls, "#555555")
+        ax.annotate(
+            label, (x, y), fontsize=9, fontfamily=font, ha="center", va="bottom", color=colour
+        )
+    if han:
+        for cls, colour in TONE_COLOURS.items():
+            ax.plot([], [], "s", color=colour, label=f"{cls} (平水韵)")
+        ax.plot([], [], "s", color="#555555", label="either, or not one character")
+        ax.legend(loc="best", fontsize=9, prop={"family": font} if font else None)
     ax.set_xlabel(f"PC1 ({var[0]:.0%} of the variance)")
     ax.set_ylabel(f"PC2 ({var[1]:.0%} of the variance)")
-    ax.set_title(f"input embedding of the {len(ids)} most frequent tokens ({Path(run_dir).name})")
+    title = f"input embedding of the {len(ids)} most frequent tokens ({Path(run_dir).name})"
+    if tone is not None:
+        title += f"\nPC{tone[0]} and the tone class: r = {tone[1]:+.2f} (平 = 1, 仄 = 0)"
+    ax.set_title(title, fontfamily=font)
     import warnings
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
         atomic_write(out, lambda f: fig.savefig(f, format="png"))
     fig.clear()
-    return out
+    facts = {"map": str(out), "tokens": len(ids), "variance": [float(v) for v in var]}
+    if tone is not None:
+        facts["tone_component"], facts["tone_r"] = tone
+    return out, facts

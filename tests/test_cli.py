@@ -1,6 +1,7 @@
 """The CLI end to end through typer's CliRunner, plus real subprocess runs."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -214,3 +215,17 @@ def test_interactive_reads_until_eof(trained_run):
     assert out[1].startswith("星") and out[2].startswith("月")  # the acrostic sample
     assert out[-1].startswith("月亮") or any(line.startswith("月亮") for line in out[3:])
     assert "unknown option :bogus" in r.stderr
+
+
+def test_version_and_shell_completion():
+    import lyricgen
+
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.stdout.strip() == f"lyricgen {lyricgen.__version__}"
+    env = {**os.environ, "SHELL": "/bin/bash"}
+    shown = subprocess.run([sys.executable, "-m", "lyricgen", "--show-completion", "bash"],
+                           capture_output=True, text=True, env=env)  # fmt: skip
+    assert shown.returncode == 0 and "COMPLETE=complete_bash" in shown.stdout, shown.stderr
+    helped = subprocess.run([sys.executable, "-m", "lyricgen", "--help"], capture_output=True,
+                            text=True)  # fmt: skip
+    assert "--version" in helped.stdout and "--install-completion" not in helped.stdout

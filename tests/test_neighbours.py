@@ -77,3 +77,16 @@ def test_map_draws_a_png_and_refuses_a_missing_folder(trained_run, tmp_path):
                             str(tmp_path / "no" / "map.png")])  # fmt: skip
     assert r.exit_code != 0 and "does not exist" in r.output
     assert not (tmp_path / "no").exists()
+
+
+def test_tone_classes_and_their_correlation_with_a_component():
+    classes = neighbours.tone_classes(["天", "月", "看", "月亮", "\n"])
+    assert classes[:2] == ["平", "仄"] and classes[3:] == [None, None]  # 看 has both readings
+    assert classes[2] is None
+    rng = np.random.default_rng(3)
+    cls = ["平" if i % 2 else "仄" for i in range(40)]
+    xy = np.stack([rng.normal(size=40), [1.0 if c == "平" else -1.0 for c in cls]], axis=1)
+    xy[:, 1] += rng.normal(scale=0.1, size=40)
+    pc, r = neighbours.tone_correlation(xy, cls)
+    assert pc == 2 and r > 0.9
+    assert neighbours.tone_correlation(xy[:5], cls[:5]) is None  # too few to say

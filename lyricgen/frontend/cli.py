@@ -603,12 +603,20 @@ def _embedding_views(run: Path, similar: str | None, map_: Path | None, top, as_
     from lyricgen import neighbours
 
     if map_ is not None:
-        path = neighbours.draw_map(run, map_, 200 if top is None else top)
-        if similar is None:
-            typer.echo(json.dumps({"map": str(path)}) if as_json else f"wrote {path}")
+        path, facts = neighbours.draw_map(run, map_, 200 if top is None else top)
+        if similar is None and as_json:
+            typer.echo(json.dumps(facts, ensure_ascii=False))
             return
         if not as_json:
-            typer.echo(f"wrote {path}")
+            tone = (
+                f"; PC{facts['tone_component']} follows the tone class (平/仄), r = "
+                f"{facts['tone_r']:+.2f}"
+                if "tone_r" in facts
+                else ""
+            )
+            typer.echo(f"wrote {path} ({facts['tokens']} tokens{tone})")
+        if similar is None:
+            return
     info = neighbours.similar(run, similar, 10 if top is None else top)
     if as_json:
         typer.echo(json.dumps(info, ensure_ascii=False))
@@ -790,8 +798,17 @@ def plot(
     typer.echo(plot_main(runs, out))
 
 
+def _wants_completion() -> bool:
+    """Typer's shell completion costs every start-up about 25 ms (measured in docs/
+    BENCHMARKS.md "Looking inside"), so its options exist only when they are used: the
+    shell's completion calls (_LYRICGEN_COMPLETE set) and --install/--show-completion."""
+    asked = any(k.endswith("LYRICGEN_COMPLETE") for k in os.environ)  # lyricgen, python -m
+    return asked or any(a in ("--install-completion", "--show-completion") for a in sys.argv[1:])
+
+
 def main() -> None:
     """Console entry point: usage errors become one line (`error: ...`) with exit code 2."""
+    app._add_completion = _wants_completion()
     try:
         code = app(standalone_mode=False)
     except KeyboardInterrupt:
