@@ -432,7 +432,6 @@ class CellProbe:
         k = self.names.index(unit)
         state = self.lm.rnn.zero_state(1, np.float32)
         out = []
-        hidden = self.model.hidden_size * self.model.num_layers
         for i in ids:
             _, state = self.lm.rnn.step(self.lm.embedding[[i]], state)
             if self.model.cell == "lstm":
@@ -441,5 +440,4 @@ class CellProbe:
             else:
                 flat = state[:, 0].ravel()
             out.append(float(flat[k]))
-        assert len(flat) == hidden * (2 if self.model.cell == "lstm" else 1)
         return out

@@ -107,3 +107,15 @@ def test_bad_input_is_one_line(trained_run, tmp_path):
     r = runner.invoke(app, ["inspect", str(run), "--out", str(tmp_path / "c.html")])
     assert r.exit_code != 0 and "--corpus FILE" in r.output
     assert not (tmp_path / "c.html").exists()
+
+
+def test_the_page_probe_draws_the_same_unit_values_as_inspect(trained_run):
+    from lyricgen.checkpoint import load_vocab
+
+    report = cells.inspect_run(trained_run, top=1)
+    probe = cells.CellProbe(trained_run)
+    unit = report.best["line_position"][0]
+    assert probe.line_unit.name == unit.name
+    ids = load_vocab(trained_run).encode(report.text[:40])
+    got = probe.trace(ids, unit.name)  # both read the first column from a zero state
+    np.testing.assert_allclose(got, report.traces[unit.name][:40], atol=1e-5)
