@@ -30,12 +30,13 @@ REPO = Path(__file__).resolve().parents[1]
 def explain_cost(run: str, runs: int) -> list[dict]:
     import lyricgen
     from lyricgen.craft.options import SamplingOptions
+    from lyricgen.craft.rhyme import is_han
 
     rows = []
     for backend in ("numpy", "torch"):
         lg = lyricgen.load(run, backend=backend)
         cases = [("free text, 300 tokens", {"length": 300})]
-        if any("\u4e00" <= c <= "\u9fff" for t in lg.vocab.itos for c in t):
+        if any(is_han(c) for t in lg.vocab.itos for c in t):
             cases.append(("--form 七绝 (8 candidates)", {"form": "七绝"}))
         for name, kw in cases:
             plain, explained = [], []

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lyricgen.checkpoint import WEIGHTS, load_run_config, load_vocab
+from lyricgen.checkpoint import load_run_config, load_vocab
 from lyricgen.corpus.text import NEWLINE
-from lyricgen.corpus.vocab import Vocab, stream_ids
+from lyricgen.corpus.vocab import token_ids
 from lyricgen.errors import LyricgenError
 
 log = logging.getLogger(__name__)
@@ -204,12 +204,7 @@ def held_out_tokens(
         raise LyricgenError(
             f"{source} has {len(raw)} tokens to read; give at least {MIN_COLUMN} with --corpus"
         )
-    spelled = stream_ids(raw, tok.types, vocab)
-    if spelled is not None:
-        ids = spelled[:limit]
-    else:
-        lut = np.fromiter((vocab.stoi.get(t, vocab.unk_id) for t in tok.types), np.int64)
-        ids = lut[raw]
+    ids = token_ids(raw, tok.types, vocab)[:limit]
     return [vocab.itos[i] for i in ids.tolist()], ids, source
 
 
@@ -224,25 +219,16 @@ def inspect_run(
     run_dir: str | Path, corpus: str | Path | None = None, limit: int = 100_000, top: int = 3
 ) -> Report:
     """Read held-out text and find the units that best track each feature."""
-    from lyricgen.craft.rhyme import primary_group
-    from lyricgen.npbackend import load_numpy_weights
-    from lyricgen.nprnn import NumpyLM
+    from lyricgen.craft.rhyme import is_han, primary_group
+    from lyricgen.npbackend import load_numpy_lm
 
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    vocab: Vocab = load_vocab(run_dir)
-    tokens, ids, source = held_out_tokens(run_dir, corpus, limit)
+    cfg, vocab, lm = load_numpy_lm(run_dir, dtype=np.float32)
     m = cfg.model
-    tensors = load_numpy_weights(run_dir / WEIGHTS, cfg, len(vocab))
-    tensors = {k: v.astype(np.float32) for k, v in tensors.items()}
-    lm = NumpyLM(tensors, m.cell, m.num_layers, m.nonlinearity, m.tie_weights, m.cutoffs)
-    chars = {c for t in vocab.itos for c in t}
-    groups = (
-        {c: primary_group(c) for c in chars}
-        if any("\u4e00" <= c <= "\u9fff" for c in chars)
-        else {}
-    )
+    tokens, ids, source = held_out_tokens(run_dir, corpus, limit)
+    han = {c for t in vocab.itos for c in t if is_han(c)}
+    groups = {c: primary_group(c) for c in han}
     feats = text_features(tokens, groups)
     n_groups = int(feats["rhyme_group"].max()) + 1
     width = max(1, min(COLUMNS, len(ids) // MIN_COLUMN))
@@ -401,16 +387,11 @@ class CellProbe:
     tracks the position in the line is found once, on up to `limit` held-out tokens."""
 
     def __init__(self, run_dir: str | Path, limit: int = 20_000):
-        from lyricgen.npbackend import load_numpy_weights
-        from lyricgen.nprnn import NumpyLM
+        from lyricgen.npbackend import load_numpy_lm
 
         self.run_dir = Path(run_dir)
-        cfg = load_run_config(self.run_dir)
-        vocab = load_vocab(self.run_dir)
+        cfg, _, self.lm = load_numpy_lm(self.run_dir, dtype=np.float32)
         m = self.model = cfg.model
-        t = load_numpy_weights(self.run_dir / WEIGHTS, cfg, len(vocab))
-        t = {k: v.astype(np.float32) for k, v in t.items()}
-        self.lm = NumpyLM(t, m.cell, m.num_layers, m.nonlinearity, m.tie_weights, m.cutoffs)
         self.names = _unit_names(m.cell, m.num_layers, m.hidden_size)
         self.limit = limit
         self._line_unit: Unit | None | bool = False  # False: not looked for yet

@@ -122,6 +122,7 @@ def draw_map(run_dir: str | Path, out: str | Path, n: int = 200) -> tuple[Path, 
     labelled (with a CJK font where the system has one). In a Chinese vocabulary each
     character is coloured by its tone class (平 blue, 仄 red, under 平水韵), and the returned
     facts say how strongly a principal component follows it."""
+    from lyricgen.craft.rhyme import is_han
     from lyricgen.frontend import plot
     from lyricgen.publish import atomic_write
 
@@ -133,7 +134,7 @@ def draw_map(run_dir: str | Path, out: str | Path, n: int = 200) -> tuple[Path, 
         raise LyricgenError("the vocabulary has fewer than 3 printable tokens to map")
     xy, var = pca_2d(emb[ids])
     tokens = [vocab.itos[i] for i in ids]
-    han = any("\u4e00" <= c <= "\u9fff" for t in tokens for c in t)
+    han = any(is_han(c) for t in tokens for c in t)
     classes = tone_classes(tokens) if han else [None] * len(tokens)
     tone = tone_correlation(xy, classes) if han else None
     figure_cls, canvas_cls, _ = plot.matplotlib_classes()

@@ -55,14 +55,25 @@ def load_numpy_weights(path: Path, cfg: Config, vocab_size: int) -> dict[str, np
     return tensors
 
 
-def load_numpy_run(
-    run_dir: str | Path, weights: str = WEIGHTS
-) -> tuple[Config, Vocab, NumpyStepper]:
-    """Rebuild (config, vocab, stepper) from a run directory without importing torch."""
+def load_numpy_lm(
+    run_dir: str | Path, weights: str = WEIGHTS, dtype: type | None = None
+) -> tuple[Config, Vocab, NumpyLM]:
+    """(config, vocab, NumPy model) of a run directory, without importing torch; `dtype`
+    converts the weights (e.g. np.float32 for the faster reading of `lyricgen inspect`)."""
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     vocab = load_vocab(run_dir)
     tensors = load_numpy_weights(run_dir / weights, cfg, len(vocab))
+    if dtype is not None:
+        tensors = {k: v.astype(dtype) for k, v in tensors.items()}
     m = cfg.model
     lm = NumpyLM(tensors, m.cell, m.num_layers, m.nonlinearity, m.tie_weights, m.cutoffs)
+    return cfg, vocab, lm
+
+
+def load_numpy_run(
+    run_dir: str | Path, weights: str = WEIGHTS
+) -> tuple[Config, Vocab, NumpyStepper]:
+    """Rebuild (config, vocab, stepper) from a run directory without importing torch."""
+    cfg, vocab, lm = load_numpy_lm(run_dir, weights)
     return cfg, vocab, NumpyStepper(lm)

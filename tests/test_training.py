@@ -3,6 +3,7 @@ the callbacks."""
 
 import contextlib
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from lyricgen import checkpoint as ckpt
 from lyricgen.config import TrainConfig, load_config
 from lyricgen.errors import RunDirError
 from lyricgen.rundir import RunDir
-from lyricgen.training.callbacks import Callback, DrawCurves, GenerationAids, default_callbacks
+from lyricgen.training.callbacks import Callback, GenerationAids, default_callbacks
 from lyricgen.training.schedule import Schedule, lr_factor
 from tests.conftest import tiny_config, write_corpus
 
@@ -107,4 +108,7 @@ def test_callbacks_see_the_run_start_and_every_epoch(tmp_path):
         assert m["tokens_per_s_steady"] > 0 and m["tokens_per_s"] > 0
     # without the default callbacks there is no rhyme table or copy index in the run
     assert not (tmp_path / "run" / ckpt.RHYME).exists()
-    assert [type(c) for c in default_callbacks()] == [GenerationAids, DrawCurves]
+    assert [type(c) for c in default_callbacks()] == [GenerationAids]
+    # the training wing never imports a front end: curves.png is the CLI's callback
+    src = (Path(__file__).parents[1] / "lyricgen" / "training").rglob("*.py")
+    assert not [f.name for f in src if "lyricgen.frontend" in f.read_text(encoding="utf-8")]

@@ -198,3 +198,13 @@ def stream_ids(raw: np.ndarray, types: Sequence[str], vocab: Vocab) -> np.ndarra
     within = np.arange(total, dtype=np.int64) - starts
     ids = flat[np.repeat(first[raw], n) + within]
     return ids.astype(id_dtype(len(vocab) - 1))
+
+
+def token_ids(raw: np.ndarray, types: Sequence[str], vocab: Vocab) -> np.ndarray:
+    """The vocabulary ids of a raw-id stream, in memory: spelled out where the vocabulary
+    spells rare words (`stream_ids`), else one id per raw token through a lookup table."""
+    spelled = stream_ids(raw, types, vocab)
+    if spelled is not None:
+        return spelled
+    lut = np.fromiter((vocab.stoi.get(t, vocab.unk_id) for t in types), np.int64, len(types))
+    return lut.astype(id_dtype(len(vocab)))[raw]

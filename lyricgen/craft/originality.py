@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from lyricgen.corpus.text import NEWLINE
-from lyricgen.corpus.vocab import Vocab, stream_ids
+from lyricgen.corpus.vocab import Vocab, token_ids
 from lyricgen.craft.copyindex import CopyIndex, build_index
 from lyricgen.errors import RunDirError
 from lyricgen.publish import publish_folder
@@ -41,17 +41,11 @@ def corpus_ids(
     path: str | Path, vocab: Vocab, encoding: str, cache_dir: str | None, val_fraction=None
 ) -> tuple[np.ndarray, str]:
     """The vocabulary ids of a whole corpus file (through the token cache) and its SHA-256."""
-    from lyricgen.corpus.tokcache import file_digest, id_dtype, tokenize_file
+    from lyricgen.corpus.tokcache import file_digest, tokenize_file
 
     tok = tokenize_file(path, vocab.level, encoding, val_fraction, cache_dir)
-    spelled = stream_ids(tok.raw, tok.types, vocab)
-    if spelled is not None:
-        return spelled.astype(id_dtype(len(vocab))), file_digest(Path(path))
-    lut = np.fromiter(
-        (vocab.stoi.get(t, vocab.unk_id) for t in tok.types), np.int64, len(tok.types)
-    )
     # the copy index adds a separator above the largest id (copyindex._ids_dtype)
-    return lut.astype(id_dtype(len(vocab)))[tok.raw], file_digest(Path(path))
+    return token_ids(tok.raw, tok.types, vocab), file_digest(Path(path))
 
 
 def build_run_index(

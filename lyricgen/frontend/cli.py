@@ -220,11 +220,18 @@ def train(
             cfg = _resume_config(config, out, overrides)
         else:
             cfg = _resolve_config(config, overrides)
+        from lyricgen.frontend.plot import DrawCurves
+        from lyricgen.training.callbacks import default_callbacks
         from lyricgen.training.trainer import fit
 
         bar = _TqdmProgress()
         history = fit(
-            cfg, resume=resume, progress=bar, overwrite=overwrite, explicit=set(overrides)
+            cfg,
+            resume=resume,
+            progress=bar,
+            overwrite=overwrite,
+            explicit=set(overrides),
+            callbacks=[*default_callbacks(), DrawCurves()],
         )
     except KeyboardInterrupt:
         raise _fail("interrupted", 130) from None

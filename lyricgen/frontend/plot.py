@@ -9,6 +9,7 @@ in pyplot's registry, so drawing after every epoch does not grow memory.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import warnings
@@ -20,6 +21,9 @@ from lyricgen.checkpoint import METRICS, read_history  # noqa: F401
 from lyricgen.checkpoint import best_epoch as ckpt_best_epoch
 from lyricgen.errors import LyricgenError
 from lyricgen.publish import atomic_write
+from lyricgen.training.callbacks import Callback
+
+log = logging.getLogger(__name__)
 
 CURVES = "curves.png"
 INSTALL_HINT = 'plotting needs matplotlib: pip install "lyricgen[plot]"'
@@ -184,3 +188,20 @@ def cjk_font() -> str | None:
                     continue
         found = find()
     return found
+
+
+class DrawCurves(Callback):
+    """curves.png in the run directory (train.curves). A missing matplotlib or a drawing
+    problem is logged once and never stops training."""
+
+    def __init__(self) -> None:
+        self.failed = False
+
+    def on_epoch_end(self, trainer, metrics: dict) -> None:
+        if not trainer.dist.main or not trainer.cfg.train.curves or self.failed:
+            return
+        try:
+            write_run_curves(trainer.out)
+        except (LyricgenError, OSError, ValueError, RuntimeError) as exc:
+            self.failed = True
+            log.info("curves.png not drawn: %s", exc)

@@ -2,7 +2,8 @@
 
 A callback gets the `Trainer` at the start of the run and after every epoch, once the
 epoch's weights, state and metrics are written. `Trainer` runs `default_callbacks()` unless
-given others; each one here writes only on the main process and never stops training.
+given others; each one writes only on the main process and never stops training. Drawing
+curves.png is a front end's callback (`frontend.plot.DrawCurves`), added by `lyricgen train`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from typing import TYPE_CHECKING
 
 from lyricgen import checkpoint as ckpt
 from lyricgen.craft import originality
-from lyricgen.errors import LyricgenError
 
 if TYPE_CHECKING:
     from lyricgen.training.trainer import Trainer
@@ -46,24 +46,7 @@ class GenerationAids(Callback):
         )
 
 
-class DrawCurves(Callback):
-    """curves.png in the run directory (train.curves). A missing matplotlib or a drawing
-    problem is logged once and never stops training."""
-
-    def __init__(self) -> None:
-        self.failed = False
-
-    def on_epoch_end(self, trainer: Trainer, metrics: dict) -> None:
-        if not trainer.dist.main or not trainer.cfg.train.curves or self.failed:
-            return
-        try:
-            from lyricgen.frontend import plot
-
-            plot.write_run_curves(trainer.out)
-        except (LyricgenError, OSError, ValueError, RuntimeError) as exc:
-            self.failed = True
-            log.info("curves.png not drawn: %s", exc)
-
-
 def default_callbacks() -> list[Callback]:
-    return [GenerationAids(), DrawCurves()]
+    """What every run does: the generation aids. The CLI adds `frontend.plot.DrawCurves`
+    (the training wing never imports the front ends)."""
+    return [GenerationAids()]

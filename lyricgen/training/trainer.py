@@ -546,11 +546,13 @@ def fit(
     out_dir: str | Path | None = None,
     overwrite: bool = False,
     explicit: set[str] | frozenset[str] = frozenset(),
+    callbacks: list[Callback] | None = None,
 ) -> list[dict]:
     """Train `cfg` into its run directory and return the per-epoch metrics history. Under
     torchrun (WORLD_SIZE > 1) this process joins the group and trains its share. With
     `train.init_from`, the run starts from that run's weights; `explicit` names the config
-    keys the user set by hand, which may not contradict the base (see finetune.py)."""
+    keys the user set by hand, which may not contradict the base (see finetune.py);
+    `callbacks` replace `default_callbacks()`."""
     if cfg.train.init_from and not resume:
         # the shape only: the Trainer reads the weights once it knows the run is fresh
         base = finetune.load_base(cfg.train.init_from, weights=False)
@@ -561,6 +563,6 @@ def fit(
     try:
         with contextlib.ExitStack() as stack:
             out = Path(out_dir or cfg.out_dir)
-            return Trainer(cfg, out, resume, overwrite, progress, dist, stack).run()
+            return Trainer(cfg, out, resume, overwrite, progress, dist, stack, callbacks).run()
     finally:
         distributed.shutdown(dist)
