@@ -32,15 +32,18 @@ def is_content(line):
     return all(unicodedata.category(c)[0] in "LN" for c in line)
 
 
+@pytest.mark.parametrize("length", [5, None])
 @pytest.mark.parametrize("mode", MODES)
-def test_acrostic_with_line_length(run, mode):
+def test_acrostic_starts_each_line(run, mode, length):
+    """The one behavioural check of the acrostic (the front ends check their wiring)."""
     _, vocab, model = run
-    opts = SamplingOptions(acrostic="星我月", line_length=5, seed=4, **MODES[mode])
+    opts = SamplingOptions(acrostic="星我月", line_length=length, seed=4, **MODES[mode])
     for s in generate(model, vocab, "", opts):
         lines = lines_of(s.text)
         assert len(lines) == 3, s.text
         assert [line[0] for line in lines] == ["星", "我", "月"], s.text
-        assert all(len(line) == 5 and is_content(line) for line in lines), s.text
+        if length is not None:
+            assert all(len(line) == 5 and is_content(line) for line in lines), s.text
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -63,13 +66,6 @@ def test_lines_without_length_gives_exactly_m_lines(run):
         lines = s.text.split("\n")
         assert len(lines) == 6 and lines[-1] == "", s.text  # 5 lines, each ended by a line break
         assert all(line.strip() for line in lines[:-1]), s.text  # blank lines do not count as lines
-
-
-def test_acrostic_alone_starts_each_line(run):
-    _, vocab, model = run
-    s = generate(model, vocab, "", SamplingOptions(acrostic="我星月", seed=3))[0]
-    lines = lines_of(s.text)
-    assert len(lines) == 3 and [x[0] for x in lines] == list("我星月")
 
 
 def test_length_stays_an_upper_bound(run):
