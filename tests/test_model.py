@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch import nn
 
 from lyricgen.config import ModelConfig
 from lyricgen.training.model import LyricsModel, detach
@@ -77,3 +78,77 @@ def test_learns_hello_to_ohlol(cell, nonlinearity):
         opt.step()
     pred = model(x)[0].argmax(-1)
     assert "".join(chars[i] for i in pred[0]) == "ohlol"
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
+def test_layer_by_layer_matches_the_stacked_rnn(cell):
+    """run_layers (a stacked RNN trained one layer at a time, lyricgen's dropout between the
+    layers) computes what the torch module computes: with no dropout, the same outputs,
+    final states and gradients, with and without a starting state."""
+    from lyricgen.training.model import run_layers
+
+    torch.manual_seed(0)
+    if cell == "lstm":
+        rnn = nn.LSTM(6, 8, num_layers=3)
+    elif cell == "gru":
+        rnn = nn.GRU(6, 8, num_layers=3)
+    else:
+        rnn = nn.RNN(6, 8, num_layers=3, nonlinearity=cell.split("_")[1])
+    x = torch.randn(5, 4, 6, requires_grad=True)
+    h = torch.randn(3, 4, 8)
+    for start in (None, (h, h.flip(0)) if cell == "lstm" else h):
+        ours = run_layers(rnn, x, start, 0.0)
+        theirs = rnn(x, start)
+        for a, b in zip(
+            torch.utils._pytree.tree_leaves(ours),
+            torch.utils._pytree.tree_leaves(theirs),
+            strict=True,
+        ):
+            assert torch.equal(a, b)
+        loss = lambda out: out[0].square().sum() + torch.utils._pytree.tree_leaves(out[1])[0].sum()  # noqa: E731
+        g1 = torch.autograd.grad(loss(ours), [x, rnn.weight_hh_l1])
+        g2 = torch.autograd.grad(loss(theirs), [x, rnn.weight_hh_l1])
+        for a, b in zip(g1, g2, strict=True):
+            assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_dropout_keeps_its_rate_and_expectation():
+    """The CPU dropout zeroes a fraction p (to 1/65536), scales the rest by 1/(1 - p), passes
+    gradients through the same mask, follows the seed, and is the identity in eval."""
+    from lyricgen.training.model import dropout
+
+    x = torch.ones(400, 1000, requires_grad=True)
+    for p in (0.1, 0.2, 0.5):
+        torch.manual_seed(1)
+        y = dropout(x, p)
+        dropped = (y == 0).float().mean().item()
+        assert abs(dropped - p) < 0.005
+        assert abs(y.mean().item() - 1.0) < 0.01
+        kept = y[y != 0]
+        assert torch.allclose(kept, torch.full_like(kept, 1 / (1 - p)), rtol=1e-4)
+        (g,) = torch.autograd.grad(y.sum(), x)
+        assert torch.equal(g, y.detach())  # d(x * m)/dx = m
+        torch.manual_seed(1)
+        assert torch.equal(dropout(x, p), y)
+    assert dropout(x, 0.5, training=False) is x
+    assert dropout(x, 0.0) is x
+    assert torch.equal(dropout(x, 1.0), torch.zeros_like(x))
+
+
+def test_training_mode_uses_the_layer_by_layer_path(monkeypatch):
+    """A stacked model in training runs its layers one by one on the CPU (the dropout between
+    them is lyricgen's); evaluation runs the torch module whole."""
+    from lyricgen.training import model as model_mod
+
+    calls = []
+    real = model_mod.run_layers
+    monkeypatch.setattr(model_mod, "run_layers", lambda *a: calls.append(1) or real(*a))
+    cfg = ModelConfig(cell="lstm", embedding_dim=8, hidden_size=8, num_layers=2, dropout=0.3)
+    m = LyricsModel(11, cfg)
+    ids = torch.randint(0, 11, (2, 5))
+    m.train()
+    m(ids)
+    assert calls == [1]
+    m.eval()
+    m(ids)
+    assert calls == [1]

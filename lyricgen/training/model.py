@@ -21,6 +21,85 @@ from lyricgen.errors import ConfigError
 
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
+_BITS = 16  # random bits per dropout decision on the CPU
+_LEVELS = 1 << _BITS
+
+
+def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p).
+
+    On the CPU the keep mask is drawn 16 bits per element, four elements per 64-bit draw of
+    torch's generator, so p is rounded to a multiple of 1/65536 (0.2 becomes 0.199997) and
+    the scale is the exact inverse of the rounded keep rate. torch's own CPU dropout draws a
+    Bernoulli number per element; at PyTorch's word_language_model shape that was 8% of a
+    training step, now under 1% (docs/BENCHMARKS.md). Other devices use F.dropout."""
+    if not training or p <= 0:
+        return x
+    drops = round(p * _LEVELS)
+    if x.device.type != "cpu" or drops >= _LEVELS:
+        return F.dropout(x, p, training)
+    n = x.numel()
+    draws = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
+    bits = draws.view(torch.int16)[:n].view(x.shape)  # uniform over [-32768, 32767]
+    keep = bits >= drops - _LEVELS // 2  # P(keep) = (65536 - drops) / 65536
+    return x * keep.to(x.dtype).mul_(_LEVELS / (_LEVELS - drops))
+
+
+class Dropout(nn.Dropout):
+    """`nn.Dropout` through lyricgen's `dropout` (the same semantics, a faster CPU mask)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.p, self.training)
+
+
+_RNN_FN = {
+    "lstm": torch.lstm,
+    "gru": torch.gru,
+    "rnn_tanh": torch.rnn_tanh,
+    "rnn_relu": torch.rnn_relu,
+}
+
+
+def run_layers(rnn: nn.RNNBase, x: torch.Tensor, hidden: Hidden | None, p: float) -> tuple:
+    """A multi-layer `rnn` run one layer at a time with `dropout` between the layers: what
+    `rnn(x, hidden)` computes in training (the same kernels: oneDNN runs a stacked RNN
+    layer by layer too), with lyricgen's faster CPU dropout mask in place of torch's."""
+    lstm = isinstance(rnn, nn.LSTM)
+    name = "lstm" if lstm else "gru" if isinstance(rnn, nn.GRU) else rnn.mode.lower()
+    fn = _RNN_FN[name]
+    layers, width = rnn.num_layers, rnn.hidden_size
+    if hidden is None:
+        zeros = x.new_zeros(layers, x.shape[1], width)
+        hidden = (zeros, zeros) if lstm else zeros
+    finals = []
+    for k in range(layers):
+        if k:
+            x = dropout(x, p, True)
+        weights = [
+            getattr(rnn, f"{w}_l{k}")
+            for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            if hasattr(rnn, f"{w}_l{k}")
+        ]
+        if lstm:
+            x, h, c = fn(
+                x,
+                (hidden[0][k : k + 1], hidden[1][k : k + 1]),
+                weights,
+                rnn.bias,
+                1,
+                0.0,
+                True,
+                False,
+                False,
+            )
+            finals.append((h, c))
+        else:
+            x, h = fn(x, hidden[k : k + 1], weights, rnn.bias, 1, 0.0, True, False, False)
+            finals.append(h)
+    if lstm:
+        return x, (torch.cat([h for h, _ in finals]), torch.cat([c for _, c in finals]))
+    return x, torch.cat(finals)
+
 
 class LyricsModel(nn.Module):
     """A recurrent language model: `forward(ids, hidden) -> (logits, hidden)`."""
@@ -34,7 +113,7 @@ class LyricsModel(nn.Module):
         self.cfg = cfg
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         # nn.RNN/LSTM/GRU only apply dropout between layers, so one layer gets none there.
         rnn_dropout = cfg.dropout if cfg.num_layers > 1 else 0.0
         kwargs = dict(
@@ -95,9 +174,9 @@ class LyricsModel(nn.Module):
         x = self.drop(self.embedding(ids))  # (T, B, E)
         if self.rnn_fp32:  # the RNN kernel has no bf16 here: see lyricgen.training.precision
             with torch.autocast(x.device.type, enabled=False):
-                out, hidden = self.rnn(x.float(), _float(hidden))
+                out, hidden = self._recur(x.float(), _float(hidden))
         else:
-            out, hidden = self.rnn(x, hidden)  # (T, B, H)
+            out, hidden = self._recur(x, hidden)  # (T, B, H)
         out = self.drop(out)
         if targets is not None:
             return self._nll(out, targets, reduction), hidden
@@ -108,6 +187,14 @@ class LyricsModel(nn.Module):
         if not time_major:
             logits = logits.transpose(0, 1)  # (B, T, V), a view
         return logits, hidden
+
+    def _recur(self, x: torch.Tensor, hidden: Hidden | None) -> tuple[torch.Tensor, Hidden]:
+        """The RNN over (T, B, E); a stacked one trains layer by layer on the CPU, so the
+        dropout between its layers is lyricgen's (`run_layers`)."""
+        rnn = self.rnn
+        if self.training and rnn.num_layers > 1 and rnn.dropout > 0 and x.device.type == "cpu":
+            return run_layers(rnn, x, hidden, rnn.dropout)
+        return rnn(x, hidden)
 
     def _nll(self, out: torch.Tensor, targets: torch.Tensor, reduction: str) -> torch.Tensor:
         """Cross-entropy of `targets` (T, B) given the top layer's output (T, B, H)."""
