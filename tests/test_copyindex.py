@@ -343,6 +343,16 @@ def test_a_second_run_on_the_same_text_copies_the_cached_index(tmp_path, caplog)
     probe = vocab.encode(list("星星在夜空"))
     assert a.longest_match(probe) == b.longest_match(probe) and a.contains(probe[:3])
     assert b.meta["corpus"] == str(corpus)
+    # the cached files are shared with the run (hard links) but its meta is its own: a
+    # third run from a copy of the corpus elsewhere leaves the cache's and b's meta alone
+    cached_meta = [m.read_text(encoding="utf-8") for m in Path(cache).rglob("meta.json")]
+    moved = tmp_path / "moved" / "c.txt"
+    moved.parent.mkdir()
+    moved.write_bytes(corpus.read_bytes())
+    assert build_run_index(tmp_path / "d", vocab, moved, cache_dir=cache)
+    assert CopyIndex.load(tmp_path / "d" / INDEX_DIR).meta["corpus"] == str(moved)
+    assert CopyIndex.load(tmp_path / "b" / INDEX_DIR).meta["corpus"] == str(corpus)
+    assert [m.read_text(encoding="utf-8") for m in Path(cache).rglob("meta.json")] == cached_meta
     # another vocabulary is another index
     other = Vocab.build(corpus.read_text(encoding="utf-8") + "鑫")
     caplog.clear()

@@ -181,15 +181,25 @@ def id_dtype(largest: int) -> np.dtype:
     return np.dtype(np.uint16 if largest <= np.iinfo(np.uint16).max else np.uint32)
 
 
-def stream_ids(raw: np.ndarray, types: Sequence[str], vocab: Vocab) -> np.ndarray | None:
-    """The vocabulary ids of a raw-id stream whose tokens are `types`, when some type spells
-    out to several ids (`Vocab.pieces`); None when every type is one id, so the caller can
-    keep mapping raw ids through a table instead of holding the ids in memory."""
+def type_pieces(types: Sequence[str], vocab: Vocab) -> tuple[np.ndarray, np.ndarray] | None:
+    """For raw types that spell out to several ids (`Vocab.pieces`): each type's number of
+    ids and all their ids end to end; None when every type is one id (always the case
+    unless the vocabulary spells rare words out)."""
+    if vocab.rare != "chars":
+        return None
     pieces = [vocab.pieces(t) for t in types]
     if all(len(p) == 1 for p in pieces):
         return None
     lengths = np.fromiter((len(p) for p in pieces), np.int64, len(pieces))
     flat = np.fromiter((i for p in pieces for i in p), np.int64, int(lengths.sum()))
+    return lengths, flat
+
+
+def expand_pieces(
+    raw: np.ndarray, table: tuple[np.ndarray, np.ndarray], vocab: Vocab
+) -> np.ndarray:
+    """The vocabulary ids of a raw-id stream under `type_pieces`' table."""
+    lengths, flat = table
     first = np.cumsum(lengths) - lengths  # where each type's pieces begin in `flat`
     n = lengths[raw]
     total = int(n.sum())
@@ -198,6 +208,14 @@ def stream_ids(raw: np.ndarray, types: Sequence[str], vocab: Vocab) -> np.ndarra
     within = np.arange(total, dtype=np.int64) - starts
     ids = flat[np.repeat(first[raw], n) + within]
     return ids.astype(id_dtype(len(vocab) - 1))
+
+
+def stream_ids(raw: np.ndarray, types: Sequence[str], vocab: Vocab) -> np.ndarray | None:
+    """The vocabulary ids of a raw-id stream whose tokens are `types`, when some type spells
+    out to several ids (`Vocab.pieces`); None when every type is one id, so the caller can
+    keep mapping raw ids through a table instead of holding the ids in memory."""
+    table = type_pieces(types, vocab)
+    return None if table is None else expand_pieces(raw, table, vocab)
 
 
 def token_ids(raw: np.ndarray, types: Sequence[str], vocab: Vocab) -> np.ndarray:

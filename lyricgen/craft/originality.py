@@ -93,17 +93,27 @@ def _cache_folder(cache_dir: str | None, digest: str, vocab: Vocab, val_fraction
     return cache_root(cache_dir) / INDEX_DIR / key
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    """A hard link where the file system allows (the cached index files are never written
+    again: a new index is published as a new folder), else a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def _copy_cached(cached: Path, target: Path, meta: dict) -> bool:
-    """Copy a cached index into the run (its meta rewritten for this run); False when there
-    is none or it cannot be read."""
+    """Put a cached index into the run (hard-linked where possible; its meta rewritten for
+    this run as a new file); False when there is none or it cannot be read."""
     if not (cached / "meta.json").is_file():
         return False
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     try:
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(cached, tmp)
+        shutil.copytree(cached, tmp, copy_function=_link_or_copy)
         info = json.loads((tmp / "meta.json").read_text(encoding="utf-8"))
         info["meta"] = meta
+        (tmp / "meta.json").unlink()  # a link to the cache's meta: never write through it
         (tmp / "meta.json").write_text(json.dumps(info), encoding="utf-8")
         publish_folder(tmp, target)
     except (OSError, ValueError):

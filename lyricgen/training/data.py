@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from lyricgen.corpus.text import NEWLINE
-from lyricgen.corpus.vocab import UNK, Vocab, stream_ids
+from lyricgen.corpus.vocab import UNK, Vocab, expand_pieces, type_pieces
 from lyricgen.errors import CorpusError
 
 
@@ -54,9 +54,26 @@ def spelling_model(vocab: Vocab) -> tuple[dict[str, float], float]:
     return {ch: math.log((n + 1) / denom) for ch, n in counts.items()}, math.log(1 / denom)
 
 
-def make_stream_from_types(raw: np.ndarray, types: Sequence[str], vocab: Vocab) -> Stream:
-    """Tables for raw ids whose tokens are `types`; at level 'space' each word also counts
-    the space that separates it.
+def spelling_costs(words: Sequence[str], vocab: Vocab) -> np.ndarray:
+    """Nats to spell out each word with `spelling_model`'s character unigrams (vectorised:
+    a word vocabulary can leave hundreds of thousands of types unknown)."""
+    if not words:
+        return np.zeros(0, dtype=np.float64)
+    logp, unseen = spelling_model(vocab)
+    lengths = np.fromiter(map(len, words), np.int64, len(words))
+    points = np.frombuffer("".join(words).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    distinct, which = np.unique(points, return_inverse=True)
+    char_logp = np.array([logp.get(chr(c), unseen) for c in distinct.tolist()])
+    owner = np.repeat(np.arange(len(words)), lengths)
+    return -np.bincount(owner, weights=char_logp[which], minlength=len(words))
+
+
+def make_streams_from_types(
+    raws: Sequence[np.ndarray], types: Sequence[str], vocab: Vocab
+) -> list[Stream]:
+    """One `Stream` per raw-id array in `raws`, all over the same `types` (a corpus's
+    training and held-out parts): the per-type tables are built once. At level 'space'
+    each word also counts the space that separates it.
 
     A token outside the vocabulary is scored as `<unk>`, which would make bits per
     character look better than they are (one `<unk>` stands for any unknown word). So each
@@ -67,8 +84,8 @@ def make_stream_from_types(raw: np.ndarray, types: Sequence[str], vocab: Vocab) 
     characters of each rare word.
     """
     extra = 1 if vocab.level == "space" else 0
-    spelled = stream_ids(raw, types, vocab)
-    if spelled is not None:
+    pieces = type_pieces(types, vocab)
+    if pieces is not None:
         # rare words spelled out in characters: the stream holds vocabulary ids, and only a
         # character never seen in training (an <unk>) costs its spelling
         itos = vocab.itos
@@ -76,18 +93,21 @@ def make_stream_from_types(raw: np.ndarray, types: Sequence[str], vocab: Vocab) 
         chars_of[vocab.unk_id] = 1  # an <unk> here stands for one character
         spell_of = np.zeros(len(itos), dtype=np.float64)
         spell_of[vocab.unk_id] = -spelling_model(vocab)[1]
-        return Stream(spelled, np.arange(len(itos), dtype=np.int64), chars_of, spell_of)
+        lut = np.arange(len(itos), dtype=np.int64)
+        return [Stream(expand_pieces(raw, pieces, vocab), lut, chars_of, spell_of) for raw in raws]
     lut = np.fromiter((vocab.stoi.get(t, vocab.unk_id) for t in types), np.int64, len(types))
     chars_of = np.fromiter(
         (1 if t == NEWLINE else len(t) + extra for t in types), np.int64, len(types)
     )
     spell_of = np.zeros(len(types), dtype=np.float64)
     unknown = np.flatnonzero(lut == vocab.unk_id)
-    if len(unknown):
-        logp, unseen = spelling_model(vocab)
-        for i in unknown.tolist():
-            spell_of[i] = -sum(logp.get(ch, unseen) for ch in types[i])
-    return Stream(raw, lut, chars_of, spell_of)
+    spell_of[unknown] = spelling_costs([types[i] for i in unknown.tolist()], vocab)
+    return [Stream(raw, lut, chars_of, spell_of) for raw in raws]
+
+
+def make_stream_from_types(raw: np.ndarray, types: Sequence[str], vocab: Vocab) -> Stream:
+    """`make_streams_from_types` for one raw-id array."""
+    return make_streams_from_types([raw], types, vocab)[0]
 
 
 def make_stream(tokens: list[str], vocab: Vocab, level: str | None = None) -> Stream:

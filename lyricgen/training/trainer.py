@@ -44,6 +44,7 @@ from lyricgen.training.data import (
     Stream,
     WindowDataset,
     make_stream_from_types,
+    make_streams_from_types,
 )
 from lyricgen.training.distributed import Dist
 from lyricgen.training.evaluation import evaluate
@@ -87,11 +88,12 @@ def prepare_corpus(cfg: Config, vocab: Vocab | None = None, base: Vocab | None =
         vocab = build_vocab(splits, d)
         if base is not None:
             vocab = finetune.extend_vocab(base, vocab)
-    return Corpus(
-        vocab,
-        make_stream_from_types(splits.train, splits.train_types, vocab),
-        make_stream_from_types(splits.val, splits.val_types, vocab),
-    )
+    if splits.train_types is splits.val_types:  # one corpus, split: its tables are shared
+        train, val = make_streams_from_types([splits.train, splits.val], splits.train_types, vocab)
+    else:
+        train = make_stream_from_types(splits.train, splits.train_types, vocab)
+        val = make_stream_from_types(splits.val, splits.val_types, vocab)
+    return Corpus(vocab, train, val)
 
 
 class Progress:
