@@ -218,11 +218,16 @@ def stream_ids(raw: np.ndarray, types: Sequence[str], vocab: Vocab) -> np.ndarra
     return None if table is None else expand_pieces(raw, table, vocab)
 
 
+def type_lut(types: Sequence[str], vocab: Vocab) -> np.ndarray:
+    """The vocabulary id (int64) of each raw type, `<unk>` where it has none."""
+    get, unk = vocab.stoi.get, vocab.unk_id
+    return np.fromiter((get(t, unk) for t in types), np.int64, len(types))
+
+
 def token_ids(raw: np.ndarray, types: Sequence[str], vocab: Vocab) -> np.ndarray:
     """The vocabulary ids of a raw-id stream, in memory: spelled out where the vocabulary
     spells rare words (`stream_ids`), else one id per raw token through a lookup table."""
     spelled = stream_ids(raw, types, vocab)
     if spelled is not None:
         return spelled
-    lut = np.fromiter((vocab.stoi.get(t, vocab.unk_id) for t in types), np.int64, len(types))
-    return lut.astype(id_dtype(len(vocab)))[raw]
+    return type_lut(types, vocab).astype(id_dtype(len(vocab)))[raw]

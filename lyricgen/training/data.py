@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from lyricgen.corpus.text import NEWLINE
-from lyricgen.corpus.vocab import UNK, Vocab, expand_pieces, type_pieces
+from lyricgen.corpus.vocab import UNK, Vocab, expand_pieces, type_lut, type_pieces
 from lyricgen.errors import CorpusError
 
 
@@ -95,7 +95,7 @@ def make_streams_from_types(
         spell_of[vocab.unk_id] = -spelling_model(vocab)[1]
         lut = np.arange(len(itos), dtype=np.int64)
         return [Stream(expand_pieces(raw, pieces, vocab), lut, chars_of, spell_of) for raw in raws]
-    lut = np.fromiter((vocab.stoi.get(t, vocab.unk_id) for t in types), np.int64, len(types))
+    lut = type_lut(types, vocab)
     chars_of = np.fromiter(
         (1 if t == NEWLINE else len(t) + extra for t in types), np.int64, len(types)
     )

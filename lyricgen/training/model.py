@@ -52,11 +52,11 @@ class Dropout(nn.Dropout):
         return dropout(x, self.p, self.training)
 
 
-_RNN_FN = {
-    "lstm": torch.lstm,
-    "gru": torch.gru,
-    "rnn_tanh": torch.rnn_tanh,
-    "rnn_relu": torch.rnn_relu,
+_RNN_FN = {  # nn.RNNBase.mode -> the one-call function the module itself runs
+    "LSTM": torch.lstm,
+    "GRU": torch.gru,
+    "RNN_TANH": torch.rnn_tanh,
+    "RNN_RELU": torch.rnn_relu,
 }
 
 
@@ -64,9 +64,7 @@ def run_layers(rnn: nn.RNNBase, x: torch.Tensor, hidden: Hidden | None, p: float
     """A multi-layer `rnn` run one layer at a time with `dropout` between the layers: what
     `rnn(x, hidden)` computes in training (the same kernels: oneDNN runs a stacked RNN
     layer by layer too), with lyricgen's faster CPU dropout mask in place of torch's."""
-    lstm = isinstance(rnn, nn.LSTM)
-    name = "lstm" if lstm else "gru" if isinstance(rnn, nn.GRU) else rnn.mode.lower()
-    fn = _RNN_FN[name]
+    fn, lstm = _RNN_FN[rnn.mode], rnn.mode == "LSTM"
     layers, width = rnn.num_layers, rnn.hidden_size
     if hidden is None:
         zeros = x.new_zeros(layers, x.shape[1], width)
