@@ -99,6 +99,67 @@ def run_layers(rnn: nn.RNNBase, x: torch.Tensor, hidden: Hidden | None, p: float
     return x, torch.cat(finals)
 
 
+_CE_ROWS = 128  # rows of scores per block in linear_cross_entropy (docs/BENCHMARKS.md)
+
+
+def linear_cross_entropy(
+    h: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    targets: torch.Tensor,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """`F.cross_entropy(F.linear(h, weight, bias), targets, reduction=...)` for h (N, H),
+    computed 128 rows of scores at a time, with the gradient of the scores (softmax minus
+    the one-hot target) formed in the same pass while the block is still in the cache.
+
+    torch's path writes the (N, V) log-probabilities, then in backward a zero-filled (N, V)
+    gradient, scatters into it and reads both again: at PyTorch's word_language_model shape
+    that was a fifth of the output layer's time. Without gradients only the log-sum-exp of
+    each block is kept, so validation never holds more than one block of scores."""
+    return _LinearCrossEntropy.apply(h, weight, bias, targets, reduction == "sum")
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h, weight, bias, targets, summed: bool):  # noqa: ANN001
+        n, v = h.shape[0], weight.shape[0]
+        grads = any(ctx.needs_input_grad[:3])
+        # the scores of each block; with gradients kept, they become the softmax's gradient
+        scores = h.new_empty(n if grads else min(n, _CE_ROWS), v)
+        total = h.new_zeros(())
+        wt = weight.t()
+        for s in range(0, n, _CE_ROWS):
+            e = min(n, s + _CE_ROWS)
+            block = scores[s:e] if grads else scores[: e - s]
+            if bias is None:
+                torch.mm(h[s:e], wt, out=block)
+            else:
+                torch.addmm(bias, h[s:e], wt, out=block)
+            col = targets[s:e, None]
+            lse = torch.logsumexp(block, 1)
+            total += lse.sum() - block.gather(1, col).sum()
+            if grads:  # d loss / d scores = softmax - one-hot(target)
+                block.sub_(lse[:, None]).exp_()
+                block.scatter_add_(1, col, block.new_full((e - s, 1), -1.0))
+        ctx.summed, ctx.n = summed, n
+        if grads:
+            ctx.save_for_backward(scores, h, weight)
+        return total if summed else total / max(n, 1)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):  # noqa: ANN001, ANN205
+        scores, h, weight = ctx.saved_tensors
+        scale = grad_out if ctx.summed else grad_out / max(ctx.n, 1)
+        need_h, need_w, need_b = ctx.needs_input_grad[:3]
+        # the scale multiplies the (N, H), (V, H) and (V,) results, not the (N, V) scores
+        grad_h = (scores @ weight).mul_(scale) if need_h else None
+        grad_w = (scores.t() @ h).mul_(scale) if need_w else None
+        grad_b = scores.sum(0).mul_(scale) if need_b else None
+        return grad_h, grad_w, grad_b, None, None
+
+
 class LyricsModel(nn.Module):
     """A recurrent language model: `forward(ids, hidden) -> (logits, hidden)`."""
 
@@ -207,6 +268,9 @@ class LyricsModel(nn.Module):
             logp = self.asm(flat, targets.flatten()).output  # (T*B,) target log-probs
             total = -logp.float().sum()
             return total if reduction == "sum" else total / logp.numel()
+        if flat.device.type == "cpu" and flat.dtype == torch.float32 and not _autocast_dtype("cpu"):
+            d = self.decoder
+            return linear_cross_entropy(flat, d.weight, d.bias, targets.flatten(), reduction)
         return F.cross_entropy(self.decoder(flat).float(), targets.flatten(), reduction=reduction)
 
 
