@@ -18,6 +18,7 @@ from torch import nn
 
 from lyricgen.config import CELLS, ModelConfig
 from lyricgen.errors import ConfigError
+from lyricgen.training.gru import gru_layer
 
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -63,12 +64,21 @@ _RNN_FN = {  # nn.RNNBase.mode -> the one-call function the module itself runs
 def run_layers(rnn: nn.RNNBase, x: torch.Tensor, hidden: Hidden | None, p: float) -> tuple:
     """A multi-layer `rnn` run one layer at a time with `dropout` between the layers: what
     `rnn(x, hidden)` computes in training (the same kernels: oneDNN runs a stacked RNN
-    layer by layer too), with lyricgen's faster CPU dropout mask in place of torch's."""
+    layer by layer too), with lyricgen's faster CPU dropout mask in place of torch's. A GRU
+    training on the CPU in fp32 runs lyricgen's `gru_layer` (torch has no fused kernel for it)."""
     fn, lstm = _RNN_FN[rnn.mode], rnn.mode == "LSTM"
     layers, width = rnn.num_layers, rnn.hidden_size
     if hidden is None:
         zeros = x.new_zeros(layers, x.shape[1], width)
         hidden = (zeros, zeros) if lstm else zeros
+    # torch has no fused CPU kernel for training a GRU: lyricgen's layer (lyricgen.training.gru)
+    own_gru = (
+        rnn.mode == "GRU"
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and torch.is_grad_enabled()
+        and not _autocast_dtype("cpu")
+    )
     finals = []
     for k in range(layers):
         if k:
@@ -78,7 +88,11 @@ def run_layers(rnn: nn.RNNBase, x: torch.Tensor, hidden: Hidden | None, p: float
             for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
             if hasattr(rnn, f"{w}_l{k}")
         ]
-        if lstm:
+        if own_gru:
+            biases = weights[2:] if rnn.bias else [None, None]
+            x, h = gru_layer(x, hidden[k], weights[0], weights[1], *biases)
+            finals.append(h.unsqueeze(0))
+        elif lstm:
             x, h, c = fn(
                 x,
                 (hidden[0][k : k + 1], hidden[1][k : k + 1]),
@@ -248,11 +262,13 @@ class LyricsModel(nn.Module):
         return logits, hidden
 
     def _recur(self, x: torch.Tensor, hidden: Hidden | None) -> tuple[torch.Tensor, Hidden]:
-        """The RNN over (T, B, E); a stacked one trains layer by layer on the CPU, so the
-        dropout between its layers is lyricgen's (`run_layers`)."""
+        """The RNN over (T, B, E). Training on the CPU, a stacked one runs layer by layer, so
+        the dropout between its layers is lyricgen's, and a GRU runs lyricgen's layer
+        (`run_layers`)."""
         rnn = self.rnn
-        if self.training and rnn.num_layers > 1 and rnn.dropout > 0 and x.device.type == "cpu":
-            return run_layers(rnn, x, hidden, rnn.dropout)
+        if self.training and x.device.type == "cpu":
+            if (rnn.num_layers > 1 and rnn.dropout > 0) or rnn.mode == "GRU":
+                return run_layers(rnn, x, hidden, rnn.dropout)
         return rnn(x, hidden)
 
     def _nll(self, out: torch.Tensor, targets: torch.Tensor, reduction: str) -> torch.Tensor:
