@@ -155,8 +155,7 @@ def main() -> None:
         if args.compare == "sets":
             torch.manual_seed(0)
             tr_b = _trainer(sets_b, corpus, Path(tmp) / "b", st, args.shape)
-        batches = tr_a.stateful
-        if batches is None:
+        if tr_a.stateful is None or tr_b.stateful is None:
             sys.exit("step_ab needs stateful batches (data.mode: stateful)")
         res: dict[str, list[float]] = {"a": [], "b": []}
         i = 0
@@ -166,20 +165,23 @@ def main() -> None:
                 tr = tr_a if kind == "a" else tr_b
                 t0 = time.perf_counter()
                 for _ in range(args.steps):
-                    x, y = batches[i % len(batches)]
+                    x, y = tr.stateful[i % len(tr.stateful)]
                     tr._step(x, y)
                     i += 1
                 res[kind].append((time.perf_counter() - t0) / args.steps * 1000)
         use("b")
     med = {k: statistics.median(v[1:] if len(v) > 1 else v) for k, v in res.items()}
-    tokens = tr_a.cfg.data.batch_size * tr_a.cfg.data.seq_len
-    print(
-        f"shape {args.shape}, {tokens} tokens a step, {args.threads} threads, {args.rounds} rounds"
-    )
-    for kind, name in (("a", name_a), ("b", name_b)):
+    tokens = {t: t.cfg.data.batch_size * t.cfg.data.seq_len for t in (tr_a, tr_b)}
+    print(f"shape {args.shape}, {args.threads} threads, {args.rounds} rounds")
+    rate = {}
+    for kind, name, tr in (("a", name_a, tr_a), ("b", name_b, tr_b)):
         rounds = ", ".join(f"{t:.1f}" for t in res[kind])
-        print(f"{name:>22}: median {med[kind]:.2f} ms/step ({rounds})")
-    print(f"speed-up {name_b} / {name_a}: {med['a'] / med['b']:.3f}x")
+        rate[kind] = tokens[tr] / med[kind] * 1000
+        print(
+            f"{name:>22}: median {med[kind]:.2f} ms/step, {tokens[tr]} tokens a step, "
+            f"{rate[kind]:,.0f} tokens/s ({rounds})"
+        )
+    print(f"speed-up {name_b} / {name_a}: {rate['b'] / rate['a']:.3f}x tokens/s")
 
 
 if __name__ == "__main__":
