@@ -138,14 +138,19 @@ def test_dropout_keeps_its_rate_and_expectation():
     assert torch.equal(dropout(x, 1.0), torch.zeros_like(x))
 
 
+def _count_calls(monkeypatch, module, name: str) -> list:
+    """Wrap module.name so each call appends to the returned list."""
+    calls, real = [], getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *a: calls.append(1) or real(*a))
+    return calls
+
+
 def test_training_mode_uses_the_layer_by_layer_path(monkeypatch):
     """A stacked model in training runs its layers one by one on the CPU (the dropout between
     them is lyricgen's); evaluation runs the torch module whole."""
     from lyricgen.training import model as model_mod
 
-    calls = []
-    real = model_mod.run_layers
-    monkeypatch.setattr(model_mod, "run_layers", lambda *a: calls.append(1) or real(*a))
+    calls = _count_calls(monkeypatch, model_mod, "run_layers")
     cfg = ModelConfig(cell="lstm", embedding_dim=8, hidden_size=8, num_layers=2, dropout=0.3)
     m = LyricsModel(11, cfg)
     ids = torch.randint(0, 11, (2, 5))
@@ -239,12 +244,9 @@ def test_gru_layer_matches_torch(bias):
 def test_a_one_layer_gru_trains_through_lyricgens_layer(monkeypatch):
     """On the CPU a GRU trains through gru_layer (torch has no fused kernel for it);
     evaluation and no-grad calls run the torch module."""
-    from lyricgen.training import gru as gru_mod
     from lyricgen.training import model as model_mod
 
-    calls = []
-    real = gru_mod.gru_layer
-    monkeypatch.setattr(model_mod, "gru_layer", lambda *a: calls.append(1) or real(*a))
+    calls = _count_calls(monkeypatch, model_mod, "gru_layer")
     cfg = ModelConfig(cell="gru", embedding_dim=8, hidden_size=8, num_layers=1, dropout=0.1)
     m = LyricsModel(11, cfg)
     ids = torch.randint(0, 11, (2, 5))

@@ -72,13 +72,7 @@ def run_layers(rnn: nn.RNNBase, x: torch.Tensor, hidden: Hidden | None, p: float
         zeros = x.new_zeros(layers, x.shape[1], width)
         hidden = (zeros, zeros) if lstm else zeros
     # torch has no fused CPU kernel for training a GRU: lyricgen's layer (lyricgen.training.gru)
-    own_gru = (
-        rnn.mode == "GRU"
-        and x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and torch.is_grad_enabled()
-        and not _autocast_dtype("cpu")
-    )
+    own_gru = rnn.mode == "GRU" and torch.is_grad_enabled() and _plain_cpu(x)
     finals = []
     for k in range(layers):
         if k:
@@ -284,10 +278,16 @@ class LyricsModel(nn.Module):
             logp = self.asm(flat, targets.flatten()).output  # (T*B,) target log-probs
             total = -logp.float().sum()
             return total if reduction == "sum" else total / logp.numel()
-        if flat.device.type == "cpu" and flat.dtype == torch.float32 and not _autocast_dtype("cpu"):
+        if _plain_cpu(flat):
             d = self.decoder
             return linear_cross_entropy(flat, d.weight, d.bias, targets.flatten(), reduction)
         return F.cross_entropy(self.decoder(flat).float(), targets.flatten(), reduction=reduction)
+
+
+def _plain_cpu(x: torch.Tensor) -> bool:
+    """fp32 on the CPU without autocast: where lyricgen's own kernels (`linear_cross_entropy`,
+    `gru_layer`) replace torch's; elsewhere the torch ones run."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and not _autocast_dtype("cpu")
 
 
 def _autocast_dtype(device_type: str) -> torch.dtype | None:

@@ -17,16 +17,11 @@ during `step`, which `step` here sets itself.
 
 from __future__ import annotations
 
-import inspect
+from inspect import unwrap  # each wrapper sets __wrapped__ (functools.wraps)
 from typing import Any
 
 import torch
 from torch.optim import Optimizer
-
-
-def _bare(fn):  # noqa: ANN001, ANN202
-    """`fn` without its decorators (functools.wraps sets __wrapped__ on each layer)."""
-    return inspect.unwrap(fn)
 
 
 class _Eager:
@@ -35,20 +30,20 @@ class _Eager:
     _torch_cls: type[Optimizer]
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        _bare(Optimizer.add_param_group)(self, param_group)
+        unwrap(Optimizer.add_param_group)(self, param_group)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        _bare(Optimizer.zero_grad)(self, set_to_none)
+        unwrap(Optimizer.zero_grad)(self, set_to_none)
 
     def state_dict(self) -> dict[str, Any]:
-        return _bare(Optimizer.state_dict)(self)
+        return unwrap(Optimizer.state_dict)(self)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        _bare(Optimizer.load_state_dict)(self, state_dict)
+        unwrap(Optimizer.load_state_dict)(self, state_dict)
 
     def step(self, closure=None):  # noqa: ANN001, ANN201
         with torch.no_grad():  # what _use_grad_for_differentiable sets (differentiable=False)
-            return _bare(self._torch_cls.step)(self, closure)
+            return unwrap(self._torch_cls.step)(self, closure)
 
 
 class SGD(_Eager, torch.optim.SGD):
