@@ -78,12 +78,14 @@ class TrainConfig:
     momentum: float = field(default=0.9, metadata=_range(0.0, 1.0, hi_open=True))
     clip_grad_norm: float | None = field(default=1.0, metadata=_range(0.0, lo_open=True))
     scheduler: str = field(
-        default="cosine", metadata={"choices": ("none", "cosine", "step", "plateau")}
+        default="cosine", metadata={"choices": ("none", "cosine", "wsd", "step", "plateau")}
     )
     warmup_steps: int = field(default=0, metadata=_range(0))
     step_size: int = field(default=5, metadata=_range(1))  # epochs, for scheduler: step
     gamma: float = field(default=0.5, metadata=_range(0.0, 1.0, lo_open=True))
     min_lr_ratio: float = field(default=0.05, metadata=_range(0.0, 1.0))
+    # scheduler: wsd holds the rate, then decays it over this last share of the run
+    decay_fraction: float = field(default=0.2, metadata=_range(0.0, 1.0, lo_open=True))
     patience: int | None = field(default=5, metadata=_range(1))  # early stopping, in epochs
     keep: str = field(default="best", metadata={"choices": ("best", "last")})  # model.safetensors
     max_minutes: float | None = field(default=None, metadata=_range(0.0, lo_open=True))

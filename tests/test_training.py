@@ -34,6 +34,23 @@ def test_cosine_warms_up_then_decays_to_the_floor_by_steps_or_by_time():
     assert s.lr == pytest.approx(0.1 * 0.55)
 
 
+def test_wsd_holds_the_rate_then_decays_over_the_last_share_by_steps_or_by_time():
+    t = TrainConfig(lr=0.1, warmup_steps=10, scheduler="wsd", min_lr_ratio=0.0, decay_fraction=0.2)
+    assert lr_factor(t, 0, 110) == pytest.approx(0.1)  # the same warmup
+    assert lr_factor(t, 10, 110) == 1.0
+    assert lr_factor(t, 90, 110) == 1.0  # 80% of the steps after warmup: still held
+    # a quarter into the decay: 1 - sqrt(1/4)
+    assert lr_factor(t, 95, 110) == pytest.approx(0.5)
+    assert lr_factor(t, 110, 110) == pytest.approx(0.0)
+    # by time: 90% of the budget used at step 20 is halfway through the decay
+    assert lr_factor(t, 20, 110, time_fraction=0.9) == pytest.approx(1 - 0.5**0.5)
+    floor = TrainConfig(lr=0.1, scheduler="wsd", min_lr_ratio=0.1, decay_fraction=0.5)
+    assert lr_factor(floor, 100, 100) == pytest.approx(0.1)
+    s = Schedule(_opt(), t, 110)
+    s.before_step(95, 0.0)
+    assert s.lr == pytest.approx(0.05)
+
+
 def test_step_and_plateau_act_once_an_epoch_and_resume_from_their_state():
     t = TrainConfig(lr=1.0, warmup_steps=0, scheduler="step", step_size=2, gamma=0.5)
     opt = _opt()

@@ -6,6 +6,9 @@
   `train.min_lr_ratio` x `train.lr`. With `train.max_minutes` set, progress is the larger of
   the step fraction and the time fraction, so the decay finishes when the time budget runs
   out rather than at an epoch count the budget never reaches.
+- `wsd` (warmup, stable, decay; Hägele et al. 2024): the warmup, then `train.lr` held until
+  the last `train.decay_fraction` of the run, then a 1 - sqrt decay to `train.min_lr_ratio`
+  x `train.lr`. Progress is measured as for `cosine`.
 - `none`: the warmup, then a constant rate.
 - `step` and `plateau`: torch's StepLR and ReduceLROnPlateau, acting once per epoch.
 """
@@ -25,13 +28,16 @@ def lr_factor(
     """The multiple of `train_cfg.lr` at optimizer step `step` (warmup, then the cosine decay)."""
     if step < train_cfg.warmup_steps:
         return (step + 1) / train_cfg.warmup_steps
-    if train_cfg.scheduler != "cosine":
+    if train_cfg.scheduler not in ("cosine", "wsd"):
         return 1.0
     progress = (step - train_cfg.warmup_steps) / max(1, total_steps - train_cfg.warmup_steps)
     progress = min(1.0, max(progress, time_fraction))
-    return train_cfg.min_lr_ratio + (1 - train_cfg.min_lr_ratio) * 0.5 * (
-        1 + math.cos(math.pi * progress)
-    )
+    if train_cfg.scheduler == "cosine":
+        decay = 0.5 * (1 + math.cos(math.pi * progress))
+    else:
+        into = (progress - (1 - train_cfg.decay_fraction)) / train_cfg.decay_fraction
+        decay = 1 - math.sqrt(min(1.0, max(0.0, into)))
+    return train_cfg.min_lr_ratio + (1 - train_cfg.min_lr_ratio) * decay
 
 
 class Schedule:
@@ -39,7 +45,7 @@ class Schedule:
 
     def __init__(self, opt: torch.optim.Optimizer, train_cfg: TrainConfig, total_steps: int):
         self.opt, self.train_cfg, self.total_steps = opt, train_cfg, total_steps
-        self.per_step = train_cfg.scheduler in ("cosine", "none")
+        self.per_step = train_cfg.scheduler in ("cosine", "wsd", "none")
         self.per_epoch: torch.optim.lr_scheduler.LRScheduler | None = None
         if train_cfg.scheduler == "step":
             self.per_epoch = torch.optim.lr_scheduler.StepLR(
