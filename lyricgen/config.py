@@ -58,6 +58,9 @@ class ModelConfig:
     hidden_size: int = field(default=256, metadata=_range(1))
     num_layers: int = field(default=2, metadata=_range(1))
     dropout: float = field(default=0.2, metadata=_range(0.0, 1.0, hi_open=True))
+    # DropConnect on the recurrent (hidden-to-hidden) weights in training: one mask per
+    # step, the same at every time step (Merity et al. 2018, AWD-LSTM's weight drop)
+    weight_drop: float = field(default=0.0, metadata=_range(0.0, 1.0, hi_open=True))
     tie_weights: bool = False
     # the output layer: full softmax, or adaptive softmax (Grave et al. 2017) whose head
     # holds the tokens below cutoffs[0] (default: chosen from the training counts so that

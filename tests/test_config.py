@@ -26,6 +26,7 @@ def write(tmp_path, text):
         ("model:\n  hidden_size: 0\n", "'model.hidden_size' is 0; it must be >= 1"),
         ("data:\n  seq_len: -4\n", "'data.seq_len' is -4"),
         ("model:\n  dropout: 1.0\n", "'model.dropout' is 1.0; it must be < 1"),
+        ("model:\n  weight_drop: -0.1\n", "'model.weight_drop' is -0.1; it must be >= 0"),
         ("model:\n  cell: transformer\n", "choose one of rnn, lstm, gru"),
         ("model:\n  bidirectional: true\n", "cannot read the future"),
         ("model:\n  tie_weights: true\n  embedding_dim: 8\n  hidden_size: 16\n", "tie_weights"),

@@ -259,3 +259,45 @@ def test_a_one_layer_gru_trains_through_lyricgens_layer(monkeypatch):
     m.eval()
     m(ids)
     assert calls == [1]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_weight_drop_masks_the_recurrent_weights_in_training_only(cell):
+    """model.weight_drop (DropConnect on the hidden-to-hidden matrix): in training the model
+    computes what the RNN computes with that matrix through one dropout mask for the whole
+    window (so the recurrent gradient is the masked one); in eval the weights are used as
+    they are, so scoring and generation see the trained model unchanged."""
+    from lyricgen.training.model import dropout
+
+    cfg = ModelConfig(cell=cell, embedding_dim=6, hidden_size=8, num_layers=1, dropout=0.0,
+                      weight_drop=0.5)  # fmt: skip
+    torch.manual_seed(0)
+    model = LyricsModel(20, cfg)
+    ids = torch.randint(0, 20, (3, 9))
+    model.eval()
+    plain, _ = model(ids)
+    model.train()
+    torch.manual_seed(7)
+    dropped, _ = model(ids)
+    assert not torch.allclose(dropped, plain, atol=1e-4)
+    # the same computation by hand: the mask drawn first from the same seed
+    torch.manual_seed(7)
+    w_hh = model.rnn.weight_hh_l0
+    masked = dropout(w_hh.detach(), 0.5)
+    assert (masked == 0).any()
+    with torch.no_grad():
+        saved = w_hh.clone()
+        w_hh.copy_(masked)
+        model.eval()
+        by_hand, _ = model(ids)
+        w_hh.copy_(saved)
+    assert torch.allclose(dropped, by_hand, atol=1e-5)
+    # gradients reach the recurrent matrix only where the mask kept it
+    model.train()
+    torch.manual_seed(7)
+    out, _ = model(ids)
+    (g,) = torch.autograd.grad(out.square().sum(), [w_hh])
+    assert torch.all(g[masked == 0] == 0) and g.abs().sum() > 0
+    model.eval()
+    again, _ = model(ids)
+    assert torch.equal(again, plain)

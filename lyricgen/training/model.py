@@ -61,11 +61,15 @@ _RNN_FN = {  # nn.RNNBase.mode -> the one-call function the module itself runs
 }
 
 
-def run_layers(rnn: nn.RNNBase, x: torch.Tensor, hidden: Hidden | None, p: float) -> tuple:
+def run_layers(
+    rnn: nn.RNNBase, x: torch.Tensor, hidden: Hidden | None, p: float, weight_drop: float = 0.0
+) -> tuple:
     """A multi-layer `rnn` run one layer at a time with `dropout` between the layers: what
     `rnn(x, hidden)` computes in training (the same kernels: oneDNN runs a stacked RNN
     layer by layer too), with lyricgen's faster CPU dropout mask in place of torch's. A GRU
-    training on the CPU in fp32 runs lyricgen's `gru_layer` (torch has no fused kernel for it)."""
+    training on the CPU in fp32 runs lyricgen's `gru_layer` (torch has no fused kernel for it).
+    With `weight_drop`, each layer's recurrent matrix goes through dropout first: one mask
+    for the whole window (DropConnect, as AWD-LSTM's weight drop)."""
     fn, lstm = _RNN_FN[rnn.mode], rnn.mode == "LSTM"
     layers, width = rnn.num_layers, rnn.hidden_size
     if hidden is None:
@@ -82,6 +86,8 @@ def run_layers(rnn: nn.RNNBase, x: torch.Tensor, hidden: Hidden | None, p: float
             for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
             if hasattr(rnn, f"{w}_l{k}")
         ]
+        if weight_drop > 0:
+            weights[1] = dropout(weights[1], weight_drop, True)
         if own_gru:
             biases = weights[2:] if rnn.bias else [None, None]
             x, h = gru_layer(x, hidden[k], weights[0], weights[1], *biases)
@@ -258,8 +264,10 @@ class LyricsModel(nn.Module):
     def _recur(self, x: torch.Tensor, hidden: Hidden | None) -> tuple[torch.Tensor, Hidden]:
         """The RNN over (T, B, E). Training on the CPU, a stacked one runs layer by layer, so
         the dropout between its layers is lyricgen's, and a GRU runs lyricgen's layer
-        (`run_layers`)."""
-        rnn = self.rnn
+        (`run_layers`); so does any RNN training with `model.weight_drop`."""
+        rnn, weight_drop = self.rnn, self.cfg.weight_drop
+        if self.training and weight_drop > 0:  # the module has no weight drop of its own
+            return run_layers(rnn, x, hidden, rnn.dropout, weight_drop)
         if self.training and x.device.type == "cpu":
             if (rnn.num_layers > 1 and rnn.dropout > 0) or rnn.mode == "GRU":
                 return run_layers(rnn, x, hidden, rnn.dropout)
