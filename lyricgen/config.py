@@ -44,6 +44,9 @@ class DataConfig:
     stride: int | None = field(default=None, metadata=_range(1))  # None: seq_len // 2
     batch_size: int = field(default=32, metadata=_range(1))
     mode: str = field(default="shuffle", metadata={"choices": ("shuffle", "stateful")})
+    # stateful mode: lay the training songs (blocks between blank lines) out in a new order
+    # each epoch, seeded by train.seed; a corpus without blank lines keeps its order
+    shuffle_songs: bool = True
     # token-id cache folder; None: $LYRICGEN_CACHE_DIR, else ~/.cache/lyricgen
     cache_dir: str | None = None
     # index the corpus into the run directory for the copy guard (generate --max-copy)

@@ -118,3 +118,68 @@ def test_unknown_tokens_carry_a_spelling_cost():
     # a known character is cheaper to spell than an unseen one
     a, b = make_stream(["星月"], vocab), make_stream(["日月"], vocab)
     assert a.spell_of[a.raw[0]] < b.spell_of[b.raw[0]]
+
+
+def songs_stream() -> tuple[Stream, list[list[int]]]:
+    """Five songs (vocabulary id 0 is the line break), each closed by a blank line."""
+    songs = [[1, 2, 0, 3, 0, 0], [4, 5, 6, 0, 0], [7, 0, 0, 0], [8, 9, 0, 10, 11, 0, 0], [12, 0]]
+    raw = np.array([t for s in songs for t in s], dtype=np.uint32)
+    return Stream(raw, np.arange(13), np.ones(13, np.int64), np.zeros(13)), songs
+
+
+def test_song_starts_follow_blank_lines():
+    from lyricgen.training.data import song_starts
+
+    stream, songs = songs_stream()
+    starts = np.cumsum([0] + [len(s) for s in songs[:-1]])
+    assert song_starts(stream, 0).tolist() == starts.tolist()
+    # read in small chunks (a memory map is read that way): the same starts
+    assert song_starts(stream, 0, chunk=3).tolist() == starts.tolist()
+    # no blank line: one song, the whole stream
+    assert song_starts(identity_stream(50), 0).tolist() == [0]
+
+
+def test_stateful_songs_are_laid_out_anew_each_epoch():
+    """With songs, each epoch reads every token exactly as often as in the stream's own
+    order, every song whole and in one piece within its column (unless a column boundary
+    cuts it), in an order that depends on the seed and the epoch only; processes cut the
+    same layout."""
+    from lyricgen.training.data import song_starts
+
+    stream, songs = songs_stream()
+    starts = song_starts(stream, 0)
+    plain = StatefulBatches(stream, batch_size=2, seq_len=3)
+
+    def layout(batches, epoch):
+        batches.set_epoch(epoch)
+        xs = [batches[i] for i in range(len(batches))]
+        for x, y in xs:  # targets are the next token of the same column
+            assert x.shape == y.shape
+        cols = torch.cat([x for x, _ in xs], dim=0)
+        last = xs[-1][1][-1:]
+        return torch.cat([cols, last], dim=0).t()  # (b, length) tokens read per column
+
+    laid = {e: layout(StatefulBatches(stream, 2, 3, songs=starts, seed=5), e) for e in range(6)}
+    flat = layout(plain, 0)
+    for cols in laid.values():
+        assert sorted(cols.flatten().tolist()) == sorted(flat.flatten().tolist())
+        # each song's tokens appear consecutively (a column may end inside one song)
+        text = cols.flatten().tolist()
+        for song in songs[:-1]:
+            body = song[: song.index(0)]
+            assert any(text[i : i + len(body)] == body for i in range(len(text)))
+    assert len({tuple(c.flatten().tolist()) for c in laid.values()}) > 1  # orders differ
+    again = layout(StatefulBatches(stream, 2, 3, songs=starts, seed=5), 3)
+    assert torch.equal(again, laid[3])  # a function of seed and epoch: resumes replay it
+    other = [layout(StatefulBatches(stream, 2, 3, songs=starts, seed=6), e) for e in range(6)]
+    assert any(not torch.equal(o, laid[e]) for e, o in enumerate(other))
+    # two processes cut the same layout into disjoint columns
+    halves = [StatefulBatches(stream, 2, 3, rank=r, world=2, songs=starts, seed=5) for r in (0, 1)]
+    whole = StatefulBatches(stream, 2, 3, songs=starts, seed=5)
+    for b in (*halves, whole):
+        b.set_epoch(4)
+    for i in range(len(whole)):
+        assert torch.equal(torch.cat([h[i][0] for h in halves], dim=1), whole[i][0])
+    # without songs (or with one) set_epoch changes nothing
+    single = StatefulBatches(stream, 2, 3, songs=np.zeros(1, np.int64), seed=5)
+    assert torch.equal(layout(single, 3), flat)

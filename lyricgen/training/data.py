@@ -199,15 +199,43 @@ class ShuffledBatches:
         return self.dataset.batch(self.perm[lo:hi])
 
 
+def song_starts(stream: Stream, newline: int, chunk: int = 1 << 24) -> np.ndarray:
+    """Where the songs of `stream` start: position 0, then every token that follows a blank
+    line (two line breaks in a row) and is not a line break itself. A song runs to the next
+    start, its closing blank line included. `newline` is the vocabulary id of a line break;
+    the stream is read `chunk` tokens at a time (it may be a memory map of any size)."""
+    is_newline = np.asarray(stream.lut) == newline  # per raw type
+    starts = [np.zeros(1, dtype=np.int64)]
+    n = len(stream.raw)
+    for lo in range(2, n, chunk):
+        nl = is_newline[stream.raw[lo - 2 : min(n, lo + chunk)]]
+        follows_blank = ~nl[2:] & nl[1:-1] & nl[:-2]
+        starts.append(np.flatnonzero(follows_blank).astype(np.int64) + lo)
+    return np.concatenate(starts)
+
+
 class StatefulBatches:
     """Consecutive (x, y) chunks of shape (<=T, b); column j of batch i+1 continues column j
     of batch i, so the hidden state can be carried across batches (truncated BPTT).
 
     The stream is laid out as `batch_size` contiguous columns; process `rank` of `world`
-    owns columns [rank * b, (rank + 1) * b) with b = batch_size // world."""
+    owns columns [rank * b, (rank + 1) * b) with b = batch_size // world.
+
+    Given `songs` (their start positions, `song_starts`), `set_epoch` lays the songs out in
+    a new order before the columns are cut: a function of `seed` and the epoch only, so every
+    process and every resume sees the same layout. Without it, every epoch would read the
+    same songs after the same songs, in the same 64-token windows, and the model could learn
+    the order of the training file, which held-out text does not share."""
 
     def __init__(
-        self, stream: Stream, batch_size: int, seq_len: int, rank: int = 0, world: int = 1
+        self,
+        stream: Stream,
+        batch_size: int,
+        seq_len: int,
+        rank: int = 0,
+        world: int = 1,
+        songs: np.ndarray | None = None,
+        seed: int = 0,
     ):
         if len(stream) < batch_size * 2:
             raise CorpusError(
@@ -219,15 +247,37 @@ class StatefulBatches:
         b = batch_size // world
         self.columns = np.arange(rank * b, (rank + 1) * b, dtype=np.int64) * self.length
         self.n = math.ceil((self.length - 1) / seq_len)
+        self.songs = songs if songs is not None and len(songs) > 1 else None
+        self.seed = seed
+        # this epoch's order: the songs' start positions, and where each begins in the layout
+        self._layout: tuple[np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return self.n
+
+    def set_epoch(self, epoch: int) -> None:
+        """Lay the songs out in this epoch's order (no-op without songs)."""
+        if self.songs is None:
+            return
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.songs))
+        lengths = np.diff(self.songs, append=len(self.stream))[order]
+        offsets = np.zeros(len(order), dtype=np.int64)
+        np.cumsum(lengths[:-1], out=offsets[1:])
+        self._layout = (self.songs[order], offsets)
+
+    def _positions(self, index: np.ndarray) -> np.ndarray:
+        """Stream positions of laid-out positions."""
+        if self._layout is None:
+            return index
+        starts, offsets = self._layout
+        song = np.searchsorted(offsets, index, side="right") - 1
+        return starts[song] + (index - offsets[song])
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         start = i * self.seq_len
         t = min(self.seq_len, self.length - 1 - start)
         index = np.arange(start, start + t + 1, dtype=np.int64)[:, None] + self.columns
-        cols = _to_torch(self.stream.ids(index))  # (t+1, b)
+        cols = _to_torch(self.stream.ids(self._positions(index)))  # (t+1, b)
         return cols[:-1], cols[1:]
 
 

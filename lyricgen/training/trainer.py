@@ -27,6 +27,7 @@ import torch
 
 from lyricgen import checkpoint as ckpt
 from lyricgen.config import Config
+from lyricgen.corpus.text import NEWLINE
 from lyricgen.corpus.tokcache import build_vocab, corpus_splits
 from lyricgen.corpus.vocab import Vocab
 from lyricgen.errors import (
@@ -45,6 +46,7 @@ from lyricgen.training.data import (
     WindowDataset,
     make_stream_from_types,
     make_streams_from_types,
+    song_starts,
 )
 from lyricgen.training.distributed import Dist
 from lyricgen.training.evaluation import evaluate
@@ -299,8 +301,14 @@ class Trainer:
         """Set up this process's batches; returns the steps in an epoch."""
         cfg, d, dist = self.cfg, self.cfg.data, self.dist
         if d.mode == "stateful":
+            train, newline = self.corpus.train, self.corpus.vocab.stoi.get(NEWLINE)
+            songs = None
+            if d.shuffle_songs and newline is not None:
+                songs = song_starts(train, newline)
+                if len(songs) > 1:
+                    log.info("stateful: %d songs, laid out in a new order each epoch", len(songs))
             self.stateful = StatefulBatches(
-                self.corpus.train, d.batch_size, d.seq_len, dist.rank, dist.world
+                train, d.batch_size, d.seq_len, dist.rank, dist.world, songs, cfg.train.seed
             )
             steps = len(self.stateful)
         else:
@@ -328,6 +336,7 @@ class Trainer:
     def _batches(self, epoch: int):
         d, dist = self.cfg.data, self.dist
         if d.mode == "stateful":
+            self.stateful.set_epoch(epoch)
             return self.stateful
         return ShuffledBatches(
             self.dataset, d.batch_size, self.cfg.train.seed, epoch, dist.rank, dist.world
