@@ -51,6 +51,8 @@ def test_wsd_holds_the_rate_then_decays_over_the_last_share_by_steps_or_by_time(
     assert s.lr == pytest.approx(0.05)
 
 
+# the schedule is driven here without optimizer steps, which torch warns about
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)`:UserWarning")
 def test_step_and_plateau_act_once_an_epoch_and_resume_from_their_state():
     t = TrainConfig(lr=1.0, warmup_steps=0, scheduler="step", step_size=2, gamma=0.5)
     opt = _opt()
