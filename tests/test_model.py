@@ -172,7 +172,7 @@ def test_training_mode_uses_the_layer_by_layer_path(monkeypatch):
     ],
 )
 def test_linear_cross_entropy_matches_torch(rows, vocab, bias, reduction):
-    """The blocked loss (128 rows at a time, gradient formed in the forward pass) gives
+    """The fused loss (softmax gradient formed in place, 128 rows at a time) gives
     torch's loss and gradients, for any row count, with or without a bias, and scales by
     the incoming gradient."""
     from lyricgen.training.model import linear_cross_entropy
