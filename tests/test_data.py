@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 import torch
 
+from lyricgen.corpus.vocab import Vocab
 from lyricgen.training.data import (
     ShuffledBatches,
     StatefulBatches,
@@ -124,7 +126,8 @@ def songs_stream() -> tuple[Stream, list[list[int]]]:
     """Five songs (vocabulary id 0 is the line break), each closed by a blank line."""
     songs = [[1, 2, 0, 3, 0, 0], [4, 5, 6, 0, 0], [7, 0, 0, 0], [8, 9, 0, 10, 11, 0, 0], [12, 0]]
     raw = np.array([t for s in songs for t in s], dtype=np.uint32)
-    return Stream(raw, np.arange(13), np.ones(13, np.int64), np.zeros(13)), songs
+    kinds = np.array([2] + [0] * 12, np.int8)  # text.token_kind: 0 content, 2 line break
+    return Stream(raw, np.arange(13), np.ones(13, np.int64), np.zeros(13), kinds), songs
 
 
 def test_song_starts_follow_blank_lines():
@@ -132,11 +135,37 @@ def test_song_starts_follow_blank_lines():
 
     stream, songs = songs_stream()
     starts = np.cumsum([0] + [len(s) for s in songs[:-1]])
-    assert song_starts(stream, 0).tolist() == starts.tolist()
+    assert song_starts(stream).tolist() == starts.tolist()
     # read in small chunks (a memory map is read that way): the same starts
-    assert song_starts(stream, 0, chunk=3).tolist() == starts.tolist()
-    # no blank line: one song, the whole stream
-    assert song_starts(identity_stream(50), 0).tolist() == [0]
+    for chunk in (1, 2, 3, 7):
+        assert song_starts(stream, chunk=chunk).tolist() == starts.tolist()
+    # without token kinds or blank lines: one song, the whole stream
+    assert song_starts(identity_stream(50)).tolist() == [0]
+
+
+@pytest.mark.parametrize("level", ["char", "word", "space"])
+def test_song_starts_share_the_splits_blank_line(level):
+    """A line of spaces (ASCII or ideographic) is blank to the song order exactly as it is to
+    the train/validation split (text.is_blank): each song starts at its first line with
+    content, at every level and for any chunk size; leading blank lines stay in song one."""
+    from lyricgen.corpus.text import split_blocks, tokenize
+    from lyricgen.training.data import make_stream, song_starts
+
+    text = "\n \nfirst line\nsecond line\n \u3000\nthird song\n\n\t\n  indented song\nend\n"
+    tokens = tokenize(text, level)
+    vocab = Vocab.build(tokens, level=level)
+    stream = make_stream(tokens, vocab, level)
+    lines = text.split("\n")[:-1]
+    # the expected starts: token offsets of the lines "third song" and "  indented song"
+    offsets, pos = [], 0
+    for line in lines:
+        offsets.append(pos)
+        pos += len(tokenize(line + "\n", level))
+    want = [0, offsets[lines.index("third song")], offsets[lines.index("  indented song")]]
+    assert pos == len(tokens)
+    for chunk in (1, 3, 1 << 24):
+        assert song_starts(stream, chunk=chunk).tolist() == want
+    assert len(split_blocks(text)) == 3  # the split sees the same three songs
 
 
 def test_stateful_songs_are_laid_out_anew_each_epoch():
@@ -147,7 +176,7 @@ def test_stateful_songs_are_laid_out_anew_each_epoch():
     from lyricgen.training.data import song_starts
 
     stream, songs = songs_stream()
-    starts = song_starts(stream, 0)
+    starts = song_starts(stream)
     plain = StatefulBatches(stream, batch_size=2, seq_len=3)
 
     def layout(batches, epoch):

@@ -25,18 +25,26 @@ def tokens_of(tok, lo=0, hi=None):
     return [tok.types[i] for i in tok.raw[lo:hi].tolist()]
 
 
-@pytest.mark.parametrize("songs", [True, False])
+@pytest.mark.parametrize("songs", [True, False, "spaces"])
 @pytest.mark.parametrize("level", ["char", "word"])
 def test_split_and_tokens_equal_the_in_memory_path(tmp_path, cache, songs, level):
+    """The cache's one-pass split holds out the same songs (or lines) as the in-memory
+    split, also when the blank lines between songs hold spaces (text.is_blank)."""
     corpus = write_corpus(tmp_path / "c.txt")
     if not songs:  # one line per block: no blank lines
         corpus.write_text(corpus.read_text(encoding="utf-8").replace("\n\n", "\n"), "utf-8")
+    if songs == "spaces":  # no empty line: the songs are separated by lines of spaces
+        text = corpus.read_text(encoding="utf-8").replace("\n\n", "\n \u3000\n")
+        corpus.write_text(text, "utf-8")
     text = corpus.read_text(encoding="utf-8")
     train_text, val_text = train_val_split(text, 0.2)
     tok = tokcache.tokenize_file(corpus, level, val_fraction=0.2)
     assert tokens_of(tok, 0, tok.n_train) == tokenize(train_text, level)
     assert tokens_of(tok, tok.n_train) == tokenize(val_text.rstrip("\n"), level) + ["\n"]
     assert tok.train_chars == len(train_text)
+    if songs:  # the held-out part starts a song, after a blank line
+        assert val_text.split("\n", 1)[0].strip()
+        assert not train_text[:-1].rsplit("\n", 1)[-1].strip()
 
 
 def test_second_run_reads_the_cache_and_a_changed_corpus_does_not(tmp_path, cache):

@@ -15,6 +15,38 @@ from lyricgen.errors import CorpusError
 NEWLINE = "\n"
 _GUESSES = ("gb18030", "big5")
 
+# What a token is to the song structure (`token_kind`): line breaks end lines, and a line
+# of nothing but whitespace tokens is blank.
+CONTENT, SPACE, LINE_BREAK = 0, 1, 2
+
+
+def is_blank(line: str) -> bool:
+    """A blank line holds nothing but whitespace. Blank lines separate songs: this is the one
+    definition that the train/validation split (`split_blocks`, the token cache's split) and
+    the song order of stateful training (`training.data.song_starts`) share."""
+    return not line.strip()
+
+
+def token_kind(token: str) -> int:
+    """`LINE_BREAK`, `SPACE` (a token of whitespace only) or `CONTENT`: a line is blank
+    (`is_blank`) exactly when its tokens are all `SPACE`, since tokens spell their line."""
+    if token == NEWLINE:
+        return LINE_BREAK
+    return SPACE if is_blank(token) else CONTENT
+
+
+def has_songs(lines) -> bool:  # noqa: ANN001 - any iterable of lines
+    """Whether blank lines separate songs: some blank line has content before and after it."""
+    content = gap = False
+    for line in lines:
+        if is_blank(line):
+            gap = content
+        elif gap:
+            return True
+        else:
+            content = True
+    return False
+
 
 def guess_encoding(raw: bytes) -> str | None:
     """GBK or Big5 when `raw` (possibly cut mid-character at its end) decodes as one."""
@@ -158,20 +190,21 @@ def split_blocks(text: str) -> list[str]:
     block keeps its trailing newline(s), so joining the blocks gives back the text.
     """
     text = text if text.endswith(NEWLINE) else text + NEWLINE
-    if "\n\n" in text.strip(NEWLINE):
+    lines = text.split(NEWLINE)[:-1]
+    if has_songs(lines):
         blocks, current = [], []
-        for line in text.split(NEWLINE)[:-1]:
+        for line in lines:
             current.append(line)
-            if not line.strip() and any(x.strip() for x in current[:-1]):
+            if is_blank(line) and not all(is_blank(x) for x in current):
                 blocks.append(NEWLINE.join(current) + NEWLINE)
                 current = []
         if current:
-            if blocks and not any(x.strip() for x in current):
+            if blocks and all(is_blank(x) for x in current):
                 blocks[-1] += NEWLINE.join(current) + NEWLINE
             else:
                 blocks.append(NEWLINE.join(current) + NEWLINE)
         return blocks
-    return [line + NEWLINE for line in text.split(NEWLINE)[:-1]]
+    return [line + NEWLINE for line in lines]
 
 
 def train_val_split(text: str, val_fraction: float) -> tuple[str, str]:

@@ -31,14 +31,21 @@ from pathlib import Path
 import numpy as np
 
 from lyricgen.config import DataConfig, rare_words, vocab_cap
-from lyricgen.corpus.text import NEWLINE, check_corpus_file, codec, decode_error
+from lyricgen.corpus.text import (
+    NEWLINE,
+    check_corpus_file,
+    codec,
+    decode_error,
+    has_songs,
+    is_blank,
+)
 from lyricgen.corpus.vocab import Vocab, id_dtype  # noqa: F401 - id_dtype: for callers
 from lyricgen.errors import CorpusError
 from lyricgen.publish import publish_folder
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: songs are found by text.has_songs (a blank line may hold spaces)
 _CHUNK_LINES = 20_000  # lines per encoding chunk (and per jieba task)
 _PARALLEL_MIN_CHARS = 300_000  # below this, a process pool costs more than it saves
 
@@ -94,17 +101,20 @@ class Tokenized:
 
 def _scan(path: Path, encoding: str, what: str) -> tuple[int, bool, int]:
     """First pass: characters (every line counted with its line break), whether songs are
-    separated by blank lines, and the line count."""
-    total, lines, had_content, gap, songs = 0, 0, False, False, False
-    for line in iter_lines(path, encoding, what):
-        total += len(line) + 1
-        lines += 1
-        if not songs:
-            if line == "":
-                gap = gap or had_content
-            else:
-                songs = gap
-                had_content = True
+    separated by blank lines (`text.has_songs`), and the line count."""
+    total = lines = 0
+
+    def counted():
+        nonlocal total, lines
+        for line in iter_lines(path, encoding, what):
+            total += len(line) + 1
+            lines += 1
+            yield line
+
+    feed = counted()
+    songs = has_songs(feed)
+    for _ in feed:  # has_songs stops at the first song boundary; count the rest
+        pass
     return total, songs, lines
 
 
@@ -123,7 +133,7 @@ class _SplitFinder:
 
     def line(self, line: str, token_pos: int) -> None:
         if self.songs:
-            blank = not line.strip()
+            blank = is_blank(line)
             if not blank and self._pending:
                 self._start(token_pos)
                 self._pending = False

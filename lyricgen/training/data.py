@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lyricgen.corpus.text import NEWLINE
+from lyricgen.corpus.text import CONTENT, LINE_BREAK, NEWLINE, token_kind
 from lyricgen.corpus.vocab import UNK, Vocab, expand_pieces, type_lut, type_pieces
 from lyricgen.errors import CorpusError
 
@@ -30,6 +30,7 @@ class Stream:
     lut: np.ndarray  # (n_types,) int64: raw id -> vocabulary id
     chars_of: np.ndarray  # (n_types,) int64: characters each raw type stands for
     spell_of: np.ndarray  # (n_types,) float64: nats to spell out an unknown type, else 0
+    kind_of: np.ndarray | None = None  # (n_types,) int8: text.token_kind of each type
 
     def __len__(self) -> int:
         return len(self.raw)
@@ -39,7 +40,7 @@ class Stream:
         return self.lut[self.raw[index]]
 
     def subset(self, start: int, stop: int | None = None) -> Stream:
-        return Stream(self.raw[start:stop], self.lut, self.chars_of, self.spell_of)
+        return Stream(self.raw[start:stop], self.lut, self.chars_of, self.spell_of, self.kind_of)
 
 
 def spelling_model(vocab: Vocab) -> tuple[dict[str, float], float]:
@@ -94,7 +95,11 @@ def make_streams_from_types(
         spell_of = np.zeros(len(itos), dtype=np.float64)
         spell_of[vocab.unk_id] = -spelling_model(vocab)[1]
         lut = np.arange(len(itos), dtype=np.int64)
-        return [Stream(expand_pieces(raw, pieces, vocab), lut, chars_of, spell_of) for raw in raws]
+        kind_of = token_kinds(itos)
+        return [
+            Stream(expand_pieces(raw, pieces, vocab), lut, chars_of, spell_of, kind_of)
+            for raw in raws
+        ]
     lut = type_lut(types, vocab)
     chars_of = np.fromiter(
         (1 if t == NEWLINE else len(t) + extra for t in types), np.int64, len(types)
@@ -102,7 +107,12 @@ def make_streams_from_types(
     spell_of = np.zeros(len(types), dtype=np.float64)
     unknown = np.flatnonzero(lut == vocab.unk_id)
     spell_of[unknown] = spelling_costs([types[i] for i in unknown.tolist()], vocab)
-    return [Stream(raw, lut, chars_of, spell_of) for raw in raws]
+    return [Stream(raw, lut, chars_of, spell_of, token_kinds(types)) for raw in raws]
+
+
+def token_kinds(types: Sequence[str]) -> np.ndarray:
+    """`text.token_kind` of each type (int8), for `song_starts`."""
+    return np.fromiter(map(token_kind, types), np.int8, len(types))
 
 
 def make_stream_from_types(raw: np.ndarray, types: Sequence[str], vocab: Vocab) -> Stream:
@@ -199,18 +209,43 @@ class ShuffledBatches:
         return self.dataset.batch(self.perm[lo:hi])
 
 
-def song_starts(stream: Stream, newline: int, chunk: int = 1 << 24) -> np.ndarray:
-    """Where the songs of `stream` start: position 0, then every token that follows a blank
-    line (two line breaks in a row) and is not a line break itself. A song runs to the next
-    start, its closing blank line included. `newline` is the vocabulary id of a line break;
-    the stream is read `chunk` tokens at a time (it may be a memory map of any size)."""
-    is_newline = np.asarray(stream.lut) == newline  # per raw type
+def song_starts(stream: Stream, chunk: int = 1 << 24) -> np.ndarray:
+    """Where the songs of `stream` start, as the token cache's split finds them: position 0,
+    then the start of every line with content that follows a blank line (`text.is_blank`:
+    its tokens are all whitespace) that follows content. A song runs to the next start, its
+    closing blank lines included. Without `stream.kind_of`, or without blank lines, the
+    stream is one song. The stream is read `chunk` tokens at a time (it may be a memory map
+    of any size), keeping only the unfinished line's state between chunks."""
     starts = [np.zeros(1, dtype=np.int64)]
-    n = len(stream.raw)
-    for lo in range(2, n, chunk):
-        nl = is_newline[stream.raw[lo - 2 : min(n, lo + chunk)]]
-        follows_blank = ~nl[2:] & nl[1:-1] & nl[:-2]
-        starts.append(np.flatnonzero(follows_blank).astype(np.int64) + lo)
+    if stream.kind_of is None:
+        return starts[0]
+    kind, raw, n = stream.kind_of, stream.raw, len(stream.raw)
+    line_start, line_content = 0, False  # the line not yet ended
+    seen, prev_blank = False, False  # content in ended lines; the last ended line was blank
+
+    def ended(begins: np.ndarray, content: np.ndarray) -> None:
+        """Lines that start at `begins` have ended; `content`: which of them hold some."""
+        nonlocal seen, prev_blank
+        before = np.concatenate([[prev_blank], ~content[:-1]])  # the line above is blank
+        seen_above = np.logical_or.accumulate(np.concatenate([[seen], content[:-1]]))
+        starts.append(begins[content & before & seen_above].astype(np.int64))
+        seen, prev_blank = bool(seen_above[-1] or content[-1]), not content[-1]
+
+    for lo in range(0, n, chunk):
+        k = kind[raw[lo : lo + chunk]]
+        breaks = np.flatnonzero(k == LINE_BREAK)
+        is_content = k == CONTENT
+        if len(breaks):
+            before = np.concatenate([[0], np.cumsum(is_content)])  # content tokens in k[:i]
+            begin = np.concatenate([[0], breaks[:-1] + 1])
+            content = before[breaks] > before[begin]
+            content[0] |= line_content
+            ended(np.concatenate([[line_start], lo + breaks[:-1] + 1]), content)
+            line_start, line_content = lo + int(breaks[-1]) + 1, False
+            is_content = is_content[breaks[-1] + 1 :]
+        line_content |= bool(is_content.any())
+    if line_start < n:  # a last line without a line break
+        ended(np.array([line_start]), np.array([line_content]))
     return np.concatenate(starts)
 
 

@@ -27,7 +27,6 @@ import torch
 
 from lyricgen import checkpoint as ckpt
 from lyricgen.config import Config
-from lyricgen.corpus.text import NEWLINE
 from lyricgen.corpus.tokcache import build_vocab, corpus_splits
 from lyricgen.corpus.vocab import Vocab
 from lyricgen.errors import (
@@ -301,10 +300,9 @@ class Trainer:
         """Set up this process's batches; returns the steps in an epoch."""
         cfg, d, dist = self.cfg, self.cfg.data, self.dist
         if d.mode == "stateful":
-            train, newline = self.corpus.train, self.corpus.vocab.stoi.get(NEWLINE)
-            songs = None
-            if d.shuffle_songs and newline is not None:
-                songs = song_starts(train, newline)
+            train, songs = self.corpus.train, None
+            if d.shuffle_songs:
+                songs = song_starts(train)
                 if len(songs) > 1:
                     log.info("stateful: %d songs, laid out in a new order each epoch", len(songs))
             self.stateful = StatefulBatches(
