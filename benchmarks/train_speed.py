@@ -31,6 +31,14 @@ FLOPs per token, where forward = sum over layers of 2*gates*H*(in+H) + 2*H*V (ga
 processes kept busy during a run (from /proc/stat); above 0.2 the figures are flagged, since a
 second busy process on a small machine slows OpenMP threads many times over.
 
+`--side-by-side` runs the two programs at the same time instead of one after the other, one
+thread each, each pinned to its own core with `taskset` (cores swapped every repeat), and
+reports the ratio within each pair. On a shared host whose speed drifts by 10 to 30% from
+minute to minute (a virtual machine's neighbours), back-to-back runs measure the drift as
+much as the programs; a pair that runs at the same moment sees the same host, so its ratio
+keeps only the programs' difference (and whatever differs between the two cores, which the
+swap evens out). With `--adaptive` each variant gets its own pair.
+
 `--lyricgen-set KEY=VALUE` (repeatable) is passed to every lyricgen run, so variants can be
 compared (e.g. `--lyricgen-set model.batch_first=false`). `--configs [NAME ...]` also trains
 every shipped configs/*.yaml (or the named ones) for `--config-minutes` on its own corpus and
@@ -147,6 +155,15 @@ def default_threads() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def pinned(core: int | None) -> list[str]:
+    """The command prefix that keeps a process on one core (`taskset`), or nothing."""
+    if core is None:
+        return []
+    if shutil.which("taskset") is None:
+        raise SystemExit("--side-by-side needs taskset (util-linux) to pin each program to a core")
+    return ["taskset", "-c", str(core)]
 
 
 def thread_env(threads: int) -> dict[str, str]:
@@ -302,10 +319,12 @@ def run_peer(
     threads: int,
     seconds: float,
     log_interval: int,
+    core: int | None = None,
 ) -> dict:
     """Run the example's main.py until its logged intervals cover `seconds` of training."""
     work.mkdir(parents=True, exist_ok=True)
     cmd = [
+        *pinned(core),
         python, "-u", str(peer_dir / "main.py"), "--data", str(data_dir), *shape.peer_args(),
         "--log-interval", str(log_interval), "--save", str(work / "model.pt"),
     ]  # fmt: skip
@@ -389,9 +408,17 @@ def lyricgen_cmd() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "lyricgen"]
 
 
-def run_lyricgen(out: Path, threads: int, minutes: float, args: list[str], sets: list[str]) -> dict:
+def run_lyricgen(
+    out: Path,
+    threads: int,
+    minutes: float,
+    args: list[str],
+    sets: list[str],
+    core: int | None = None,
+) -> dict:
     """One `lyricgen train` run; returns its metrics and the shape it trained."""
     cmd = [
+        *pinned(core),
         *lyricgen_cmd(), "train", *args, "--out", str(out), "--overwrite",
         "--max-minutes", f"{minutes:g}", "--device", DEVICE,
     ]  # fmt: skip
@@ -573,6 +600,15 @@ def print_report(report: dict) -> None:
                 f"{fmt(v['val_bpc_median'], '.3f')}; steady rate / peer "
                 f"{fmt(steady_to_peer, '.3f')}, / lyricgen full {fmt(steady_to_full, '.3f')}"
             )
+        for name, ps in cmp_.get("pairs", {}).items():
+            print(
+                f"{name} side by side with the peer, one thread each, pair by pair: "
+                f"/ peer {', '.join(fmt(x, '.3f') for x in ps['ratios'])} "
+                f"(median {fmt(ps['median_ratio'], '.3f')}, lowest {fmt(ps['min_ratio'], '.3f')}); "
+                f"steady / peer {', '.join(fmt(x, '.3f') for x in ps['steady_ratios'])} "
+                f"(median {fmt(ps['median_steady_ratio'], '.3f')}, lowest "
+                f"{fmt(ps['min_steady_ratio'], '.3f')})"
+            )
         busy = [
             x for s in summary.values() if "other_cores_busy" in s for x in s["other_cores_busy"]
         ]
@@ -693,6 +729,12 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="also train lyricgen with model.output=adaptive in every repeat",
     )
+    ap.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="run the peer and lyricgen at the same time, one thread each, pinned to cores "
+        "0 and 1 (swapped every repeat); reports the ratio within each pair",
+    )
     ap.add_argument("--no-compare", action="store_true", help="skip the peer/lyricgen runs")
     ap.add_argument("--matmul-sizes", type=int, nargs="+", default=[1024, 2048])
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -716,6 +758,77 @@ def run_line(r: dict) -> str:
         f"{fmt(r.get('tokens_per_s'))} tokens/s "
         f"(other processes kept {r['other_cores_busy']:.2f} cores busy)"
     )
+
+
+def side_by_side(
+    args: argparse.Namespace,
+    tmp: Path,
+    shape: Shape,
+    peer_dir: Path,
+    i: int,
+    name: str,
+    lg_args: list[str],
+    sets: list[str],
+) -> dict:
+    """The peer and one lyricgen variant at the same time, one thread each, each pinned to
+    its own core (swapped every repeat): both see the same host at the same moment, so a
+    host that speeds up or slows down mid-run moves both figures, not their ratio."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    peer_core, lg_core = (0, 1) if i % 2 == 0 else (1, 0)
+    print(
+        f"[{i + 1}/{args.repeats}] peer (core {peer_core}) and {name} (core {lg_core}), "
+        "side by side ...",
+        end=" ",
+        flush=True,
+    )
+    cpu0, t0 = cpu_snapshot(), time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        peer = pool.submit(
+            run_peer,
+            peer_dir,
+            tmp / "peer-data",
+            tmp / f"peer-{name}-{i}",
+            shape,
+            args.python,
+            1,
+            args.seconds,
+            args.peer_log_interval,
+            peer_core,
+        )
+        lg = pool.submit(
+            run_lyricgen, tmp / f"{name}-{i}", 1, args.seconds / 60, lg_args, sets, lg_core
+        )
+        p, r = peer.result(), lg.result()
+    # both programs are this process's children: the rest of the machine's busy time is
+    # what other processes took
+    others = other_cores(cpu0, cpu_snapshot(), time.perf_counter() - t0)
+    p["other_cores_busy"] = r["other_cores_busy"] = others
+    pair = {"peer": p, "lyricgen": r, "cores": {"peer": peer_core, "lyricgen": lg_core}}
+    if p.get("tokens_per_s") and r.get("tokens_per_s"):
+        pair["ratio"] = r["tokens_per_s"] / p["tokens_per_s"]
+        if r.get("steady_tokens_per_s"):
+            pair["steady_ratio"] = r["steady_tokens_per_s"] / p["tokens_per_s"]
+    print(
+        f"peer {fmt(p.get('tokens_per_s'))}, {name} {fmt(r.get('tokens_per_s'))} tokens/s "
+        f"(steady {fmt(r.get('steady_tokens_per_s'))}); ratio {fmt(pair.get('ratio'), '.3f')}, "
+        f"steady {fmt(pair.get('steady_ratio'), '.3f')} (others {others:.2f})"
+    )
+    return pair
+
+
+def pair_summary(pairs: list[dict]) -> dict:
+    """Per-pair ratios of side-by-side runs and their medians."""
+    ratios = [p["ratio"] for p in pairs if "ratio" in p]
+    steady = [p["steady_ratio"] for p in pairs if "steady_ratio" in p]
+    return {
+        "ratios": ratios,
+        "steady_ratios": steady,
+        "median_ratio": median(ratios),
+        "median_steady_ratio": median(steady),
+        "min_ratio": min(ratios) if ratios else None,
+        "min_steady_ratio": min(steady) if steady else None,
+    }
 
 
 def compare(args: argparse.Namespace, tmp: Path, peak: float) -> dict:
@@ -749,7 +862,15 @@ def compare(args: argparse.Namespace, tmp: Path, peak: float) -> dict:
         variants["lyricgen_adaptive"] = [*lg_sets, "model.output=adaptive"]
     runs: dict[str, list[dict]] = {name: [] for name in variants}
     lg_runs = runs["lyricgen"]
+    pairs: dict[str, list[dict]] = {name: [] for name in variants}
     for i in range(args.repeats):
+        if args.side_by_side and peer_dir:
+            for name, sets in variants.items():
+                pair = side_by_side(args, tmp, shape, peer_dir, i, name, lg_args, sets)
+                peer_runs.append(pair["peer"])
+                runs[name].append(pair["lyricgen"])
+                pairs[name].append(pair)
+            continue
         if peer_dir:
             print(f"[{i + 1}/{args.repeats}] peer ...", end=" ", flush=True)
             r = run_peer(
@@ -781,6 +902,8 @@ def compare(args: argparse.Namespace, tmp: Path, peak: float) -> dict:
         "peer_skipped": skipped,
         "peer_vocab": peer_vocab or None,
         "lyricgen_sets": lg_sets,
+        "side_by_side": bool(args.side_by_side and peer_dir),
+        "pairs": {name: pair_summary(ps) for name, ps in pairs.items() if ps},
         "peer_runs": peer_runs,
         "lyricgen_runs": lg_runs,
         "summary": summarize(peer_runs, lg_runs, shape, peer_vocab, peak),
@@ -800,6 +923,8 @@ def main() -> None:
     global DEVICE
     args = parse_args()
     DEVICE = args.device
+    if args.side_by_side:
+        args.threads = 1  # each program gets one core of its own
     if args.no_compare and args.configs is None:
         raise SystemExit("--no-compare without --configs leaves nothing to measure")
     if args.peer_dir and not (args.peer_dir / "main.py").exists():
