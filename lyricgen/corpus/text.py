@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 from lyricgen.errors import CorpusError
@@ -35,7 +36,7 @@ def token_kind(token: str) -> int:
     return SPACE if is_blank(token) else CONTENT
 
 
-def has_songs(lines) -> bool:  # noqa: ANN001 - any iterable of lines
+def has_songs(lines: Iterable[str]) -> bool:
     """Whether blank lines separate songs: some blank line has content before and after it."""
     content = gap = False
     for line in lines:
@@ -192,14 +193,16 @@ def split_blocks(text: str) -> list[str]:
     text = text if text.endswith(NEWLINE) else text + NEWLINE
     lines = text.split(NEWLINE)[:-1]
     if has_songs(lines):
-        blocks, current = [], []
+        blocks, current, content = [], [], False  # content: `current` has a non-blank line
         for line in lines:
             current.append(line)
-            if is_blank(line) and not all(is_blank(x) for x in current):
+            if not is_blank(line):
+                content = True
+            elif content:
                 blocks.append(NEWLINE.join(current) + NEWLINE)
-                current = []
+                current, content = [], False
         if current:
-            if blocks and all(is_blank(x) for x in current):
+            if blocks and not content:
                 blocks[-1] += NEWLINE.join(current) + NEWLINE
             else:
                 blocks.append(NEWLINE.join(current) + NEWLINE)

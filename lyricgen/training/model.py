@@ -143,10 +143,9 @@ def _blocked_nll(h, weight, bias, targets) -> torch.Tensor:  # noqa: ANN001
     for s in range(0, n, _CE_ROWS):
         e = min(n, s + _CE_ROWS)
         block = block_buf[: e - s]
-        if bias is None:
-            torch.mm(h[s:e], wt, out=block)
-        else:
-            torch.addmm(bias, h[s:e], wt, out=block)
+        torch.mm(h[s:e], wt, out=block)
+        if bias is not None:  # addmm(out=) would first copy the broadcast bias into the block
+            block.add_(bias)
         total += torch.logsumexp(block, 1).sum() - block.gather(1, targets[s:e, None]).sum()
     return total
 
