@@ -133,7 +133,12 @@ def test_sigterm_to_torchrun_then_resume_continues_exactly(tmp_path):
     while not state.exists() and time.monotonic() < deadline:  # after epoch 1
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
-    err = proc.communicate(timeout=60)[1]
+    try:
+        err = proc.communicate(timeout=60)[1]
+    except subprocess.TimeoutExpired:  # say what the processes had written before it hung
+        proc.kill()
+        err = proc.communicate()[1]
+        pytest.fail(f"torchrun did not exit within 60 s of SIGTERM; its stderr:\n{err[-3000:]}")
     assert proc.returncode != 0
     assert "SIGTERM: saved a resumable checkpoint" in err
     saved = torch.load(state, weights_only=True)
