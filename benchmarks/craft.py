@@ -57,9 +57,9 @@ def main() -> None:
 
     import lyricgen
     from lyricgen.corpus.tokcache import iter_lines
+    from lyricgen.craft.generate import SamplingOptions
     from lyricgen.craft.rhyme import rhyme_rate
-    from lyricgen.generate import SamplingOptions
-    from lyricgen.quality import quality_report
+    from lyricgen.inspection.quality import quality_report
 
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
@@ -72,7 +72,7 @@ def main() -> None:
         rate = rhyme_rate(iter_lines(Path(args.corpus), cfg.data.encoding))
         print(f"corpus rhyme rate (adjacent lines): {fmt(rate, True)}")
 
-    from lyricgen.generate import DEFAULT_MAX_COPY
+    from lyricgen.craft.generate import DEFAULT_MAX_COPY
 
     base = SamplingOptions(lines=8, max_copy=0)
     default = DEFAULT_MAX_COPY.get(vocab.level)

@@ -16,9 +16,9 @@ import time
 
 import torch
 
-from lyricgen.checkpoint import load_run
-from lyricgen.generate import SamplingOptions, generate
-from lyricgen.npbackend import load_numpy_run
+from lyricgen.backends.numpy_run import load_numpy_run
+from lyricgen.craft.generate import SamplingOptions, generate
+from lyricgen.training.loading import load_run
 
 
 def main() -> None:

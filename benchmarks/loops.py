@@ -14,8 +14,9 @@ import argparse
 import json
 import time
 
-from lyricgen.checkpoint import load_run
-from lyricgen.generate import SamplingOptions, generate
+from lyricgen.backends.steppers import TorchStepper
+from lyricgen.craft.generate import SamplingOptions, generate
+from lyricgen.training.loading import load_run
 
 
 def has_loop(text: str, times: int = 3) -> bool:
@@ -52,12 +53,14 @@ def main() -> None:
         t0 = time.perf_counter()
         if kw.get("greedy"):
             texts = [
-                generate(model, vocab, s, SamplingOptions(length=args.length, **kw))[0].text
+                generate(TorchStepper(model), vocab, s, SamplingOptions(length=args.length, **kw))[
+                    0
+                ].text
                 for s in starts_for(vocab, args.samples)
             ]
         else:
             opts = SamplingOptions(length=args.length, num_samples=args.samples, seed=0, **kw)
-            texts = [s.text for s in generate(model, vocab, args.start, opts)]
+            texts = [s.text for s in generate(TorchStepper(model), vocab, args.start, opts)]
         loops = sum(has_loop(t) for t in texts)
         results[name] = {
             "samples": len(texts),

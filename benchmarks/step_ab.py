@@ -6,8 +6,9 @@
     python benchmarks/step_ab.py --compare cell --shape songci --set model.cell=gru \\
         --b-set model.cell=lstm                      # any two configs, --set vs --b-set
 
-Both variants train the same model on the same batches (`Trainer._step`, the whole step:
-forward, loss, backward, clipping, optimizer), in alternating rounds of `--steps` steps so
+Both variants train the same model on the same batches (`Trainer._train_epoch` over the
+epoch's last `--steps` batches: the whole step, forward, loss, backward, clipping, optimizer,
+and the loop's reporting), in alternating rounds of `--steps` steps so
 that drift of a shared host falls on both; the first round of each is a warm-up and the
 medians of the rest are reported. The shapes: `example` is PyTorch's word_language_model
 demo at character level (2-layer LSTM 256, embedding 128, batch 20, BPTT 35, dropout 0.2,
@@ -121,7 +122,7 @@ def _trainer(sets: dict, corpus: Path, work: Path, stack: contextlib.ExitStack, 
     values.update(sets)
     raw = apply_overrides(raw, values, "step_ab")
     cfg = from_dict(raw, "step_ab")
-    return Trainer(cfg, work, False, True, None, Dist(), stack, callbacks=[])
+    return Trainer(cfg, out=work, stack=stack, dist=Dist(), overwrite=True, callbacks=[])
 
 
 def main() -> None:
@@ -155,19 +156,16 @@ def main() -> None:
         if args.compare == "sets":
             torch.manual_seed(0)
             tr_b = _trainer(sets_b, corpus, Path(tmp) / "b", st, args.shape)
-        if tr_a.stateful is None or tr_b.stateful is None:
+        if tr_a.streams is None or tr_b.streams is None:
             sys.exit("step_ab needs stateful batches (data.mode: stateful)")
         res: dict[str, list[float]] = {"a": [], "b": []}
-        i = 0
         for r in range(args.rounds):
             for kind in ("a", "b") if r % 2 == 0 else ("b", "a"):
                 use(kind)
                 tr = tr_a if kind == "a" else tr_b
+                tr.state.epoch, tr.state.batch = 0, max(0, len(tr.streams) - args.steps)
                 t0 = time.perf_counter()
-                for _ in range(args.steps):
-                    x, y = tr.stateful[i % len(tr.stateful)]
-                    tr._step(x, y)
-                    i += 1
+                tr._train_epoch()
                 res[kind].append((time.perf_counter() - t0) / args.steps * 1000)
         use("b")
     med = {k: statistics.median(v[1:] if len(v) > 1 else v) for k, v in res.items()}

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from lyricgen.checkpoint import weights_dict
 from lyricgen.config import load_config
+from lyricgen.run.files import weights_dict
 from lyricgen.training import distributed
 from lyricgen.training.trainer import Trainer
 
@@ -18,7 +18,7 @@ cfg = load_config(sys.argv[1])
 out = Path(sys.argv[2])
 dist = distributed.from_env("cpu")
 with contextlib.ExitStack() as stack:
-    trainer = Trainer(cfg, Path(cfg.out_dir), False, True, None, dist, stack)
+    trainer = Trainer(cfg, out=cfg.out_dir, stack=stack, dist=dist, overwrite=True)
     history = trainer.run()
 torch.save(weights_dict(trainer.model), out / f"rank{dist.rank}.pt")
 (out / f"rank{dist.rank}.json").write_text(json.dumps(history))

@@ -10,11 +10,11 @@ import yaml
 from typer.testing import CliRunner
 
 import lyricgen
+from lyricgen.backends.numpy_rnn import AdaptiveSoftmax
 from lyricgen.config import ModelConfig, load_config
 from lyricgen.craft.options import SamplingOptions
 from lyricgen.errors import ConfigError
 from lyricgen.frontend.cli import app
-from lyricgen.nprnn import AdaptiveSoftmax
 from lyricgen.training.model import LyricsModel, check_cutoffs, default_cutoffs
 from tests.conftest import tiny_config, write_corpus
 

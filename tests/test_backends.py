@@ -6,10 +6,11 @@ import sys
 
 import pytest
 
-from lyricgen.checkpoint import load_run
+from lyricgen.backends.numpy_run import load_numpy_run
+from lyricgen.backends.steppers import TorchStepper
 from lyricgen.config import load_config
-from lyricgen.generate import SamplingOptions, generate
-from lyricgen.npbackend import load_numpy_run
+from lyricgen.craft.generate import SamplingOptions, generate
+from lyricgen.training.loading import load_run
 from lyricgen.training.trainer import fit
 
 from .conftest import REPO, fresh_python, tiny_config, write_corpus
@@ -43,7 +44,7 @@ def test_numpy_and_torch_print_the_same(run):
     _, vocab, model = load_run(run)
     _, vocab_np, stepper = load_numpy_run(run)
     for opts in OPTIONS:
-        a = generate(model, vocab, "" if opts.acrostic else "星星", opts)
+        a = generate(TorchStepper(model), vocab, "" if opts.acrostic else "星星", opts)
         b = generate(stepper, vocab_np, "" if opts.acrostic else "星星", opts)
         assert [s.text for s in a] == [s.text for s in b], opts
         for x, y in zip(a, b, strict=True):
@@ -92,8 +93,8 @@ def test_cli_generate_does_not_import_torch(trained_run):
 def test_word_start_in_vocabulary_skips_jieba(word_run):
     code = (
         "import sys\n"
-        "from lyricgen.npbackend import load_numpy_run\n"
-        "from lyricgen.generate import generate, SamplingOptions\n"
+        "from lyricgen.backends.numpy_run import load_numpy_run\n"
+        "from lyricgen.craft.generate import generate, SamplingOptions\n"
         f"_, v, s = load_numpy_run({str(word_run)!r})\n"
         "assert '星星' in v\n"
         "generate(s, v, '星星', SamplingOptions(seed=1, length=5))\n"
@@ -134,7 +135,8 @@ def test_rhyme_with_a_saved_table_does_not_import_pypinyin(trained_run):
 def test_old_run_gets_its_rhyme_table_on_first_use(tmp_path, trained_run):
     import shutil
 
-    from lyricgen.checkpoint import load_rhyme_table, load_vocab
+    from lyricgen.craft.rhyme import load_rhyme_table
+    from lyricgen.run.files import load_vocab
 
     run = tmp_path / "old"
     shutil.copytree(trained_run, run)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lyricgen import cells
 from lyricgen.frontend.cli import app
+from lyricgen.inspection import units as cells
 
 runner = CliRunner()
 
@@ -110,7 +110,7 @@ def test_bad_input_is_one_line(trained_run, tmp_path):
 
 
 def test_the_page_probe_draws_the_same_unit_values_as_inspect(trained_run):
-    from lyricgen.checkpoint import load_vocab
+    from lyricgen.run.files import load_vocab
 
     report = cells.inspect_run(trained_run, top=1)
     probe = cells.CellProbe(trained_run)

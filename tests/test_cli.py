@@ -120,11 +120,14 @@ def test_generate_streams_to_a_terminal(trained_run):
     import sys
     import time
 
-    from lyricgen.checkpoint import load_run
-    from lyricgen.generate import SamplingOptions, generate
+    from lyricgen.backends.steppers import TorchStepper
+    from lyricgen.craft.generate import SamplingOptions, generate
+    from lyricgen.training.loading import load_run
 
     _, vocab, model = load_run(trained_run)
-    expected = generate(model, vocab, "星星", SamplingOptions(seed=8, length=25))[0].text
+    expected = generate(TorchStepper(model), vocab, "星星", SamplingOptions(seed=8, length=25))[
+        0
+    ].text
     master, slave = pty.openpty()
     cmd = [sys.executable, "-m", "lyricgen", "generate", "--checkpoint", str(trained_run)]
     cmd += ["--start", "星星", "--seed", "8", "--length", "25", "--max-copy", "0"]

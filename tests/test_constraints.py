@@ -6,10 +6,10 @@ import pytest
 
 from lyricgen.corpus.vocab import Vocab
 from lyricgen.craft.copyindex import CopyIndex, build_index
+from lyricgen.craft.generate import SamplingOptions, generate
 from lyricgen.craft.originality import longest_copy
 from lyricgen.craft.rhyme import char_groups, is_han, last_han, primary_group, rhymes
 from lyricgen.errors import GenerationError
-from lyricgen.generate import SamplingOptions, generate
 
 HAN = "春夏秋冬我你他的是在有天地人花月风雨光阳江长中东星心云来飞笑路远家山水"
 TEXT = (
@@ -45,7 +45,7 @@ class Biased:
     def select(self, state, index):
         return state[np.asarray(index)]
 
-    def put(self, dst, src, rows):
+    def replace_rows(self, dst, src, rows):
         dst[np.asarray(rows)] = src[np.asarray(rows)]
         return dst
 
@@ -76,7 +76,7 @@ class Parrot:
     def select(self, state, index):
         return state[np.asarray(index)]
 
-    def put(self, dst, src, rows):
+    def replace_rows(self, dst, src, rows):
         dst[np.asarray(rows)] = src[np.asarray(rows)]
         return dst
 

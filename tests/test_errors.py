@@ -312,7 +312,7 @@ def test_usage_errors_are_one_line(tmp_path):
 
 
 def test_second_writer_is_refused_and_stale_lock_is_ignored(tmp_path, trained_run):
-    from lyricgen.checkpoint import RunLock
+    from lyricgen.run.files import RunLock
 
     run = copy_run(trained_run, tmp_path)
     with RunLock(run):  # as if another `lyricgen train` were writing this run
@@ -360,7 +360,7 @@ def test_one_huge_line_corpus(tmp_path):
 def test_full_disk_is_reported_and_keeps_last_good_files(tmp_path, config, monkeypatch):
     import errno
 
-    import lyricgen.checkpoint as ckpt
+    import lyricgen.run.files as ckpt
 
     assert runner.invoke(app, ["train", "--config", str(config), "--epochs", "1"]).exit_code == 0
     run = tmp_path / "run"

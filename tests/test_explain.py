@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 import lyricgen
+from lyricgen.craft.generate import N_ALTERNATIVES, explain_step
 from lyricgen.craft.options import SamplingOptions
 from lyricgen.errors import GenerationError
 from lyricgen.frontend.cli import app
-from lyricgen.generate import N_ALTERNATIVES, explain_step
 
 from .conftest import fresh_python
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lyricgen.checkpoint import load_run
 from lyricgen.corpus.vocab import Vocab
 from lyricgen.frontend.cli import app
 from lyricgen.training.finetune import extend_vocab
+from lyricgen.training.loading import load_run
 
 from .conftest import tiny_config, write_corpus
 

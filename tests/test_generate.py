@@ -5,9 +5,10 @@ import unicodedata
 
 import pytest
 
-from lyricgen.checkpoint import load_run
+from lyricgen.backends.steppers import TorchStepper
+from lyricgen.craft.generate import SamplingOptions, generate
 from lyricgen.errors import GenerationError, UnknownTokenError
-from lyricgen.generate import SamplingOptions, generate
+from lyricgen.training.loading import load_run
 
 MODES = {
     "sample": {},
@@ -38,7 +39,7 @@ def test_acrostic_starts_each_line(run, mode, length):
     """The one behavioural check of the acrostic (the front ends check their wiring)."""
     _, vocab, model = run
     opts = SamplingOptions(acrostic="星我月", line_length=length, seed=4, **MODES[mode])
-    for s in generate(model, vocab, "", opts):
+    for s in generate(TorchStepper(model), vocab, "", opts):
         lines = lines_of(s.text)
         assert len(lines) == 3, s.text
         assert [line[0] for line in lines] == ["星", "我", "月"], s.text
@@ -52,7 +53,7 @@ def test_start_with_line_form(run, mode):
     opts = SamplingOptions(
         lines=4, line_length=7, seed=1, num_samples=1 if mode == "beam" else 3, **MODES[mode]
     )
-    for s in generate(model, vocab, "星星", opts):
+    for s in generate(TorchStepper(model), vocab, "星星", opts):
         lines = lines_of(s.text)
         assert len(lines) == 4 and lines[0].startswith("星星"), s.text
         assert all(len(line) == 7 for line in lines), s.text
@@ -61,7 +62,10 @@ def test_start_with_line_form(run, mode):
 def test_lines_without_length_gives_exactly_m_lines(run):
     _, vocab, model = run
     for s in generate(
-        model, vocab, "星星", SamplingOptions(lines=5, num_samples=8, seed=2, temperature=1.5)
+        TorchStepper(model),
+        vocab,
+        "星星",
+        SamplingOptions(lines=5, num_samples=8, seed=2, temperature=1.5),
     ):
         lines = s.text.split("\n")
         assert len(lines) == 6 and lines[-1] == "", s.text  # 5 lines, each ended by a line break
@@ -70,14 +74,26 @@ def test_lines_without_length_gives_exactly_m_lines(run):
 
 def test_length_stays_an_upper_bound(run):
     _, vocab, model = run
-    s = generate(model, vocab, "星星", SamplingOptions(lines=50, length=10, seed=1))[0]
+    s = generate(TorchStepper(model), vocab, "星星", SamplingOptions(lines=50, length=10, seed=1))[
+        0
+    ]
     assert len(s.tokens) == 10
 
 
 def test_beam_search_is_deterministic(run):
     _, vocab, model = run
-    a = generate(model, vocab, "星星", SamplingOptions(beam=4, length=20, seed=1, num_samples=2))
-    b = generate(model, vocab, "星星", SamplingOptions(beam=4, length=20, seed=99, num_samples=2))
+    a = generate(
+        TorchStepper(model),
+        vocab,
+        "星星",
+        SamplingOptions(beam=4, length=20, seed=1, num_samples=2),
+    )
+    b = generate(
+        TorchStepper(model),
+        vocab,
+        "星星",
+        SamplingOptions(beam=4, length=20, seed=99, num_samples=2),
+    )
     assert [s.text for s in a] == [s.text for s in b]
     assert len(a) == 2
 
@@ -85,7 +101,7 @@ def test_beam_search_is_deterministic(run):
 def test_no_repeat_ngram(run):
     _, vocab, model = run
     for s in generate(
-        model,
+        TorchStepper(model),
         vocab,
         "星星",
         SamplingOptions(greedy=True, no_repeat_ngram=3, length=60, repetition_penalty=1.0),
@@ -98,10 +114,16 @@ def test_no_repeat_ngram(run):
 def test_repetition_penalty_breaks_greedy_loops(trained_run):
     _, vocab, model = load_run(trained_run)
     plain = generate(
-        model, vocab, "星星", SamplingOptions(greedy=True, length=80, repetition_penalty=1.0)
+        TorchStepper(model),
+        vocab,
+        "星星",
+        SamplingOptions(greedy=True, length=80, repetition_penalty=1.0),
     )[0]
     penalized = generate(
-        model, vocab, "星星", SamplingOptions(greedy=True, length=80, repetition_penalty=2.0)
+        TorchStepper(model),
+        vocab,
+        "星星",
+        SamplingOptions(greedy=True, length=80, repetition_penalty=2.0),
     )[0]
     assert len(set(penalized.tokens)) > len(set(plain.tokens))
 
@@ -109,7 +131,7 @@ def test_repetition_penalty_breaks_greedy_loops(trained_run):
 def test_stop_at_blank_line(trained_run):
     _, vocab, model = load_run(trained_run)
     for s in generate(
-        model,
+        TorchStepper(model),
         vocab,
         "星星",
         SamplingOptions(stop_at_blank=True, length=400, num_samples=8, seed=5, temperature=1.0),
@@ -120,9 +142,12 @@ def test_stop_at_blank_line(trained_run):
 
 def test_prefix_is_fed_but_not_printed(trained_run):
     _, vocab, model = load_run(trained_run)
-    plain = generate(model, vocab, "星星", SamplingOptions(seed=1, length=30))[0]
+    plain = generate(TorchStepper(model), vocab, "星星", SamplingOptions(seed=1, length=30))[0]
     moody = generate(
-        model, vocab, "星星", SamplingOptions(seed=1, length=30, prefix="月亮照着回家的路")
+        TorchStepper(model),
+        vocab,
+        "星星",
+        SamplingOptions(seed=1, length=30, prefix="月亮照着回家的路"),
     )[0]
     assert moody.text.startswith("星星") and "月亮照着回家的路" not in moody.text[:10]
     assert moody.text != plain.text
@@ -130,7 +155,7 @@ def test_prefix_is_fed_but_not_printed(trained_run):
 
 def test_scores_are_model_log_probabilities(trained_run):
     _, vocab, model = load_run(trained_run)
-    s = generate(model, vocab, "星星", SamplingOptions(seed=1, length=12))[0]
+    s = generate(TorchStepper(model), vocab, "星星", SamplingOptions(seed=1, length=12))[0]
     assert len(s.logprobs) == 12 and all(lp <= 0 for lp in s.logprobs)
     assert s.perplexity == pytest.approx(math.exp(-sum(s.logprobs) / 12))
 
@@ -138,20 +163,20 @@ def test_scores_are_model_log_probabilities(trained_run):
 def test_constraint_errors(trained_run):
     _, vocab, model = load_run(trained_run)
     with pytest.raises(UnknownTokenError, match="'鑫'"):
-        generate(model, vocab, "", SamplingOptions(acrostic="星鑫"))
+        generate(TorchStepper(model), vocab, "", SamplingOptions(acrostic="星鑫"))
     with pytest.raises(GenerationError, match="cannot be combined"):
-        generate(model, vocab, "星星", SamplingOptions(acrostic="星月"))
+        generate(TorchStepper(model), vocab, "星星", SamplingOptions(acrostic="星月"))
     with pytest.raises(GenerationError, match="--lines is 2 but --acrostic has 3"):
-        generate(model, vocab, "", SamplingOptions(acrostic="星月风", lines=2))
+        generate(TorchStepper(model), vocab, "", SamplingOptions(acrostic="星月风", lines=2))
     with pytest.raises(GenerationError, match="--line-length is 2"):
-        generate(model, vocab, "星星月亮", SamplingOptions(line_length=2))
+        generate(TorchStepper(model), vocab, "星星月亮", SamplingOptions(line_length=2))
 
 
 def test_on_token_streams_exactly_the_sample(trained_run):
     _, vocab, model = load_run(trained_run)
     seen = []
     s = generate(
-        model,
+        TorchStepper(model),
         vocab,
         "星星",
         SamplingOptions(seed=8, length=25),
@@ -169,7 +194,7 @@ def test_rhyme_auto_on_trained_models(run, mode):
 
     _, vocab, model = run
     opts = SamplingOptions(lines=4, line_length=5, rhyme="auto", seed=3, **MODES[mode])
-    for s in generate(model, vocab, "星星", opts):
+    for s in generate(TorchStepper(model), vocab, "星星", opts):
         lines = lines_of(s.text)
         group = primary_group(last_han(lines[0]))
         assert len(lines) == 4 and all(len(line) == 5 for line in lines), s.text
@@ -182,18 +207,21 @@ def test_max_copy_on_trained_models(run):
     cfg, vocab, model = run
     index = load_run_index(cfg.out_dir, vocab, required=True)
     opts = SamplingOptions(lines=4, max_copy=3, num_samples=3, seed=2)
-    for s in generate(model, vocab, "星星", opts, copy_index=index):
+    for s in generate(TorchStepper(model), vocab, "星星", opts, copy_index=index):
         assert s.longest_copy[0] <= 3, (s.text, s.longest_copy)
 
 
 def test_generate_length_counts_generated_tokens(trained_run):
-    from lyricgen.checkpoint import load_run
-    from lyricgen.generate import SamplingOptions, generate
+    from lyricgen.craft.generate import SamplingOptions, generate
+    from lyricgen.training.loading import load_run
 
     _, vocab, model = load_run(trained_run)
     for greedy in (False, True):
         samples = generate(
-            model, vocab, "星星", SamplingOptions(length=99, greedy=greedy, num_samples=3, seed=1)
+            TorchStepper(model),
+            vocab,
+            "星星",
+            SamplingOptions(length=99, greedy=greedy, num_samples=3, seed=1),
         )
         assert len(samples) == 3
         for s in samples:

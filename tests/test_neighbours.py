@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lyricgen import neighbours
 from lyricgen.corpus.vocab import Vocab
 from lyricgen.errors import UnknownTokenError
 from lyricgen.frontend.cli import app
+from lyricgen.inspection import neighbours
 
 runner = CliRunner()
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from lyricgen.nprnn import NumpyRNN
+from lyricgen.backends.numpy_rnn import NumpyRNN
 
 CASES = [
     (cell, nl, layers)

@@ -17,10 +17,10 @@ pytest.importorskip("starlette", reason="lyricgen serve needs starlette: pip ins
 pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx: pip install '.[test]'")
 
 import lyricgen  # noqa: E402
+from lyricgen.craft.generate import SamplingOptions, option_specs  # noqa: E402
 from lyricgen.craft.rhyme import is_han  # noqa: E402
 from lyricgen.errors import LyricgenError  # noqa: E402
 from lyricgen.frontend import serve  # noqa: E402
-from lyricgen.generate import SamplingOptions, option_specs  # noqa: E402
 
 HEADS = "星我月风"  # all in the tiny corpus (conftest.SONGS)
 

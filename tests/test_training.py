@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from lyricgen import checkpoint as ckpt
 from lyricgen.config import TrainConfig, load_config
 from lyricgen.errors import RunDirError
-from lyricgen.rundir import RunDir
+from lyricgen.run import files as ckpt
+from lyricgen.run.directory import RunDir
 from lyricgen.training.callbacks import Callback, GenerationAids, default_callbacks
 from lyricgen.training.schedule import Schedule, lr_factor
 from tests.conftest import tiny_config, write_corpus
@@ -104,11 +104,11 @@ class Recorder(Callback):
     def __init__(self):
         self.events = []
 
-    def on_run_start(self, trainer):
-        self.events.append(("start", trainer.run_state.epoch))
+    def on_run_start(self, run):
+        self.events.append(("start", run.writes, len(run.vocab)))
 
-    def on_epoch_end(self, trainer, metrics):
-        assert (trainer.out / ckpt.WEIGHTS).exists()  # the epoch's files come first
+    def on_epoch_end(self, run, metrics):
+        assert (run.out / ckpt.WEIGHTS).exists()  # the epoch's files come first
         self.events.append(("epoch", metrics["epoch"], math.isfinite(metrics["val_loss"])))
 
 
@@ -120,10 +120,11 @@ def test_callbacks_see_the_run_start_and_every_epoch(tmp_path):
     cfg = load_config(tiny_config(tmp_path, corpus))
     rec = Recorder()
     with contextlib.ExitStack() as stack:
-        trainer = Trainer(cfg, tmp_path / "run", False, False, None, Dist(), stack, [rec])
+        trainer = Trainer(cfg, out=tmp_path / "run", stack=stack, dist=Dist(), callbacks=[rec])
         trainer.run()
-    assert rec.events == [("start", 0), ("epoch", 1, True), ("epoch", 2, True)]
-    for m in trainer.run_state.history:  # the steady rate: the median window after the first
+    start = ("start", True, len(trainer.vocab))
+    assert rec.events == [start, ("epoch", 1, True), ("epoch", 2, True)]
+    for m in trainer.state.history:  # the steady rate: the median window after the first
         assert m["tokens_per_s_steady"] > 0 and m["tokens_per_s"] > 0
     # without the default callbacks there is no rhyme table or copy index in the run
     assert not (tmp_path / "run" / ckpt.RHYME).exists()

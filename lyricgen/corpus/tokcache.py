@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lyricgen.atomic import publish_folder
 from lyricgen.config import DataConfig, rare_words, vocab_cap
 from lyricgen.corpus.text import (
     NEWLINE,
@@ -41,7 +42,6 @@ from lyricgen.corpus.text import (
 )
 from lyricgen.corpus.vocab import Vocab, id_dtype  # noqa: F401 - id_dtype: for callers
 from lyricgen.errors import CorpusError
-from lyricgen.publish import publish_folder
 
 log = logging.getLogger(__name__)
 

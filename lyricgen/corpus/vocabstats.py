@@ -53,7 +53,7 @@ def stats_from_corpus(cfg: Config, top: int = 20, lookups: list[str] = ()) -> di
 
 def stats_from_run(run_dir: str | Path, top: int = 20, lookups: list[str] = ()) -> dict:
     """Describe a trained run's vocabulary (reads vocab.json only)."""
-    from lyricgen.checkpoint import load_vocab
+    from lyricgen.run.files import load_vocab
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

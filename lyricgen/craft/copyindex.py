@@ -55,8 +55,8 @@ from typing import Any
 
 import numpy as np
 
+from lyricgen.atomic import publish_folder
 from lyricgen.errors import LyricgenError
-from lyricgen.publish import publish_folder
 
 FORMAT = 1
 DEFAULT_K = 64

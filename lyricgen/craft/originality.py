@@ -25,15 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
+from lyricgen.atomic import publish_folder
 from lyricgen.corpus.text import NEWLINE
 from lyricgen.corpus.vocab import Vocab, token_ids
 from lyricgen.craft.copyindex import CopyIndex, build_index
 from lyricgen.errors import RunDirError
-from lyricgen.publish import publish_folder
+from lyricgen.run.files import INDEX_DIR
 
 log = logging.getLogger(__name__)
 
-INDEX_DIR = "copy_index"
 MAX_INDEX_TOKENS = 16_000_000
 
 

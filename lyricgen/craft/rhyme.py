@@ -32,12 +32,16 @@ not rhyme start as fast as before.
 from __future__ import annotations
 
 import functools
+import json
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from types import MappingProxyType
 from typing import NamedTuple
 
+from lyricgen.atomic import atomic_write
 from lyricgen.errors import GenerationError
+from lyricgen.run.files import RHYME
 
 
 class RhymeGroup(NamedTuple):
@@ -203,3 +207,34 @@ def vocab_table(tokens: Iterable[str]) -> dict[str, list]:
     generation does not import pypinyin (about a third of a second)."""
     chars = sorted({c for c in (last_han(t) for t in tokens) if c})
     return {c: [primary_group(c), sorted(char_groups(c))] for c in chars}
+
+
+# ------------------------------------------------------------ the run's rhyme table
+
+
+def save_rhyme_table(out_dir: Path, vocab) -> None:
+    """The rhyme groups of the vocabulary's characters, when it has Han characters."""
+    table = vocab_table(vocab.itos)
+    if table:
+        atomic_write(
+            out_dir / RHYME, json.dumps({"version": 1, "chars": table}, ensure_ascii=False)
+        )
+
+
+def load_rhyme_table(run_dir: str | Path, vocab=None) -> dict[str, list] | None:
+    """The run's saved rhyme table. A run trained before lyricgen saved one gets it now
+    when `vocab` is given (best effort: a read-only run directory just goes without, and
+    the groups are looked up on every use)."""
+    try:
+        data = json.loads((Path(run_dir) / RHYME).read_text(encoding="utf-8"))
+        if data.get("version") == 1:
+            return data["chars"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    if vocab is not None:
+        try:
+            save_rhyme_table(Path(run_dir), vocab)
+        except OSError:
+            return None
+        return load_rhyme_table(run_dir)
+    return None

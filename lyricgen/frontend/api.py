@@ -24,9 +24,9 @@ from typing import Any
 
 from lyricgen.config import Config
 from lyricgen.corpus.vocab import Vocab
+from lyricgen.craft.generate import Sample, generate
 from lyricgen.craft.options import SamplingOptions
 from lyricgen.errors import LyricgenError
-from lyricgen.generate import Sample, generate
 
 BACKENDS = ("auto", "numpy", "torch")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -53,7 +53,7 @@ class Lyricist:
     def rhyme_table(self) -> dict | None:
         """The vocabulary's rhyme groups, read (or, for an older run, made) on first use."""
         if self._rhyme_table is None:
-            from lyricgen.checkpoint import load_rhyme_table
+            from lyricgen.craft.rhyme import load_rhyme_table
 
             with self._lock:
                 if self._rhyme_table is None:
@@ -81,7 +81,7 @@ class Lyricist:
 
     def history(self) -> list[dict]:
         """The run's per-epoch metrics (metrics.jsonl); empty when it has none yet."""
-        from lyricgen.checkpoint import read_history
+        from lyricgen.run.files import read_history
 
         try:
             return read_history(self.run_dir)
@@ -118,14 +118,14 @@ def load(
     run_dir = Path(run_dir)
     backend, device = _choose_backend(backend, device)
     if backend == "torch":
-        from lyricgen.checkpoint import load_run
-        from lyricgen.craft.steppers import TorchStepper
+        from lyricgen.backends.steppers import TorchStepper
+        from lyricgen.training.loading import load_run
         from lyricgen.training.model import resolve_device
 
         cfg, vocab, model = load_run(run_dir, resolve_device(device))
         stepper = TorchStepper(model)
     else:
-        from lyricgen.npbackend import load_numpy_run
+        from lyricgen.backends.numpy_run import load_numpy_run
 
         cfg, vocab, stepper = load_numpy_run(run_dir)
     if corpus is not None:

@@ -221,17 +221,16 @@ def train(
         else:
             cfg = _resolve_config(config, overrides)
         from lyricgen.frontend.plot import DrawCurves
+        from lyricgen.frontend.progress import ProgressBar
         from lyricgen.training.callbacks import default_callbacks
         from lyricgen.training.trainer import fit
 
-        bar = _TqdmProgress()
         history = fit(
             cfg,
             resume=resume,
-            progress=bar,
             overwrite=overwrite,
             explicit=set(overrides),
-            callbacks=[*default_callbacks(), DrawCurves()],
+            callbacks=[*default_callbacks(), DrawCurves(), ProgressBar()],
         )
     except KeyboardInterrupt:
         raise _fail("interrupted", 130) from None
@@ -242,7 +241,7 @@ def train(
             1,
         ) from None
     if history and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports
-        from lyricgen.checkpoint import best_epoch
+        from lyricgen.run.files import best_epoch
 
         best = best_epoch(history) or history[-1]
         kept = (
@@ -259,8 +258,8 @@ def train(
 
 def _resume_config(config: Path | None, out: Path | None, overrides: dict[str, Any]):
     """On --resume the run directory's own config.yaml defines the run; overrides apply."""
-    from lyricgen.checkpoint import load_run_config
     from lyricgen.config import apply_overrides, from_dict
+    from lyricgen.run.files import load_run_config
 
     if out is None:
         out = Path(_resolve_config(config, {}).out_dir)
@@ -269,45 +268,6 @@ def _resume_config(config: Path | None, out: Path | None, overrides: dict[str, A
     cfg = from_dict(raw, str(out / "config.yaml"))
     cfg.out_dir = str(out)
     return cfg
-
-
-class _TqdmProgress:
-    def __init__(self) -> None:
-        self.bar = None
-
-    def start_epoch(self, epoch: int, total: int, done: int) -> None:
-        from tqdm import tqdm
-
-        self.close()
-        self.bar = tqdm(
-            total=total,
-            initial=done,
-            desc=f"epoch {epoch}",
-            unit="batch",
-            dynamic_ncols=True,
-            leave=False,
-            file=sys.stderr,
-            disable=None,
-        )  # None: no bar when stderr is not a terminal
-
-    def update(self, batch: int, loss: float, tokens_per_s: float) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)
-            self.bar.update(batch - self.bar.n)
-
-    def end_epoch(self, m: dict) -> None:
-        self.close()
-        typer.echo(
-            f"epoch {m['epoch']:>3}  train loss {m['train_loss']:.3f}  val loss {m['val_loss']:.3f}"
-            f"  ppl {m['val_ppl']:.2f}  bpc {m['val_bpc']:.3f}  {m['tokens_per_s']:,.0f} tok/s"
-            f"{'  *best' if m.get('best') else ''}",
-            err=True,
-        )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 def _generate(
@@ -558,7 +518,7 @@ def eval_(
 def _quality(checkpoint, samples, start, values: dict, seed):
     import lyricgen
     from lyricgen.craft.options import options_from_mapping
-    from lyricgen.quality import quality_report
+    from lyricgen.inspection.quality import quality_report
 
     opts = options_from_mapping({k: v for k, v in values.items() if v is not None})
     lyricist = lyricgen.load(checkpoint, require_index=bool(opts.max_copy))
@@ -591,7 +551,7 @@ def inspect_cells(
         )
     if tokens < 1 or top < 1:
         raise LyricgenError("--tokens and --top must be at least 1")
-    from lyricgen import cells
+    from lyricgen.inspection import units as cells
 
     report = cells.inspect_run(run, corpus, tokens, top)
     written = cells.write_outputs(report, out)
@@ -607,7 +567,7 @@ def inspect_cells(
 
 
 def _embedding_views(run: Path, similar: str | None, map_: Path | None, top, as_json) -> None:
-    from lyricgen import neighbours
+    from lyricgen.inspection import neighbours
 
     if map_ is not None:
         path, facts = neighbours.draw_map(run, map_, 200 if top is None else top)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lyricgen.generate import Sample
+    from lyricgen.craft.generate import Sample
 
 # probability bands, likeliest first: (lower bound, colour, legend text)
 BANDS = (

@@ -17,16 +17,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lyricgen.checkpoint import METRICS, read_history  # noqa: F401
-from lyricgen.checkpoint import best_epoch as ckpt_best_epoch
+from lyricgen.atomic import atomic_write
 from lyricgen.errors import LyricgenError
-from lyricgen.publish import atomic_write
-from lyricgen.training.callbacks import Callback
+from lyricgen.inspection.drawing import (  # noqa: F401 - check_png_out: for the CLI
+    INSTALL_HINT,
+    check_png_out,
+    cjk_font,
+    matplotlib_classes,
+)
+from lyricgen.run.files import METRICS, read_history  # noqa: F401
+from lyricgen.run.files import best_epoch as ckpt_best_epoch
+from lyricgen.training.callbacks import Callback, RunInfo
 
 log = logging.getLogger(__name__)
 
 CURVES = "curves.png"
-INSTALL_HINT = 'plotting needs matplotlib: pip install "lyricgen[plot]"'
 _FIGSIZE = (10.0, 4.0)  # inches
 _DPI = 100
 
@@ -133,61 +138,11 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
-def check_png_out(out: Path) -> Path:
-    if out.suffix.lower() != ".png":
-        raise LyricgenError(f"--out must name a .png file, got {out}")
-    folder = out.parent
-    if not folder.is_dir():
-        raise LyricgenError(f"folder {folder} does not exist; create it first (mkdir -p {folder})")
-    if out.is_dir():
-        raise LyricgenError(f"{out} is a directory; --out must name a .png file")
-    return out
-
-
 def _num(value: Any) -> float:
     """A metric as a float; missing or non-numeric values become NaN (a gap in the curve)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return math.nan
     return float(value)
-
-
-def matplotlib_classes() -> tuple[Any, Any, Any]:
-    """Import the Agg drawing classes, or raise the install hint if matplotlib is missing."""
-    try:
-        import matplotlib  # noqa: F401  (a None entry in sys.modules raises here too)
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
-    except ImportError:
-        raise LyricgenError(INSTALL_HINT) from None
-    return Figure, FigureCanvasAgg, MaxNLocator
-
-
-_CJK_NAMES = ("Noto Sans CJK", "Noto Serif CJK", "Source Han", "WenQuanYi", "SimHei",
-              "Microsoft YaHei", "PingFang", "Heiti", "AR PL")  # fmt: skip
-
-
-def cjk_font() -> str | None:
-    """The family name of an installed font that has Chinese glyphs, or None (matplotlib's
-    default font then draws boxes for Han characters)."""
-    from matplotlib import font_manager
-
-    manager = font_manager.fontManager
-
-    def find() -> str | None:
-        names = sorted({f.name for f in manager.ttflist})
-        return next((n for key in _CJK_NAMES for n in names if key in n), None)
-
-    found = find()
-    if found is None:  # matplotlib's font cache may predate the font's installation
-        for path in font_manager.findSystemFonts():
-            if any(k in Path(path).name for k in ("CJK", "wqy", "SourceHan", "simhei", "msyh")):
-                try:
-                    manager.addfont(path)
-                except (OSError, RuntimeError, ValueError):
-                    continue
-        found = find()
-    return found
 
 
 class DrawCurves(Callback):
@@ -197,11 +152,11 @@ class DrawCurves(Callback):
     def __init__(self) -> None:
         self.failed = False
 
-    def on_epoch_end(self, trainer, metrics: dict) -> None:
-        if not trainer.dist.main or not trainer.cfg.train.curves or self.failed:
+    def on_epoch_end(self, run: RunInfo, metrics: dict) -> None:
+        if not run.writes or not run.cfg.train.curves or self.failed:
             return
         try:
-            write_run_curves(trainer.out)
+            write_run_curves(run.out)
         except (LyricgenError, OSError, ValueError, RuntimeError) as exc:
             self.failed = True
             log.info("curves.png not drawn: %s", exc)

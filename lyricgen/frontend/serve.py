@@ -213,7 +213,7 @@ def request_options(
 
 def run_info(lyricist: Lyricist) -> dict[str, Any]:
     """One run as /api/runs lists it: its model and its training history."""
-    from lyricgen.checkpoint import best_epoch
+    from lyricgen.run.files import best_epoch
 
     history = lyricist.history()
     best = best_epoch(history)
@@ -278,8 +278,8 @@ def page_html() -> bytes:
 def line_cell(probes: dict, lyricist: Lyricist, start: str, samples: list) -> dict | None:
     """The run's strongest line-position unit drawn over each explained sample (the start's
     tokens read first); None where the run has no held-out text to find the unit on."""
-    from lyricgen.cells import CellProbe
-    from lyricgen.generate import encode_prompt
+    from lyricgen.craft.generate import encode_prompt
+    from lyricgen.inspection.units import CellProbe
 
     probe = probes.get(lyricist.name)
     if probe is None:
@@ -403,7 +403,7 @@ def create_app(lyricists: list[Lyricist]) -> Any:
                 raise RequestError(f"top is {q.get('top')!r}; give a whole number") from None
             if not 1 <= top <= 100:
                 raise RequestError(f"top is {top}; give 1 to 100")
-            from lyricgen.neighbours import similar as nearest_tokens
+            from lyricgen.inspection.neighbours import similar as nearest_tokens
 
             info = await run_in_threadpool(nearest_tokens, lyricist.run_dir, token.strip(), top)
             return JSONResponse(info)

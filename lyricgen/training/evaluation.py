@@ -8,12 +8,12 @@ from pathlib import Path
 
 import torch
 
-from lyricgen import checkpoint as ckpt
 from lyricgen.corpus.tokcache import iter_lines, tokenize_file
 from lyricgen.craft import rhyme
 from lyricgen.errors import CorpusError
 from lyricgen.training.data import Stream, eval_chunks, make_stream_from_types
 from lyricgen.training.distributed import Dist
+from lyricgen.training.loading import load_run
 from lyricgen.training.model import LyricsModel, resolve_device
 
 
@@ -78,7 +78,7 @@ def score_text(run_dir: str | Path, path: str | Path, device: str = "auto") -> d
     """Perplexity and bits per character of a trained run on any text file (streamed through
     the token cache, so a large file needs little memory)."""
     dev = resolve_device(device)
-    cfg, vocab, model = ckpt.load_run(run_dir, dev)
+    cfg, vocab, model = load_run(run_dir, dev)
     tok = tokenize_file(path, vocab.level, cfg.data.encoding, None, cfg.data.cache_dir, "text")
     stream = make_stream_from_types(tok.raw, tok.types, vocab)
     if len(stream) < 2:

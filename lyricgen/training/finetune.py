@@ -26,10 +26,10 @@ from pathlib import Path
 
 import torch
 
-from lyricgen import checkpoint as ckpt
 from lyricgen.config import Config
 from lyricgen.corpus.vocab import Vocab
 from lyricgen.errors import ConfigError, LyricgenError, RunDirError
+from lyricgen.run import files as ckpt
 
 log = logging.getLogger(__name__)
 

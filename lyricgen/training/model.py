@@ -195,11 +195,34 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return grad_h, grad_w, grad_b, None, None
 
 
-class LyricsModel(nn.Module):
-    """A recurrent language model: `forward(ids, hidden) -> (logits, hidden)`."""
+# The loss kernels `forward(..., targets=)` can run, chosen once per model (`loss_kernel`).
+LOSS_KERNELS = {
+    "adaptive": "torch's adaptive softmax (model.output adaptive)",
+    "blocked": "lyricgen's blocked full-softmax cross-entropy (fp32 on the CPU)",
+    "torch": "torch's cross_entropy over the full scores",
+}
 
-    def __init__(self, vocab_size: int, cfg: ModelConfig):
+
+def loss_kernel(output: str, device: torch.device | str, precision: str = "fp32") -> str:
+    """The loss kernel for a model with `output` trained or scored on `device` at `precision`:
+    lyricgen's own blocked kernel where it is written for (fp32 on the CPU), torch's elsewhere
+    (GPUs, and autocast, whose low-precision scores the blocked kernel does not take)."""
+    if output == "adaptive":
+        return "adaptive"
+    cpu = torch.device(device).type == "cpu"
+    return "blocked" if cpu and precision == "fp32" else "torch"
+
+
+class LyricsModel(nn.Module):
+    """A recurrent language model: `forward(ids, hidden) -> (logits, hidden)`. `loss` names
+    the kernel of the cross-entropy `forward(..., targets=)` computes (`loss_kernel`); by
+    default the one for fp32 on the CPU."""
+
+    def __init__(self, vocab_size: int, cfg: ModelConfig, loss: str | None = None):
         super().__init__()
+        self.loss = loss or loss_kernel(cfg.output, "cpu")
+        if self.loss not in LOSS_KERNELS or (self.loss == "adaptive") != (cfg.output == "adaptive"):
+            raise ValueError(f"loss kernel {self.loss!r} does not fit model.output {cfg.output}")
         if cfg.cell not in CELLS:
             raise ValueError(f"unknown cell {cfg.cell!r}; choose one of {', '.join(CELLS)}")
         if cfg.bidirectional:
@@ -297,7 +320,7 @@ class LyricsModel(nn.Module):
     def _nll(self, out: torch.Tensor, targets: torch.Tensor, reduction: str) -> torch.Tensor:
         """Cross-entropy of `targets` (T, B) given the top layer's output (T, B, H)."""
         flat = out.flatten(0, 1)  # (T*B, H)
-        if self.cfg.output == "adaptive":
+        if self.loss == "adaptive":
             # under autocast torch's adaptive softmax fills a tensor of its input's dtype with
             # the clusters' log-probabilities, which autocast computes in the low precision:
             # give it its input in that precision so the two agree (the sum below is fp32)
@@ -307,10 +330,10 @@ class LyricsModel(nn.Module):
             logp = self.asm(flat, targets.flatten()).output  # (T*B,) target log-probs
             total = -logp.float().sum()
             return total if reduction == "sum" else total / logp.numel()
-        if _plain_cpu(flat):
-            d = self.decoder
+        d = self.decoder
+        if self.loss == "blocked":
             return linear_cross_entropy(flat, d.weight, d.bias, targets.flatten(), reduction)
-        return F.cross_entropy(self.decoder(flat).float(), targets.flatten(), reduction=reduction)
+        return F.cross_entropy(d(flat).float(), targets.flatten(), reduction=reduction)
 
 
 def _plain_cpu(x: torch.Tensor) -> bool:

@@ -59,3 +59,25 @@ class AdamW(_Eager, torch.optim.AdamW):
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+
+
+def make_optimizer(model: torch.nn.Module, train_cfg) -> Optimizer:
+    """train.optimizer over `model`'s parameters, weight decay on the weight matrices only."""
+    # No weight decay on biases: decay is for the weight matrices.
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": train_cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    cls = OPTIMIZERS[train_cfg.optimizer]
+    # Adam's weight decay is L2 in the gradient; AdamW decouples it (Loshchilov & Hutter).
+    kwargs: dict[str, Any] = {"lr": train_cfg.lr}
+    if train_cfg.optimizer == "sgd":
+        kwargs["momentum"] = train_cfg.momentum
+    # One fused kernel for every parameter (CPU and CUDA since torch 2.4); older torch
+    # versions get the multi-tensor (foreach) path.
+    try:
+        return cls(groups, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):
+        return cls(groups, foreach=True, **kwargs)

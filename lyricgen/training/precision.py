@@ -46,12 +46,19 @@ class Precision:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+    def backward(self, loss: torch.Tensor) -> None:
+        """Gradients of `loss`; under fp16 of the scaled loss (small gradients would
+        underflow to zero)."""
         if self.scaler is None:
             loss.backward()
         else:
             self.scaler.scale(loss).backward()
-            self.scaler.unscale_(optimizer)  # so gradient clipping sees true magnitudes
+
+    def unscale(self, optimizer: torch.optim.Optimizer) -> None:
+        """Divide fp16's scaled gradients back to their true size, so that clipping sees true
+        magnitudes; nothing to do at fp32 or bf16."""
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.scaler is None:

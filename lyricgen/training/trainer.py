@@ -1,11 +1,15 @@
 """The training loop.
 
-`fit` builds a `Trainer` (corpus, model, optimizer, schedule, precision, processes) and runs
-it: epochs of steps, then validation (`evaluation.evaluate`), the weights and a resumable
-state in the run directory (`rundir.RunDir`), then the callbacks (`callbacks.py`: the rhyme
-table and copy index generation reads, curves.png). Progress goes to an optional `Progress`
-object (the CLI passes one that draws a tqdm bar) and to `logging`; nothing here prints. Under torchrun every process trains its share of each batch
-(DistributedDataParallel) and rank 0 alone writes the run directory.
+`fit` builds a `Trainer` and runs it. `Trainer.__init__` sets a run up in a few named steps
+(the run directory, the corpus, the model, its batches, the optimizer and schedule, a resume);
+`Trainer.run` trains epochs of steps, each step's phases written out in `_train_epoch`
+(batch, forward and loss, backward, clip, optimizer step, schedule, report); `_end_epoch`
+validates (`evaluation.evaluate`) and writes the weights, a resumable state and the metrics
+into the run directory (`lyricgen.run.directory.RunDir`). Callbacks (`callbacks.py`) observe
+the run through a frozen `RunInfo`: the rhyme table and copy index generation reads, and, from
+the CLI, the progress bar and curves.png. Nothing here prints; the library logs. Under
+torchrun every process trains its share of each batch (DistributedDataParallel) and rank 0
+alone writes the run directory.
 """
 
 from __future__ import annotations
@@ -17,27 +21,21 @@ import math
 import random
 import signal
 import statistics
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from lyricgen import checkpoint as ckpt
 from lyricgen.config import Config
 from lyricgen.corpus.tokcache import build_vocab, corpus_splits
 from lyricgen.corpus.vocab import Vocab
-from lyricgen.errors import (
-    ConfigError,
-    RunDirError,
-    TrainingError,
-    TrainingInterrupted,
-)
-from lyricgen.rundir import RunDir
+from lyricgen.errors import ConfigError, RunDirError, TrainingError, TrainingInterrupted
+from lyricgen.run import files
+from lyricgen.run.directory import RunDir
 from lyricgen.training import distributed, finetune
-from lyricgen.training.callbacks import Callback, default_callbacks
+from lyricgen.training.callbacks import Callback, RunInfo, default_callbacks
 from lyricgen.training.data import (
     ShuffledBatches,
     StatefulBatches,
@@ -50,16 +48,19 @@ from lyricgen.training.data import (
 from lyricgen.training.distributed import Dist
 from lyricgen.training.evaluation import evaluate
 from lyricgen.training.model import (
+    LOSS_KERNELS,
     LyricsModel,
     count_parameters,
     default_cutoffs,
     detach,
+    loss_kernel,
     map_hidden,
     resolve_device,
 )
-from lyricgen.training.optim import OPTIMIZERS
+from lyricgen.training.optim import make_optimizer
 from lyricgen.training.precision import Precision
 from lyricgen.training.schedule import Schedule
+from lyricgen.training.state import StopRequest, TrainState
 
 log = logging.getLogger(__name__)
 
@@ -98,85 +99,6 @@ def prepare_corpus(cfg: Config, vocab: Vocab | None = None, base: Vocab | None =
     return Corpus(vocab, train, val)
 
 
-class Progress:
-    """Receives training progress; the CLI passes an object with these methods that draws a
-    tqdm bar. The base class ignores everything."""
-
-    def start_epoch(self, epoch: int, total: int, done: int) -> None: ...
-
-    def update(self, batch: int, loss: float, tokens_per_s: float) -> None:
-        """Called every train.log_every steps: batches done in the epoch, the mean loss and
-        the tokens/s (all processes) since the last call."""
-
-    def end_epoch(self, metrics: dict) -> None: ...
-
-    def close(self) -> None: ...
-
-
-def _make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:
-    train_cfg = cfg.train
-    # No weight decay on biases: decay is for the weight matrices.
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    groups = [
-        {"params": decay, "weight_decay": train_cfg.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    # torch's optimizers without torch.compile's wrappers, which import torch._dynamo (2.3 s)
-    cls = OPTIMIZERS[train_cfg.optimizer]
-    # Adam's weight decay is L2 in the gradient; AdamW decouples it (Loshchilov & Hutter).
-    kwargs: dict = {"lr": train_cfg.lr}
-    if train_cfg.optimizer == "sgd":
-        kwargs["momentum"] = train_cfg.momentum
-    # One fused kernel for every parameter (CPU and CUDA since torch 2.4); older torch
-    # versions get the multi-tensor (foreach) path.
-    try:
-        return cls(groups, fused=True, **kwargs)
-    except (RuntimeError, TypeError, ValueError):
-        return cls(groups, foreach=True, **kwargs)
-
-
-class _StopRequest:
-    """Turns SIGINT/SIGTERM into a flag checked between batches, so training stops at a
-    clean point (after an optimizer step) and the saved state resumes exactly."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._old: dict = {}
-
-    def __enter__(self) -> _StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.signum is not None:  # second signal: stop now
-            raise KeyboardInterrupt
-        self.signum = signum
-
-    def __exit__(self, *exc) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
-@dataclass
-class TrainState:
-    """Where training stands; saved in train_state.pt so a resume continues exactly."""
-
-    epoch: int = 0  # epochs finished
-    batch: int = 0  # batches of the current epoch finished
-    step: int = 0  # optimizer steps taken
-    best_val: float = math.inf
-    bad_epochs: int = 0  # epochs since validation last improved (early stopping)
-    elapsed: float = 0.0  # seconds of training (the max_minutes budget)
-    history: list[dict] = field(default_factory=list)
-
-    @classmethod
-    def from_saved(cls, saved: dict) -> TrainState:
-        return cls(**{f.name: saved[f.name] for f in dataclasses.fields(cls)})
-
-
 def _check_processes(cfg: Config, dist: Dist) -> None:
     b, w = cfg.data.batch_size, dist.world
     if w > 1 and cfg.data.mode == "stateful" and w > b:
@@ -192,100 +114,123 @@ def _check_processes(cfg: Config, dist: Dist) -> None:
         )
 
 
+def _with_cutoffs(cfg: Config, vocab: Vocab) -> Config:
+    """The config with the adaptive softmax's cutoffs chosen from the training counts, when
+    model.output is adaptive and they are not set."""
+    if cfg.model.output != "adaptive" or cfg.model.cutoffs is not None:
+        return cfg
+    cutoffs = default_cutoffs(vocab.counts)
+    log.info(
+        "adaptive softmax: cutoffs %s (the head's %d tokens cover %.0f%% of the text)",
+        cutoffs,
+        cutoffs[0],
+        100 * sum(vocab.counts[: cutoffs[0]]) / max(1, sum(vocab.counts)),
+    )
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, cutoffs=cutoffs))
+
+
+class _Window:
+    """The loss and tokens of the steps since the last report (train.log_every). The loss
+    stays on the device, so a step needs no host sync."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.loss_sum = torch.zeros((), device=device)
+        self.tokens, self.start = 0, time.perf_counter()
+
+    def add(self, loss: torch.Tensor, tokens: int) -> None:
+        self.loss_sum += loss * tokens
+        self.tokens += tokens
+
+    def reset(self) -> None:
+        self.loss_sum.zero_()
+        self.tokens, self.start = 0, time.perf_counter()
+
+
 class Trainer:
-    """One training run: `Trainer(cfg, ...).run()` returns the per-epoch metrics."""
+    """One training run: `Trainer(cfg, out=..., stack=...).run()` returns the per-epoch
+    metrics. `stack` holds the run directory's lock for as long as the caller keeps it open."""
 
     def __init__(
         self,
         cfg: Config,
-        out: Path,
-        resume: bool,
-        overwrite: bool,
-        progress: Progress | None,
-        dist: Dist,
+        *,
+        out: str | Path,
         stack: contextlib.ExitStack,
+        dist: Dist | None = None,
+        resume: bool = False,
+        overwrite: bool = False,
         callbacks: list[Callback] | None = None,
     ):
-        train_cfg = cfg.train
-        self.cfg, self.out, self.dist = cfg, out, dist
-        self.callbacks = default_callbacks() if callbacks is None else callbacks
-        self.rundir = RunDir(out, dist.main, stack)
-        self.progress = progress if progress is not None and dist.main else Progress()
-        if train_cfg.num_threads:
-            torch.set_num_threads(train_cfg.num_threads)  # once, before any autograd work
-        self.device = resolve_device(train_cfg.device)
-        if self.device.type == "cuda" and dist.active:
-            self.device = torch.device("cuda", dist.local_rank)
-        _check_processes(cfg, dist)
+        self.out, self.dist = Path(out), dist or Dist()
+        self.callbacks = default_callbacks() if callbacks is None else list(callbacks)
+        self.rundir = RunDir(self.out, self.dist.main, stack)
+        self.device = self._choose_device(cfg)
+        _check_processes(cfg, self.dist)
         saved, vocab = self.rundir.open(resume, overwrite)
-        base = (
-            finetune.load_base(train_cfg.init_from)
-            if train_cfg.init_from and saved is None
-            else None
-        )
-        seed_everything(train_cfg.seed)
-        # one process per machine tokenizes (or checks the cache); the others then read it
-        if dist.local_rank != 0:
-            dist.barrier()
-        self.corpus = prepare_corpus(cfg, vocab, base.vocab if base else None)
-        if dist.local_rank == 0:
-            dist.barrier()
+        init_from = cfg.train.init_from
+        base = finetune.load_base(init_from) if init_from and saved is None else None
+        seed_everything(cfg.train.seed)
+        self.corpus = self._read_corpus(cfg, vocab, base)
         self.vocab = self.corpus.vocab
-        if cfg.model.output == "adaptive" and cfg.model.cutoffs is None:
-            cutoffs = default_cutoffs(self.vocab.counts)
-            model_cfg = dataclasses.replace(cfg.model, cutoffs=cutoffs)
-            cfg = self.cfg = dataclasses.replace(cfg, model=model_cfg)
-            log.info(
-                "adaptive softmax: cutoffs %s (the head's %d tokens cover %.0f%% of the text)",
-                cutoffs,
-                cutoffs[0],
-                100 * sum(self.vocab.counts[: cutoffs[0]]) / max(1, sum(self.vocab.counts)),
-            )
-        self.model = LyricsModel(len(self.vocab), cfg.model)
+        self.cfg = cfg = _with_cutoffs(cfg, self.vocab)
+        self.model = self._build_model(base)
+        self.precision = Precision(cfg.train.precision, self.device, self.model)
+        self.net = self._wrap(self.model)  # what a step calls: DDP around the model under torchrun
+        self.stateful = cfg.data.mode == "stateful"
+        self.steps_per_epoch = self._make_batches()
+        self._log_setup()
+        self.rundir.claim(resume)  # only now, with the input known to be good
+        self.opt = make_optimizer(self.model, cfg.train)
+        self.schedule = Schedule(self.opt, cfg.train, cfg.train.epochs * self.steps_per_epoch)
+        self.state, self.stop = TrainState(), StopRequest()
+        self.hidden = None  # the recurrent state carried between batches (stateful mode)
+        self.time_fraction = 0.0  # of train.max_minutes spent (the schedule's clock)
+        self.stop_reason: str | None = None  # signal, time or early
+        self.epoch_loss, self.epoch_tokens, self.epoch_seconds = 0.0, 0, 0.0
+        self.window_rates: list[float] = []  # tokens/s of each report window
+        if saved is not None:
+            self._restore(saved)
+        else:
+            self.rundir.start_fresh(cfg, self.vocab)
+        self.info = RunInfo(self.out, cfg, self.vocab, self.dist.main)
+        self._emit("on_run_start")
+        self.dist.barrier()
+
+    # ------------------------------------------------------------ setting up
+
+    def _choose_device(self, cfg: Config) -> torch.device:
+        if cfg.train.num_threads:
+            torch.set_num_threads(cfg.train.num_threads)  # once, before any autograd work
+        device = resolve_device(cfg.train.device)
+        if device.type == "cuda" and self.dist.active:
+            device = torch.device("cuda", self.dist.local_rank)
+        return device
+
+    def _read_corpus(self, cfg: Config, vocab: Vocab | None, base) -> Corpus:
+        """One process per machine tokenizes (or checks the cache); the others then read it."""
+        if self.dist.local_rank != 0:
+            self.dist.barrier()
+        corpus = prepare_corpus(cfg, vocab, base.vocab if base else None)
+        if self.dist.local_rank == 0:
+            self.dist.barrier()
+        return corpus
+
+    def _build_model(self, base) -> LyricsModel:
+        """The model on its device, its loss kernel chosen once here; a fine-tuning base's
+        weights transplanted in."""
+        cfg = self.cfg
+        loss = loss_kernel(cfg.model.output, self.device, cfg.train.precision)
+        model = LyricsModel(len(self.vocab), cfg.model, loss=loss)
+        log.info("loss: %s", LOSS_KERNELS[loss])
         if base is not None:
-            added = finetune.transplant(self.model, base, train_cfg.seed)
+            added = finetune.transplant(model, base, cfg.train.seed)
             log.info(
                 "fine-tuning from %s: its %d vocabulary entries kept, %d added from this corpus",
                 base.path,
                 len(base.vocab),
                 added,
             )
-        self.model.to(self.device)
-        self.precision = Precision(train_cfg.precision, self.device, self.model)
-        self.ddp = self._wrap(self.model)
-        # every attribute exists from here on: the batches of one data mode (the other stays
-        # None), the stop request while run() trains, and the current epoch's counters
-        self.stateful: StatefulBatches | None = None
-        self.dataset: WindowDataset | None = None
-        self.signals: _StopRequest | None = None
-        self.epoch_tokens, self.epoch_loss, self.epoch_seconds = 0, 0.0, 0.0
-        self.window_rates: list[float] = []  # tokens/s of each train.log_every window
-        self.steps_per_epoch = self._make_data()
-        log.info(
-            "vocab %d, train %d tokens, val %d tokens, %d parameters, device %s, %s%s",
-            len(self.vocab),
-            len(self.corpus.train),
-            len(self.corpus.val),
-            count_parameters(self.model),
-            self.device,
-            train_cfg.precision,
-            f", {dist.world} processes" if dist.active else "",
-        )
-        # Only now, with the input known to be good, touch the run directory.
-        self.rundir.claim(resume)
-        self.opt = _make_optimizer(self.model, cfg)
-        self.schedule = Schedule(self.opt, train_cfg, train_cfg.epochs * self.steps_per_epoch)
-        self.run_state = TrainState()
-        self.hidden = None
-        self.time_fraction = 0.0
-        self.stop_reason: str | None = None
-        if saved is not None:
-            self._restore(saved)
-        else:
-            self.rundir.start_fresh(cfg, self.vocab)
-        for cb in self.callbacks:
-            cb.on_run_start(self)
-        dist.barrier()
+        return model.to(self.device)
 
     def _wrap(self, model: LyricsModel) -> torch.nn.Module:
         """DistributedDataParallel under torchrun (it averages gradients during backward)."""
@@ -296,19 +241,22 @@ class Trainer:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids)
 
-    def _make_data(self) -> int:
-        """Set up this process's batches; returns the steps in an epoch."""
+    def _make_batches(self) -> int:
+        """Set up this process's batches (stateful streams or shuffled windows); returns the
+        steps in an epoch."""
         cfg, d, dist = self.cfg, self.cfg.data, self.dist
-        if d.mode == "stateful":
+        self.streams: StatefulBatches | None = None
+        self.dataset: WindowDataset | None = None
+        if self.stateful:
             train, songs = self.corpus.train, None
             if d.shuffle_songs:
                 songs = song_starts(train)
                 if len(songs) > 1:
                     log.info("stateful: %d songs, laid out in a new order each epoch", len(songs))
-            self.stateful = StatefulBatches(
+            self.streams = StatefulBatches(
                 train, d.batch_size, d.seq_len, dist.rank, dist.world, songs, cfg.train.seed
             )
-            steps = len(self.stateful)
+            steps = len(self.streams)
         else:
             self.dataset = WindowDataset(self.corpus.train, d.seq_len, cfg.stride)
             steps = ShuffledBatches.count(len(self.dataset), d.batch_size, dist.world)
@@ -318,104 +266,117 @@ class Trainer:
             )
         return steps
 
+    def _log_setup(self) -> None:
+        log.info(
+            "vocab %d, train %d tokens, val %d tokens, %d parameters, device %s, %s%s",
+            len(self.vocab),
+            len(self.corpus.train),
+            len(self.corpus.val),
+            count_parameters(self.model),
+            self.device,
+            self.cfg.train.precision,
+            f", {self.dist.world} processes" if self.dist.active else "",
+        )
+
+    def _emit(self, hook: str, *args) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self.info, *args)
+
     # ------------------------------------------------------------ the loop
 
     def run(self) -> list[dict]:
         """Epochs until train.epochs, early stopping, the time budget or a signal."""
-        with _StopRequest() as self.signals:
-            while self.run_state.epoch < self.cfg.train.epochs and self.stop_reason is None:
-                self._train_epoch()
-                if self.stop_reason == "signal":
-                    self._interrupted()
-                self._end_epoch()
-        self.progress.close()
-        return self.run_state.history
+        try:
+            with self.stop:
+                while self.state.epoch < self.cfg.train.epochs and self.stop_reason is None:
+                    self._train_epoch()
+                    if self.stop_reason == "signal":
+                        self._save_state()
+                        raise self._interrupted()
+                    self._end_epoch()
+        finally:
+            self._emit("on_run_end")
+        return self.state.history
 
-    def _batches(self, epoch: int):
+    def _train_epoch(self) -> None:
+        state, train_cfg = self.state, self.cfg.train
+        batches = self._epoch_batches(state.epoch)
+        if state.batch == 0:
+            self.hidden = None
+        self._emit("on_epoch_start", state.epoch + 1, len(batches), state.batch)
+        self.epoch_loss, self.epoch_tokens, self.window_rates = 0.0, 0, []
+        window, t0 = _Window(self.device), time.perf_counter()
+        while state.batch < len(batches):
+            x, y = (self._to_device(t) for t in batches[state.batch])  # (T, b) inputs, targets
+            self._seed_dropout(state.step)
+            self.schedule.before_step(state.step, self.time_fraction)  # this step's lr
+            with self.precision.autocast():  # forward and loss, the mean over (T, b)
+                loss, hidden = self.net(x, detach(self.hidden), time_major=True, targets=y)
+            self.hidden = hidden if self.stateful else None  # truncated BPTT: values, no graph
+            self.opt.zero_grad(set_to_none=True)
+            self.precision.backward(loss)
+            self.precision.unscale(self.opt)  # fp16: clip the true gradients
+            self._clip_gradients()
+            self.precision.step(self.opt)
+            state.step += 1
+            state.batch += 1
+            window.add(loss.detach(), y.numel())
+            if state.step % train_cfg.log_every == 0 or state.batch == len(batches):
+                self._report(window)
+            if train_cfg.checkpoint_every and state.step % train_cfg.checkpoint_every == 0:
+                self._save_state()
+            if self._should_stop(state.elapsed + time.perf_counter() - t0):
+                break
+        if window.tokens:
+            self._report(window)
+        self.epoch_seconds = time.perf_counter() - t0
+        state.elapsed += self.epoch_seconds
+
+    def _epoch_batches(self, epoch: int):
         d, dist = self.cfg.data, self.dist
-        if d.mode == "stateful":
-            self.stateful.set_epoch(epoch)
-            return self.stateful
+        if self.streams is not None:
+            self.streams.set_epoch(epoch)
+            return self.streams
         return ShuffledBatches(
             self.dataset, d.batch_size, self.cfg.train.seed, epoch, dist.rank, dist.world
         )
-
-    def _train_epoch(self) -> None:
-        run, train_cfg = self.run_state, self.cfg.train
-        batches = self._batches(run.epoch)
-        if run.batch == 0:
-            self.hidden = None
-        self.progress.start_epoch(run.epoch + 1, len(batches), run.batch)
-        loss_sum = torch.zeros((), device=self.device)  # on the device: no per-step sync
-        self.epoch_tokens, self.epoch_loss = 0, 0.0
-        self.window_rates = []
-        window_tokens, window_start = 0, time.perf_counter()
-        t0 = time.perf_counter()
-        while run.batch < len(batches):
-            x, y = batches[run.batch]
-            loss_sum += self._step(x, y) * y.numel()
-            run.step += 1
-            run.batch += 1
-            window_tokens += y.numel()
-            if run.step % train_cfg.log_every == 0 or run.batch == len(batches):
-                self._report(loss_sum, window_tokens, time.perf_counter() - window_start)
-                loss_sum.zero_()
-                window_tokens, window_start = 0, time.perf_counter()
-            if train_cfg.checkpoint_every and run.step % train_cfg.checkpoint_every == 0:
-                self._save_state()
-            if self._should_stop(run.elapsed + time.perf_counter() - t0):
-                break
-        if window_tokens:
-            self._report(loss_sum, window_tokens, time.perf_counter() - window_start)
-        run.elapsed += time.perf_counter() - t0
-        self.epoch_seconds = time.perf_counter() - t0
-
-    def _step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """One optimizer step on time-major (T, b) inputs and targets; returns the loss."""
-        train_cfg, run = self.cfg.train, self.run_state
-        x, y = self._to_device(x), self._to_device(y)
-        # dropout masks are a pure function of (seed, step, rank): a resume, under any
-        # number of processes, needs no saved random state
-        torch.manual_seed(train_cfg.seed * 1_000_003 + run.step * 1_009 + self.dist.rank)
-        self.schedule.before_step(run.step, self.time_fraction)
-        hidden = detach(self.hidden)  # truncated BPTT: keep the values, cut the graph
-        with self.precision.autocast():
-            loss, hidden = self.ddp(x, hidden, time_major=True, targets=y)  # mean over (T, b)
-        self.hidden = hidden if self.cfg.data.mode == "stateful" else None
-        self.opt.zero_grad(set_to_none=True)
-        self.precision.backward(loss, self.opt)
-        if train_cfg.clip_grad_norm:
-            # RNN gradients can explode through long products of recurrent weights.
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), train_cfg.clip_grad_norm)
-        self.precision.step(self.opt)
-        return loss.detach()
 
     def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda":  # pinned host memory lets the copy overlap compute
             return tensor.pin_memory().to(self.device, non_blocking=True)
         return tensor.to(self.device)
 
-    def _report(self, loss_sum: torch.Tensor, tokens: int, seconds: float) -> None:
-        """Read the loss back (the one host sync every train.log_every steps)."""
-        total = loss_sum.item()
+    def _seed_dropout(self, step: int) -> None:
+        """Dropout masks are a pure function of (seed, step, rank): a resume, under any
+        number of processes, needs no saved random state."""
+        torch.manual_seed(self.cfg.train.seed * 1_000_003 + step * 1_009 + self.dist.rank)
+
+    def _clip_gradients(self) -> None:
+        if self.cfg.train.clip_grad_norm:
+            # RNN gradients can explode through long products of recurrent weights.
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.clip_grad_norm)
+
+    def _report(self, window: _Window) -> None:
+        """Read the loss back (the one host sync every train.log_every steps) and tell the
+        callbacks."""
+        total, tokens = window.loss_sum.item(), window.tokens
         if not math.isfinite(total):
             raise TrainingError(
-                f"the loss became {total / max(tokens, 1)} before step {self.run_state.step}; lower "
+                f"the loss became {total / max(tokens, 1)} before step {self.state.step}; lower "
                 "train.lr or set train.clip_grad_norm (the last good checkpoint is kept)"
             )
         self.epoch_loss += total
         self.epoch_tokens += tokens
-        rate = tokens * self.dist.world / max(seconds, 1e-9)
+        rate = tokens * self.dist.world / max(time.perf_counter() - window.start, 1e-9)
         self.window_rates.append(rate)
-        self.progress.update(self.run_state.batch, total / tokens, rate)
+        self._emit("on_log", self.state.batch, total / tokens, rate)
+        window.reset()
 
     def _should_stop(self, elapsed: float) -> bool:
         """A signal or the time budget; with several processes all agree on the same step."""
         budget = self.cfg.train.max_minutes
         deadline = budget * 60 if budget else math.inf
-        flag, time_up = self.dist.any(
-            [self.signals.signum is not None, elapsed >= deadline], self.device
-        )
+        flag, time_up = self.dist.any([self.stop.requested, elapsed >= deadline], self.device)
         self.time_fraction = elapsed / deadline if budget else 0.0
         if flag:
             self.stop_reason = "signal"
@@ -424,67 +385,60 @@ class Trainer:
         return self.stop_reason is not None
 
     def _end_epoch(self) -> None:
-        run, train_cfg, d = self.run_state, self.cfg.train, self.cfg.data
+        state, train_cfg = self.state, self.cfg.train
         val = evaluate(
             self.model,
             self.corpus.val,
             train_cfg.eval_batch_size,
-            d.seq_len,
+            self.cfg.data.seq_len,
             self.device,
             self.vocab.unk_id,
             self.dist,
         )
         self.schedule.end_epoch(val["loss"])
         loss_sum, tokens = self.dist.sum([self.epoch_loss, self.epoch_tokens], self.device)
-        metrics = {
-            "epoch": run.epoch + 1,
-            "step": run.step,
+        metrics = self._metrics(val, loss_sum, tokens)
+        improved = state.record(metrics, val["loss"])
+        if improved or train_cfg.keep == "last":
+            self.rundir.save_weights(self.model)
+        state.epoch += 1
+        state.batch = 0
+        self.hidden = None
+        self._save_state()
+        self.rundir.write_metrics(state.history)
+        self._emit("on_epoch_end", metrics)
+        if train_cfg.patience and state.bad_epochs >= train_cfg.patience and not self.stop_reason:
+            self.stop_reason = "early"
+            log.info("early stopping: no improvement for %d epochs", train_cfg.patience)
+
+    def _metrics(self, val: dict, loss_sum: float, tokens: float) -> dict:
+        """The epoch's entry in metrics.jsonl."""
+        rate = tokens / max(1e-9, self.epoch_seconds)  # all processes
+        return {
+            "epoch": self.state.epoch + 1,
+            "step": self.state.step,
             "train_loss": loss_sum / max(1, tokens),
             "val_loss": val["loss"],
             "val_ppl": val["ppl"],
             "val_bpc": val["bpc"],
             "val_unk_rate": val["unk_rate"],
             "lr": self.schedule.lr,
-            "tokens_per_s": tokens / max(1e-9, self.epoch_seconds),  # all processes
-            # the median train.log_every window after the first (warm-up) one: the steady rate
+            "tokens_per_s": rate,
+            # the median report window after the first (warm-up) one: the steady rate
             "tokens_per_s_steady": (
-                statistics.median(self.window_rates[1:])
-                if len(self.window_rates) > 1
-                else tokens / max(1e-9, self.epoch_seconds)
+                statistics.median(self.window_rates[1:]) if len(self.window_rates) > 1 else rate
             ),
             "train_tokens": int(tokens),
             "world_size": self.dist.world,
-            "precision": train_cfg.precision,
-            "elapsed_s": run.elapsed,
+            "precision": self.cfg.train.precision,
+            "elapsed_s": self.state.elapsed,
             "partial_epoch": self.stop_reason == "time",
         }
-        run.history.append(metrics)
-        improved = val["loss"] < run.best_val
-        if improved:
-            run.best_val, run.bad_epochs = val["loss"], 0
-        else:
-            run.bad_epochs += 1
-        metrics["best"] = improved
-        if improved or train_cfg.keep == "last":
-            self.rundir.save_weights(self.model)
-        run.epoch += 1
-        run.batch = 0
-        self.hidden = None
-        self._save_state()
-        self.rundir.write_metrics(run.history)
-        for cb in self.callbacks:
-            cb.on_epoch_end(self, metrics)
-        self.progress.end_epoch(metrics)
-        if train_cfg.patience and run.bad_epochs >= train_cfg.patience and self.stop_reason is None:
-            self.stop_reason = "early"
-            log.info("early stopping: no improvement for %d epochs", train_cfg.patience)
 
-    def _interrupted(self) -> None:
-        self._save_state()
-        self.progress.close()
-        code = 130 if self.signals.signum in (None, signal.SIGINT) else 143
+    def _interrupted(self) -> TrainingInterrupted:
+        code = 130 if self.stop.signum in (None, signal.SIGINT) else 143
         name = "SIGINT" if code == 130 else "SIGTERM"
-        raise TrainingInterrupted(
+        return TrainingInterrupted(
             f"{name}: saved a resumable checkpoint in {self.out}; continue with "
             f"`lyricgen train --out {self.out} --resume`",
             exit_code=code,
@@ -503,8 +457,8 @@ class Trainer:
             return
         self.rundir.save_state(
             {
-                "model": ckpt.weights_dict(self.model),
-                **dataclasses.asdict(self.run_state),
+                "model": files.weights_dict(self.model),
+                **dataclasses.asdict(self.state),
                 "optimizer": self.opt.state_dict(),
                 "optimizer_name": self.cfg.train.optimizer,
                 "scheduler": self.schedule.state_dict(),
@@ -517,8 +471,8 @@ class Trainer:
     def _restore(self, saved: dict) -> None:
         out, train_cfg = self.out, self.cfg.train
         if "model" not in saved:
-            raise RunDirError(f"{out / ckpt.STATE} has no model weights; it is not a lyricgen run")
-        ckpt.apply_weights(self.model, saved["model"], out / ckpt.STATE)
+            raise RunDirError(f"{out / files.STATE} has no model weights; it is not a lyricgen run")
+        files.apply_weights(self.model, saved["model"], out / files.STATE)
         if saved.get("optimizer_name", train_cfg.optimizer) != train_cfg.optimizer:
             raise RunDirError(
                 f"train.optimizer is {train_cfg.optimizer} but the run in {out} was trained with "
@@ -528,10 +482,10 @@ class Trainer:
             self.opt.load_state_dict(saved["optimizer"])
             self.schedule.load_state_dict(saved["scheduler"])
             self.precision.load_state_dict(saved.get("scaler"))
-            self.run_state = TrainState.from_saved(saved)
+            self.state = TrainState.from_saved(saved)
         except (KeyError, ValueError, TypeError, RuntimeError) as exc:
             raise RunDirError(
-                f"{out / ckpt.STATE} does not match this run ({exc}); retrain"
+                f"{out / files.STATE} does not match this run ({exc}); retrain"
             ) from None
         h = saved.get("hidden")
         if isinstance(h, list):
@@ -544,14 +498,13 @@ class Trainer:
                 self.dist.world,
                 was,
             )
-        self.rundir.resumed(self.cfg, self.vocab, self.run_state.history)
-        log.info("resuming at epoch %d, batch %d", self.run_state.epoch + 1, self.run_state.batch)
+        self.rundir.resumed(self.cfg, self.vocab, self.state.history)
+        log.info("resuming at epoch %d, batch %d", self.state.epoch + 1, self.state.batch)
 
 
 def fit(
     cfg: Config,
     resume: bool = False,
-    progress: Progress | None = None,
     out_dir: str | Path | None = None,
     overwrite: bool = False,
     explicit: set[str] | frozenset[str] = frozenset(),
@@ -561,7 +514,7 @@ def fit(
     torchrun (WORLD_SIZE > 1) this process joins the group and trains its share. With
     `train.init_from`, the run starts from that run's weights; `explicit` names the config
     keys the user set by hand, which may not contradict the base (see finetune.py);
-    `callbacks` replace `default_callbacks()`."""
+    `callbacks` replace `default_callbacks()` (a progress bar is a callback too)."""
     if cfg.train.init_from and not resume:
         # the shape only: the Trainer reads the weights once it knows the run is fresh
         base = finetune.load_base(cfg.train.init_from, weights=False)
@@ -572,6 +525,15 @@ def fit(
     try:
         with contextlib.ExitStack() as stack:
             out = Path(out_dir or cfg.out_dir)
-            return Trainer(cfg, out, resume, overwrite, progress, dist, stack, callbacks).run()
+            trainer = Trainer(
+                cfg,
+                out=out,
+                stack=stack,
+                dist=dist,
+                resume=resume,
+                overwrite=overwrite,
+                callbacks=callbacks,
+            )
+            return trainer.run()
     finally:
         distributed.shutdown(dist)

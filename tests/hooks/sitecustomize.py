@@ -1,6 +1,6 @@
 """Fault injection for tests/test_kill_resume.py, kept out of the package: a process started
 with this folder on PYTHONPATH and LYRICGEN_TEST_WRITE_DELAY=SECONDS writes every file of
-its run directory slowly (`checkpoint.atomic_write` gets a callable that writes half, waits,
+its run directory slowly (`lyricgen.run.files.atomic_write` gets a callable that writes half, waits,
 then writes the rest, or waits after a streamed write), which widens the window in which a
 kill lands mid-write."""
 
@@ -10,7 +10,7 @@ import time
 _DELAY = float(os.environ.get("LYRICGEN_TEST_WRITE_DELAY") or 0)
 
 if _DELAY:
-    from lyricgen import checkpoint
+    from lyricgen.run import files as checkpoint
 
     _atomic_write = checkpoint.atomic_write
 

@@ -34,10 +34,10 @@ from dataclasses import replace
 from lyricgen.corpus.text import NEWLINE
 from lyricgen.corpus.vocab import Vocab
 from lyricgen.craft.constraints import TokenTable
+from lyricgen.craft.generate import encode_prompt
 from lyricgen.craft.options import SamplingOptions
 from lyricgen.craft.originality import split_lines
 from lyricgen.craft.rhyme import is_han, rhyme_rate
-from lyricgen.generate import encode_prompt
 
 
 def default_starts(vocab: Vocab, n: int = 10) -> list[str]:

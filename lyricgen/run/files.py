@@ -1,8 +1,9 @@
 """The run directory's files: weights, vocabulary, resolved config, train state, metrics.
 
-Every file is written atomically (`publish.atomic_write`: temporary file in the same folder,
-flushed, fsynced, renamed), so a crash leaves either the old file or the new one, never half
-of one. `rundir.RunDir` decides when a training run writes which.
+Every file is written atomically (`lyricgen.atomic.atomic_write`: temporary file in the same
+folder, flushed, fsynced, renamed), so a crash leaves either the old file or the new one, never
+half of one. `directory.RunDir` decides when a training run writes which; rebuilding a model
+from these files is `lyricgen.training.loading.load_run`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lyricgen.atomic import atomic_write
 from lyricgen.config import Config, dump_config, from_dict, load_yaml
 from lyricgen.corpus.vocab import Vocab
-from lyricgen.errors import ConfigError, LyricgenError, RunDirError
-from lyricgen.publish import atomic_write
+from lyricgen.errors import ConfigError, RunDirError
 
 if TYPE_CHECKING:
     import torch
@@ -28,7 +29,8 @@ VOCAB = "vocab.json"
 WEIGHTS = "model.safetensors"
 STATE = "train_state.pt"
 METRICS = "metrics.jsonl"
-RHYME = "rhyme.json"  # the vocabulary's rhyme groups (rhyme.vocab_table)
+RHYME = "rhyme.json"  # the vocabulary's rhyme groups (craft.rhyme.save_rhyme_table)
+INDEX_DIR = "copy_index"  # the training text's copy index (craft.originality)
 
 
 def remove_temp_files(run_dir: Path) -> None:
@@ -157,36 +159,6 @@ def save_run_files(out_dir: Path, cfg: Config, vocab: Vocab) -> None:
     atomic_write(out_dir / VOCAB, vocab.to_json())
 
 
-def save_rhyme_table(out_dir: Path, vocab: Vocab) -> None:
-    """The rhyme groups of the vocabulary's characters, when it has Han characters."""
-    from lyricgen.craft.rhyme import vocab_table
-
-    table = vocab_table(vocab.itos)
-    if table:
-        atomic_write(
-            out_dir / RHYME, json.dumps({"version": 1, "chars": table}, ensure_ascii=False)
-        )
-
-
-def load_rhyme_table(run_dir: str | Path, vocab: Vocab | None = None) -> dict[str, list] | None:
-    """The run's saved rhyme table. A run trained before lyricgen saved one gets it now
-    when `vocab` is given (best effort: a read-only run directory just goes without, and
-    the groups are looked up on every use)."""
-    try:
-        data = json.loads((Path(run_dir) / RHYME).read_text(encoding="utf-8"))
-        if data.get("version") == 1:
-            return data["chars"]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass
-    if vocab is not None:
-        try:
-            save_rhyme_table(Path(run_dir), vocab)
-        except OSError:
-            return None
-        return load_rhyme_table(run_dir)
-    return None
-
-
 def write_metrics(out_dir: Path, history: list[dict]) -> None:
     atomic_write(
         out_dir / METRICS, "".join(json.dumps(h, ensure_ascii=False) + "\n" for h in history)
@@ -220,25 +192,6 @@ def load_vocab(run_dir: str | Path) -> Vocab:
         return Vocab.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (ValueError, UnicodeDecodeError) as exc:
         raise RunDirError(f"{path} is corrupt ({str(exc)[:100]}); retrain or restore it") from None
-
-
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu", weights: str = WEIGHTS):
-    """Rebuild (config, vocab, model) from a run directory alone; the model is in eval mode."""
-    from lyricgen.training.model import LyricsModel
-
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    vocab = load_vocab(run_dir)
-    if not (run_dir / weights).is_file():
-        raise RunDirError(
-            f"{run_dir} has no {weights}; training did not finish an epoch, or the file was removed"
-        )
-    try:
-        model = LyricsModel(len(vocab), cfg.model)
-    except (ValueError, LyricgenError) as exc:
-        raise RunDirError(f"{run_dir / CONFIG}: {exc}") from None
-    load_weights(model, run_dir / weights)
-    return cfg, vocab, model.to(device).eval()
 
 
 class RunLock:

@@ -13,11 +13,10 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lyricgen import checkpoint as ckpt
 from lyricgen.config import Config
 from lyricgen.corpus.vocab import Vocab
-from lyricgen.craft.originality import INDEX_DIR
 from lyricgen.errors import RunDirError
+from lyricgen.run import files as ckpt
 
 if TYPE_CHECKING:
     import torch
@@ -61,7 +60,7 @@ class RunDir:
         ckpt.save_run_files(self.path, cfg, vocab)
         for stale in (ckpt.WEIGHTS, ckpt.STATE, ckpt.METRICS, ckpt.RHYME):
             (self.path / stale).unlink(missing_ok=True)
-        shutil.rmtree(self.path / INDEX_DIR, ignore_errors=True)
+        shutil.rmtree(self.path / ckpt.INDEX_DIR, ignore_errors=True)
 
     def resumed(self, cfg: Config, vocab: Vocab, history: list[dict]) -> None:
         """Record the resumed config (it may override train.epochs) and rewrite the metrics:

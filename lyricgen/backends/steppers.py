@@ -1,36 +1,14 @@
-"""How the generation loop reaches a model: the `Stepper` interface and its two backends.
+"""The two backends of the generation loop, each a `lyricgen.craft.stepper.Stepper`.
 
-A stepper turns token ids into next-token logits (NumPy arrays, (B, V)) and carries the
-recurrent state between calls, so the loop in `generate` does not know which library runs
-the network. `TorchStepper` drives a `LyricsModel` (any device); `NumpyStepper` drives the
-torch-free `NumpyLM` used for fast CPU generation. torch is imported only by
-`TorchStepper` itself.
+`TorchStepper` drives a `LyricsModel` (any device); `NumpyStepper` drives the torch-free
+`NumpyLM` used for fast CPU generation. torch is imported only by `TorchStepper` itself.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
 import numpy as np
 
-from lyricgen.nprnn import NumpyLM
-
-
-class Stepper(Protocol):
-    """What `generate` needs from a model."""
-
-    def start(self, ids: list[int], batch: int) -> tuple[np.ndarray, Any]:
-        """Feed the context `ids` and return (logits (batch, V), state) for `batch` copies."""
-
-    def step(self, tokens: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
-        """Feed one token per row (B,) and return (logits (B, V), new state)."""
-
-    def select(self, state: Any, index: np.ndarray) -> Any:
-        """Reorder or duplicate the rows of `state` (beam search); always a new state."""
-
-    def put(self, dst: Any, src: Any, rows: np.ndarray) -> Any:
-        """`dst` with its `rows` replaced by those of `src` (same batch size; dst is one
-        that `select` made, so it may be changed in place); returns it."""
+from lyricgen.backends.numpy_rnn import NumpyLM
 
 
 class TorchStepper:
@@ -63,7 +41,7 @@ class TorchStepper:
             return tuple(h.index_select(1, idx) for h in hidden)
         return hidden.index_select(1, idx)
 
-    def put(self, dst, src, rows: np.ndarray):
+    def replace_rows(self, dst, src, rows: np.ndarray):
         idx = self.torch.from_numpy(np.asarray(rows, dtype=np.int64)).to(self.device)
         with self.torch.inference_mode():  # the states are inference tensors
             for d, s in zip(*((dst, src) if isinstance(dst, tuple) else ((dst,), (src,))),
@@ -95,7 +73,7 @@ class NumpyStepper:
             return tuple(s[:, index] for s in state)
         return state[:, index]
 
-    def put(self, dst, src, rows: np.ndarray):
+    def replace_rows(self, dst, src, rows: np.ndarray):
         rows = np.asarray(rows, dtype=np.int64)
         for d, s in zip(*((dst, src) if self.lstm else ((dst,), (src,))), strict=True):
             d[:, rows] = s[:, rows]

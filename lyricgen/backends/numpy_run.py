@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lyricgen.checkpoint import WEIGHTS, check_fit, load_run_config, load_vocab, read_safetensors
+from lyricgen.backends.numpy_rnn import GATES, NumpyLM
+from lyricgen.backends.steppers import NumpyStepper
 from lyricgen.config import Config
 from lyricgen.corpus.vocab import Vocab
-from lyricgen.craft.steppers import NumpyStepper
-from lyricgen.nprnn import GATES, NumpyLM
+from lyricgen.run.files import WEIGHTS, check_fit, load_run_config, load_vocab, read_safetensors
 
 
 def expected_shapes(cfg: Config, vocab_size: int) -> dict[str, tuple[int, ...]]:

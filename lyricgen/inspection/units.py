@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lyricgen.checkpoint import load_run_config, load_vocab
 from lyricgen.corpus.text import NEWLINE
 from lyricgen.corpus.vocab import token_ids
 from lyricgen.errors import LyricgenError
+from lyricgen.run.files import load_run_config, load_vocab
 
 log = logging.getLogger(__name__)
 
@@ -219,8 +219,8 @@ def inspect_run(
     run_dir: str | Path, corpus: str | Path | None = None, limit: int = 100_000, top: int = 3
 ) -> Report:
     """Read held-out text and find the units that best track each feature."""
+    from lyricgen.backends.numpy_run import load_numpy_lm
     from lyricgen.craft.rhyme import is_han, primary_group
-    from lyricgen.npbackend import load_numpy_lm
 
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
@@ -327,8 +327,8 @@ def render_html(report: Report) -> str:
 
 def draw_png(report: Report, out: Path, n: int = 300) -> Path:
     """Each feature's strongest unit over the first `n` tokens, with the feature beside it."""
-    from lyricgen.frontend import plot
-    from lyricgen.publish import atomic_write
+    from lyricgen.atomic import atomic_write
+    from lyricgen.inspection import drawing as plot
 
     figure_cls, canvas_cls, _ = plot.matplotlib_classes()
     fig = figure_cls(figsize=(12, 2.2 * len(report.best)), dpi=100)
@@ -362,7 +362,7 @@ def draw_png(report: Report, out: Path, n: int = 300) -> Path:
 
 def write_outputs(report: Report, out: Path) -> list[Path]:
     """The HTML page at `out`, and beside it the PNG when matplotlib is installed."""
-    from lyricgen.publish import atomic_write
+    from lyricgen.atomic import atomic_write
 
     atomic_write(out, render_html(report))
     written = [out]
@@ -387,7 +387,7 @@ class CellProbe:
     tracks the position in the line is found once, on up to `limit` held-out tokens."""
 
     def __init__(self, run_dir: str | Path, limit: int = 20_000):
-        from lyricgen.npbackend import load_numpy_lm
+        from lyricgen.backends.numpy_run import load_numpy_lm
 
         self.run_dir = Path(run_dir)
         cfg, _, self.lm = load_numpy_lm(self.run_dir, dtype=np.float32)

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from lyricgen.checkpoint import WEIGHTS, load_run_config, load_vocab
 from lyricgen.corpus.vocab import SPECIALS, Vocab
 from lyricgen.errors import LyricgenError, UnknownTokenError
+from lyricgen.run.files import WEIGHTS, load_run_config, load_vocab
 
 
 def load_vectors(run_dir: str | Path) -> tuple[Vocab, np.ndarray, np.ndarray | None]:
     """(vocabulary, input embedding (V, E), output vectors (V, H) or None when tied)."""
-    from lyricgen.npbackend import load_numpy_weights
+    from lyricgen.backends.numpy_run import load_numpy_weights
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
@@ -122,9 +122,9 @@ def draw_map(run_dir: str | Path, out: str | Path, n: int = 200) -> tuple[Path, 
     labelled (with a CJK font where the system has one). In a Chinese vocabulary each
     character is coloured by its tone class (平 blue, 仄 red, under 平水韵), and the returned
     facts say how strongly a principal component follows it."""
+    from lyricgen.atomic import atomic_write
     from lyricgen.craft.rhyme import is_han
-    from lyricgen.frontend import plot
-    from lyricgen.publish import atomic_write
+    from lyricgen.inspection import drawing as plot
 
     out = plot.check_png_out(Path(out))
     vocab, emb, _ = load_vectors(run_dir)

@@ -3,7 +3,8 @@
 Sampling and beam search share one set of constraints (line form, acrostic, rhyme,
 no-repeat n-grams, the copy guard), applied as masks over the vocabulary at every step;
 they live in `constraints.py` behind one small interface. The model is reached through a
-`Stepper` (`steppers.py`: torch or NumPy), so the same loop drives either backend.
+`Stepper` (`stepper.py`; torch or NumPy in `lyricgen.backends`), so the same loop drives
+either backend.
 `SamplingOptions.validate` is the single place where options are checked.
 """
 
@@ -30,7 +31,7 @@ from lyricgen.craft.options import (  # noqa: F401 - re-exported: the options li
     parse_option_text,
 )
 from lyricgen.craft.sampling import choose, log_softmax
-from lyricgen.craft.steppers import TorchStepper
+from lyricgen.craft.stepper import Stepper
 from lyricgen.errors import GenerationError, UnknownTokenError
 
 if TYPE_CHECKING:
@@ -196,7 +197,7 @@ def _context(vocab: Vocab, start: str, opts: SamplingOptions) -> tuple[list[int]
 
 
 def generate(
-    model,
+    stepper: Stepper,
     vocab: Vocab,
     start: str,
     opts: SamplingOptions,
@@ -205,14 +206,19 @@ def generate(
     rhyme_table: dict[str, list] | None = None,
 ) -> list[Sample]:
     """Write `opts.num_samples` continuations of `start` (sampled as one batch, or by beam
-    search with `opts.beam`). `model` is a LyricsModel or a `Stepper`. Each step feeds only
-    the newest token and the carried hidden state, so the work per token is constant.
-    `on_token(sample_index, token)` is called as tokens are chosen (for streaming).
-    `copy_index` (the run's training text) serves `opts.max_copy` and fills each sample's
-    `longest_copy`. `rhyme_table` (the run's saved `rhyme.json`) spares `opts.rhyme` the
-    pypinyin look-ups."""
+        search with `opts.beam`). `stepper` runs the model (`lyricgen.backends.steppers`: a
+    `TorchStepper` around a LyricsModel, or a `NumpyStepper`). Each step feeds only
+        the newest token and the carried hidden state, so the work per token is constant.
+        `on_token(sample_index, token)` is called as tokens are chosen (for streaming).
+        `copy_index` (the run's training text) serves `opts.max_copy` and fills each sample's
+        `longest_copy`. `rhyme_table` (the run's saved `rhyme.json`) spares `opts.rhyme` the
+        pypinyin look-ups."""
     opts.validate()
-    stepper = model if hasattr(model, "step") else TorchStepper(model)
+    if not hasattr(stepper, "step"):
+        raise TypeError(
+            "generate takes a Stepper; wrap a LyricsModel in "
+            "lyricgen.backends.steppers.TorchStepper(model)"
+        )
     ids, prompt = _context(vocab, start, opts)
     cons = Constraints(vocab, opts, ids, copy_index, rhyme_table)
     row0 = cons.start_row(vocab.encode(prompt))
@@ -335,7 +341,7 @@ def _sample_lines(stepper, ids, row0, cons, opts, on_token) -> list[Row]:
                     ended.append(i)
             logits, hidden = stepper.step(nxt, hidden)
             if ended:  # keep the state right after each line's last token
-                saved_hidden = stepper.put(saved_hidden, hidden, np.array(ended))
+                saved_hidden = stepper.replace_rows(saved_hidden, hidden, np.array(ended))
                 saved_logits[ended] = logits[ended]
         winners = np.arange(0, n, k)
         for s in range(b):
