@@ -15,15 +15,11 @@ from typing import Any
 import yaml
 
 from lyricgen.errors import ConfigError
-from lyricgen.typed import TypeMismatch, coerce
+from lyricgen.typed import TypeMismatch, bounds, coerce, out_of_range
 
 LEVELS = ("char", "word", "space")
 CELLS = ("rnn", "lstm", "gru")
 PRECISIONS = ("fp32", "bf16", "fp16")
-
-
-def _range(lo: float | None = None, hi: float | None = None, *, lo_open=False, hi_open=False):
-    return {"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open}
 
 
 @dataclass
@@ -32,17 +28,17 @@ class DataConfig:
     encoding: str = "utf-8"
     level: str = field(default="char", metadata={"choices": LEVELS})
     val_corpus: str | None = None  # optional separate validation file (e.g. PTB valid.txt)
-    val_fraction: float = field(default=0.1, metadata=_range(0.0, 0.5, lo_open=True))
-    min_freq: int = field(default=1, metadata=_range(1))
+    val_fraction: float = field(default=0.1, metadata=bounds(0.0, 0.5, lo_open=True))
+    min_freq: int = field(default=1, metadata=bounds(1))
     # the vocabulary's size cap; unset: none at char level, WORD_VOCAB_CAP at word and space
     # level (vocab_cap); 0: no cap
-    max_size: int | None = field(default=None, metadata=_range(0))
+    max_size: int | None = field(default=None, metadata=bounds(0))
     # a word outside the vocabulary is spelled out in its characters ("chars") or becomes
     # <unk> ("unk"); unset: chars at word level, unk at space level (rare_words)
     rare: str | None = field(default=None, metadata={"choices": ("chars", "unk")})
-    seq_len: int = field(default=64, metadata=_range(1))
-    stride: int | None = field(default=None, metadata=_range(1))  # None: seq_len // 2
-    batch_size: int = field(default=32, metadata=_range(1))
+    seq_len: int = field(default=64, metadata=bounds(1))
+    stride: int | None = field(default=None, metadata=bounds(1))  # None: seq_len // 2
+    batch_size: int = field(default=32, metadata=bounds(1))
     mode: str = field(default="shuffle", metadata={"choices": ("shuffle", "stateful")})
     # stateful mode: lay the training songs (blocks between blank lines) out in a new order
     # each epoch, seeded by train.seed; a corpus without blank lines keeps its order
@@ -57,52 +53,52 @@ class DataConfig:
 class ModelConfig:
     cell: str = field(default="lstm", metadata={"choices": CELLS})
     nonlinearity: str = field(default="tanh", metadata={"choices": ("tanh", "relu")})
-    embedding_dim: int = field(default=128, metadata=_range(1))
-    hidden_size: int = field(default=256, metadata=_range(1))
-    num_layers: int = field(default=2, metadata=_range(1))
-    dropout: float = field(default=0.2, metadata=_range(0.0, 1.0, hi_open=True))
+    embedding_dim: int = field(default=128, metadata=bounds(1))
+    hidden_size: int = field(default=256, metadata=bounds(1))
+    num_layers: int = field(default=2, metadata=bounds(1))
+    dropout: float = field(default=0.2, metadata=bounds(0.0, 1.0, hi_open=True))
     # DropConnect on the recurrent (hidden-to-hidden) weights in training: one mask per
     # step, the same at every time step (Merity et al. 2018, AWD-LSTM's weight drop)
-    weight_drop: float = field(default=0.0, metadata=_range(0.0, 1.0, hi_open=True))
+    weight_drop: float = field(default=0.0, metadata=bounds(0.0, 1.0, hi_open=True))
     tie_weights: bool = False
     # the output layer: full softmax, or adaptive softmax (Grave et al. 2017) whose head
     # holds the tokens below cutoffs[0] (default: chosen from the training counts so that
     # the head covers about 90% of the text) and whose tail clusters shrink by div_value
     output: str = field(default="full", metadata={"choices": ("full", "adaptive")})
     cutoffs: list[int] | None = None
-    div_value: float = field(default=4.0, metadata=_range(1.0, lo_open=True))
+    div_value: float = field(default=4.0, metadata=bounds(1.0, lo_open=True))
     batch_first: bool = True  # accepted for old configs; the RNN always runs time-major
     bidirectional: bool = False
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = field(default=20, metadata=_range(1))
+    epochs: int = field(default=20, metadata=bounds(1))
     optimizer: str = field(default="adamw", metadata={"choices": ("adamw", "adam", "sgd")})
-    lr: float = field(default=2e-3, metadata=_range(0.0, lo_open=True))
-    weight_decay: float = field(default=0.01, metadata=_range(0.0))
-    momentum: float = field(default=0.9, metadata=_range(0.0, 1.0, hi_open=True))
-    clip_grad_norm: float | None = field(default=1.0, metadata=_range(0.0, lo_open=True))
+    lr: float = field(default=2e-3, metadata=bounds(0.0, lo_open=True))
+    weight_decay: float = field(default=0.01, metadata=bounds(0.0))
+    momentum: float = field(default=0.9, metadata=bounds(0.0, 1.0, hi_open=True))
+    clip_grad_norm: float | None = field(default=1.0, metadata=bounds(0.0, lo_open=True))
     scheduler: str = field(
         default="cosine", metadata={"choices": ("none", "cosine", "wsd", "step", "plateau")}
     )
-    warmup_steps: int = field(default=0, metadata=_range(0))
-    step_size: int = field(default=5, metadata=_range(1))  # epochs, for scheduler: step
-    gamma: float = field(default=0.5, metadata=_range(0.0, 1.0, lo_open=True))
-    min_lr_ratio: float = field(default=0.05, metadata=_range(0.0, 1.0))
+    warmup_steps: int = field(default=0, metadata=bounds(0))
+    step_size: int = field(default=5, metadata=bounds(1))  # epochs, for scheduler: step
+    gamma: float = field(default=0.5, metadata=bounds(0.0, 1.0, lo_open=True))
+    min_lr_ratio: float = field(default=0.05, metadata=bounds(0.0, 1.0))
     # scheduler: wsd holds the rate, then decays it over this last share of the run
-    decay_fraction: float = field(default=0.2, metadata=_range(0.0, 1.0, lo_open=True))
-    patience: int | None = field(default=5, metadata=_range(1))  # early stopping, in epochs
+    decay_fraction: float = field(default=0.2, metadata=bounds(0.0, 1.0, lo_open=True))
+    patience: int | None = field(default=5, metadata=bounds(1))  # early stopping, in epochs
     keep: str = field(default="best", metadata={"choices": ("best", "last")})  # model.safetensors
-    max_minutes: float | None = field(default=None, metadata=_range(0.0, lo_open=True))
-    checkpoint_every: int = field(default=0, metadata=_range(0))  # steps; 0: each epoch
-    eval_batch_size: int = field(default=16, metadata=_range(1))
+    max_minutes: float | None = field(default=None, metadata=bounds(0.0, lo_open=True))
+    checkpoint_every: int = field(default=0, metadata=bounds(0))  # steps; 0: each epoch
+    eval_batch_size: int = field(default=16, metadata=bounds(1))
     seed: int = 1234
     device: str = field(default="auto", metadata={"choices": ("auto", "cpu", "cuda", "mps")})
-    num_threads: int | None = field(default=None, metadata=_range(1))
+    num_threads: int | None = field(default=None, metadata=bounds(1))
     # autocast precision of the forward pass and loss; fp16 (with a GradScaler) needs CUDA
     precision: str = field(default="fp32", metadata={"choices": PRECISIONS})
-    log_every: int = field(default=20, metadata=_range(1))  # steps between loss read-backs
+    log_every: int = field(default=20, metadata=bounds(1))  # steps between loss read-backs
     init_from: str | None = None  # fine-tune: start from this run's weights (finetune.py)
     curves: bool = True  # draw curves.png into the run directory after every epoch
 
@@ -144,20 +140,16 @@ def _coerce(value: Any, tp: str, key: str, where: str) -> Any:
         ) from None
 
 
-def _check_range(value: Any, meta: dict, key: str, where: str) -> None:
+def _checkbounds(value: Any, meta: dict, key: str, where: str) -> None:
     if value is None:
         return
     if "choices" in meta and value not in meta["choices"]:
         raise ConfigError(
             f"{where}: '{key}' is {value!r}; choose one of {', '.join(meta['choices'])}"
         )
-    lo, hi = meta.get("lo"), meta.get("hi")
-    if lo is not None and (value < lo or (meta["lo_open"] and value == lo)):
-        op = ">" if meta["lo_open"] else ">="
-        raise ConfigError(f"{where}: '{key}' is {value}; it must be {op} {lo}")
-    if hi is not None and (value > hi or (meta["hi_open"] and value == hi)):
-        op = "<" if meta["hi_open"] else "<="
-        raise ConfigError(f"{where}: '{key}' is {value}; it must be {op} {hi}")
+    problem = out_of_range(value, meta)
+    if problem:
+        raise ConfigError(f"{where}: '{key}' is {value}; {problem}")
 
 
 def _build_section(cls: type, raw: Any, name: str, where: str) -> Any:
@@ -177,7 +169,7 @@ def _build_section(cls: type, raw: Any, name: str, where: str) -> Any:
         if key in raw:
             full = f"{name}.{key}"
             values[key] = _coerce(raw[key], str(f.type), full, where)
-            _check_range(values[key], f.metadata, full, where)
+            _checkbounds(values[key], f.metadata, full, where)
     return cls(**values)
 
 

@@ -1,5 +1,5 @@
-"""One check of typed values, shared by config files (`config`) and generation options
-(`craft.options`: flags, JSON requests, keyword arguments).
+"""One check of typed values and of their ranges, shared by config files (`config`) and
+generation options (`craft.options`: flags, JSON requests, keyword arguments).
 
 The rules: a bool is never a number; an int passes where a float is wanted (and becomes a
 float); floats must be finite; a list[int] holds whole numbers only. Each caller turns a
@@ -10,6 +10,25 @@ from __future__ import annotations
 
 import math
 from typing import Any
+
+
+def bounds(lo: float | None = None, hi: float | None = None, *, lo_open=False, hi_open=False):
+    """Field metadata for an allowed range (`out_of_range` reads it); open ends exclude
+    their bound."""
+    return {"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open}
+
+
+def out_of_range(value: Any, meta: dict) -> str | None:
+    """What is wrong with `value` under the field metadata's range, e.g. "it must be >= 1",
+    or None when it is in range (or None, or the field has no range)."""
+    if value is None:
+        return None
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and (value < lo or (meta.get("lo_open") and value == lo)):
+        return f"it must be {'>' if meta.get('lo_open') else '>='} {lo}"
+    if hi is not None and (value > hi or (meta.get("hi_open") and value == hi)):
+        return f"it must be {'<' if meta.get('hi_open') else '<='} {hi}"
+    return None
 
 
 class TypeMismatch(ValueError):

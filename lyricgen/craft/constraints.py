@@ -9,9 +9,9 @@ Every constraint has the same small interface (`Constraint`):
   the row as it was before the token).
 
 The state every constraint may read, the line being written (its tokens, its counted
-length, the lines done), lives in `Row` and is kept by `Constraints`; what only one
+length, the lines done), lives in `SampleState` and is kept by `Constraints`; what only one
 constraint needs (the rhyme chosen so far, a form's clause and position, the n-grams seen)
-lives in that constraint's own state, one slot per constraint in `Row.states`.
+lives in that constraint's own state, one slot per constraint in `SampleState.states`.
 
 `Constraints` composes the ones a request needs, in this order:
 
@@ -184,7 +184,7 @@ class TokenTable:
 
 
 @dataclass
-class Row:
+class SampleState:
     """The generation state of one sample (or beam, or candidate line): the line state every
     constraint may read, and one slot of private state per constraint (`states`)."""
 
@@ -201,10 +201,10 @@ class Row:
     recent: list[int] = field(default_factory=list)  # the last few ids
     seen: set[int] = field(default_factory=set)  # ids used so far (repetition penalty)
     states: list[Any] = field(default_factory=list)  # one per constraint, see Constraint.start
-    # --explain: per token, what the model thought (generate.Why), else None
+    # --explain: per token, what the model thought (generate.TokenExplanation), else None
     why: list[Any] | None = None
 
-    def copy(self) -> Row:
+    def copy(self) -> SampleState:
         return replace(
             self,
             tokens=list(self.tokens),
@@ -228,11 +228,11 @@ class Constraint:
         """This constraint's state for a new row (an object with `copy()`), or None."""
         return None
 
-    def restrict(self, row: Row, state: Any, ok: np.ndarray) -> None:
+    def restrict(self, row: SampleState, state: Any, ok: np.ndarray) -> None:
         """Narrow `ok` (V,) in place to the tokens this constraint allows next."""
         raise NotImplementedError
 
-    def observe(self, row: Row, state: Any, token: int) -> None:
+    def observe(self, row: SampleState, state: Any, token: int) -> None:
         """Update this constraint's state with one more token (row as before it)."""
 
 
@@ -248,11 +248,11 @@ class LineShape(Constraint):
             table.newline_mask | table.punct
         )  # one trailing mark, where there are any
 
-    def target(self, row: Row) -> int | None:
+    def target(self, row: SampleState) -> int | None:
         """The counted length of the row's current line, or None for a free line."""
         return self.lengths[row.lines_done % len(self.lengths)] if self.lengths else None
 
-    def restrict(self, row: Row, state: None, ok: np.ndarray) -> None:
+    def restrict(self, row: SampleState, state: None, ok: np.ndarray) -> None:
         table, n = self.table, self.target(row)
         if n is not None:
             remaining = n - row.line_chars
@@ -286,7 +286,7 @@ class Acrostic(Constraint):
                 )
             self.masks[ch] = mask
 
-    def restrict(self, row: Row, state: None, ok: np.ndarray) -> None:
+    def restrict(self, row: SampleState, state: None, ok: np.ndarray) -> None:
         if row.last_newline and row.lines_done < len(self.heads):
             ok &= self.masks[self.heads[row.lines_done]]
 
@@ -311,15 +311,15 @@ class NoRepeatNgram(Constraint):
     def start(self) -> NgramState:
         return NgramState()
 
-    def _key(self, row: Row) -> tuple:
+    def _key(self, row: SampleState) -> tuple:
         return tuple(row.recent[len(row.recent) - self.n + 1 :]) if self.n > 1 else ()
 
-    def restrict(self, row: Row, state: NgramState, ok: np.ndarray) -> None:
+    def restrict(self, row: SampleState, state: NgramState, ok: np.ndarray) -> None:
         banned = state.table.get(self._key(row))
         if banned:
             ok[list(banned)] = False
 
-    def observe(self, row: Row, state: NgramState, token: int) -> None:
+    def observe(self, row: SampleState, state: NgramState, token: int) -> None:
         if len(row.recent) >= self.n - 1:
             state.table.setdefault(self._key(row), set()).add(token)
 
@@ -376,7 +376,7 @@ class Rhyme(Constraint):
     def start(self) -> RhymeState:
         return RhymeState()
 
-    def _target(self, row: Row, state: RhymeState) -> frozenset[str] | None:
+    def _target(self, row: SampleState, state: RhymeState) -> frozenset[str] | None:
         if self.every == "even" and row.text_lines % 2 == 0:
             return None
         return self.fixed or state.target
@@ -390,7 +390,7 @@ class Rhyme(Constraint):
             self._mask_cache[target] = m
         return m
 
-    def restrict(self, row: Row, state: RhymeState, ok: np.ndarray) -> None:
+    def restrict(self, row: SampleState, state: RhymeState, ok: np.ndarray) -> None:
         if self.every == "even" and row.text_lines % 2 == 0:
             return
         target = self._target(row, state)
@@ -426,7 +426,7 @@ class Rhyme(Constraint):
             if row.recent and not table.content[row.recent[-1]]:
                 ok &= table.content
 
-    def observe(self, row: Row, state: RhymeState, token: int) -> None:
+    def observe(self, row: SampleState, state: RhymeState, token: int) -> None:
         if token == self.table.newline:
             if (
                 row.line_ids
@@ -553,7 +553,7 @@ class FormShape(Constraint):
             return "mark"
         return "newline"  # the vocabulary has no such mark: end the line instead
 
-    def restrict(self, row: Row, state: FormState, ok: np.ndarray) -> None:
+    def restrict(self, row: SampleState, state: FormState, ok: np.ndarray) -> None:
         if state.phase == "chars":
             c = self.form.clauses[state.clause]
             ok &= self.masks[state.clause][state.pos]
@@ -573,7 +573,7 @@ class FormShape(Constraint):
         else:  # newline, or the end of the form
             ok &= self.table.newline_mask
 
-    def observe(self, row: Row, state: FormState, token: int) -> None:
+    def observe(self, row: SampleState, state: FormState, token: int) -> None:
         if state.phase == "chars":
             c = self.form.clauses[state.clause]
             if c.rhyme is not None and state.pos == c.length - 1:
@@ -603,7 +603,7 @@ class FormShape(Constraint):
         state.pos = 0
         state.phase = "chars" if state.clause < len(self.form.clauses) else "end"
 
-    def check_start(self, row: Row, state: FormState, token: int) -> str | None:
+    def check_start(self, row: SampleState, state: FormState, token: int) -> str | None:
         """Why the start text's token may not stand where it stands, or None."""
         ok = np.ones(self.table.size, dtype=bool)
         self.restrict(row, state, ok)
@@ -629,7 +629,7 @@ class CopyGuard(Constraint):
     def __init__(self, table: TokenTable, index: CopyIndex, n: int):
         self.table, self.index, self.n = table, index, n
 
-    def restrict(self, row: Row, state: None, ok: np.ndarray) -> None:
+    def restrict(self, row: SampleState, state: None, ok: np.ndarray) -> None:
         if len(row.line_ids) < self.n:
             return
         followers = self.index.followers(row.line_ids[-self.n :])
@@ -660,21 +660,10 @@ class Constraints:
         self.n_lines = opts.n_lines
         self.max_tokens = opts.max_tokens
         self.lengths = opts.line_length_list
-        if (self.n_lines or self.lengths or opts.rhyme or self.form) and table.newline is None:
-            raise GenerationError(
-                "this model's vocabulary has no line break, so it cannot shape lines"
-            )
         self.items: list[Constraint] = []
         self.shape: LineShape | None = None
         self.form_shape: FormShape | None = None
         if self.form is not None:
-            if vocab.level != "char" or not table.cjk:
-                raise GenerationError(
-                    f"--form needs a character-level Chinese model (this run is "
-                    f"{vocab.level} level{'' if table.cjk else ', without Han characters'}): "
-                    "tones and rhymes are kept per character; train one with "
-                    "--set data.level=char, e.g. --config songci_char"
-                )
             self.form_shape = FormShape(
                 table, self.form, opts.book, opts.tones != "off", opts.rhyme
             )
@@ -690,19 +679,14 @@ class Constraints:
         if opts.no_repeat_ngram:
             self.items.append(NoRepeatNgram(opts.no_repeat_ngram))
         limit = opts.copy_limit(vocab.level, copy_index is not None)
-        if limit is not None:
-            if copy_index is None:
-                raise GenerationError(
-                    "--max-copy needs the run's copy index; this run has none (give --corpus "
-                    "FILE, the text it was trained on, to build it)"
-                )
+        if limit is not None:  # `SamplingOptions.check_for_model` made sure of the index
             self.items.append(CopyGuard(table, copy_index, limit))
         self.hard = [i for i, c in enumerate(self.items) if c.hard]
         self.soft = [i for i, c in enumerate(self.items) if not c.hard]
         self.context_watchers = [i for i, c in enumerate(self.items) if c.sees_context]
         self.line_watchers = [i for i, c in enumerate(self.items) if not c.sees_context]
 
-    def allowed(self, row: Row) -> np.ndarray:
+    def allowed(self, row: SampleState) -> np.ndarray:
         ok = np.ones(self.table.size, dtype=bool)
         ok[self.table.vocab.unk_id] = False
         for i in self.hard:
@@ -724,7 +708,7 @@ class Constraints:
                 return trial
         return ok
 
-    def _impossible(self, row: Row) -> str:
+    def _impossible(self, row: SampleState) -> str:
         o = self.opts
         if self.form is not None:
             what = [f"--form {self.form.name}"]
@@ -744,7 +728,7 @@ class Constraints:
             "loosen one of them (e.g. a longer line)"
         )
 
-    def penalize(self, logits: np.ndarray, rows: list[Row]) -> np.ndarray:
+    def penalize(self, logits: np.ndarray, rows: list[SampleState]) -> np.ndarray:
         """CTRL's repetition penalty: logits of ids already used are divided by it
         (multiplied when negative); line breaks and spaces are exempt."""
         p = self.opts.repetition_penalty
@@ -759,7 +743,7 @@ class Constraints:
         return logits
 
     # ----------------------------------------------------------------- row state
-    def _remember(self, row: Row, token: int) -> None:
+    def _observe(self, row: SampleState, token: int) -> None:
         """Seen ids, n-grams and recent ids (context and sample alike)."""
         for i in self.context_watchers:
             self.items[i].observe(row, row.states[i], token)
@@ -767,7 +751,7 @@ class Constraints:
         row.recent.append(token)
         del row.recent[: max(0, len(row.recent) - max(self.opts.no_repeat_ngram, 2))]
 
-    def _track(self, row: Row, token: int) -> None:
+    def _follow_line(self, row: SampleState, token: int) -> None:
         """The line state (of the printed text: the start and the sample)."""
         for i in self.line_watchers:
             self.items[i].observe(row, row.states[i], token)
@@ -786,11 +770,11 @@ class Constraints:
             row.last_newline = False
             row.after_punct = bool(table.punct[token])
 
-    def start_row(self, prompt: list[int]) -> Row:
+    def start_state(self, prompt: list[int]) -> SampleState:
         """The state after the context has been fed and the start text printed."""
-        row = Row(states=[c.start() for c in self.items])
+        row = SampleState(states=[c.start() for c in self.items])
         for tok in self.context:
-            self._remember(row, tok)
+            self._observe(row, tok)
         for tok in prompt:
             if self.form_shape is not None:
                 state = row.states[self.items.index(self.form_shape)]
@@ -800,13 +784,13 @@ class Constraints:
                         f"--start: {why}; choose a start that fits {self.form.name} "
                         "(see `lyricgen forms`), or --tones off"
                     )
-            self._track(row, tok)
+            self._follow_line(row, tok)
         return row
 
-    def advance(self, row: Row, token: int, logprob: float) -> None:
+    def advance(self, row: SampleState, token: int, logprob: float) -> None:
         was_blank = row.last_newline
-        self._remember(row, token)
-        self._track(row, token)
+        self._observe(row, token)
+        self._follow_line(row, token)
         row.tokens.append(token)
         row.logprobs.append(logprob)
         if token == self.table.newline:

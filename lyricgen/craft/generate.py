@@ -4,8 +4,8 @@ Sampling and beam search share one set of constraints (line form, acrostic, rhym
 no-repeat n-grams, the copy guard), applied as masks over the vocabulary at every step;
 they live in `constraints.py` behind one small interface. The model is reached through a
 `Stepper` (`stepper.py`; torch or NumPy in `lyricgen.backends`), so the same loop drives
-either backend.
-`SamplingOptions.validate` is the single place where options are checked.
+either backend. Options are checked by `SamplingOptions.validate` and, against the start text
+and this model, `SamplingOptions.check_for_model` (see `options.py`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 
 from lyricgen.corpus.text import NEWLINE, detokenize, tokenize
 from lyricgen.corpus.vocab import Vocab
-from lyricgen.craft.constraints import Constraints, Row
+from lyricgen.craft.constraints import Constraints, SampleState, TokenTable
 from lyricgen.craft.options import (  # noqa: F401 - re-exported: the options live with generation
     DEFAULT_MAX_COPY,
     MAX_COPY,
@@ -42,7 +42,7 @@ N_ALTERNATIVES = 5  # --explain: the likeliest other tokens shown for each token
 
 
 @dataclass
-class Why:
+class TokenExplanation:
     """--explain for one generated token, from the model's own distribution (before the
     temperature, the constraints and the repetition penalty): the chosen token's
     probability, the distribution's entropy in bits, and the likeliest other tokens with
@@ -95,7 +95,7 @@ class Sample:
     logprobs: list[float] = field(default_factory=list)
     # the longest run of tokens of one line found in the training text: (tokens, text)
     longest_copy: tuple[int, str] | None = None
-    why: list[Why] | None = None  # --explain: one per token of `tokens`
+    why: list[TokenExplanation] | None = None  # --explain: one per token of `tokens`
 
     @property
     def perplexity(self) -> float:
@@ -179,16 +179,6 @@ def encode_prompt(text: str, vocab: Vocab, what: str = "start text") -> list[str
 def _context(vocab: Vocab, start: str, opts: SamplingOptions) -> tuple[list[int], list[str]]:
     """Ids fed before generation and the printed start tokens."""
     prefix = encode_prompt(opts.prefix, vocab, "--prefix") if opts.prefix else []
-    if opts.acrostic and start.strip():
-        raise GenerationError(
-            "--start and --acrostic cannot be combined: the acrostic decides how each line "
-            "begins (use --prefix to set the mood)"
-        )
-    if not opts.n_lines and not start.strip():
-        raise GenerationError(
-            "--start is empty; give at least one word, e.g. --start 星星 (or --lines M, "
-            "--form or --acrostic to begin a song from scratch)"
-        )
     prompt = encode_prompt(start, vocab) if start.strip() else []
     nl = [NEWLINE] if NEWLINE in vocab else []
     # Start on a fresh line, as lines begin in training; a prefix is its own line(s).
@@ -219,9 +209,17 @@ def generate(
             "generate takes a Stepper; wrap a LyricsModel in "
             "lyricgen.backends.steppers.TorchStepper(model)"
         )
+    table = TokenTable.of(vocab)
+    opts.check_for_model(
+        start,
+        level=vocab.level,
+        line_breaks=table.newline is not None,
+        han=table.cjk,
+        copy_index=copy_index is not None,
+    )
     ids, prompt = _context(vocab, start, opts)
     cons = Constraints(vocab, opts, ids, copy_index, rhyme_table)
-    row0 = cons.start_row(vocab.encode(prompt))
+    row0 = cons.start_state(vocab.encode(prompt))
     if opts.explain:
         row0.why = []
     first = cons.shape.target(row0) if cons.shape is not None else None
@@ -252,7 +250,9 @@ def generate(
         if row.why is not None:
             itos = vocab.itos
             why = [
-                Why(p, h, [(itos[a], float(q), bool(ok)) for a, q, ok in zip(*alts, strict=True)])
+                TokenExplanation(
+                    p, h, [(itos[a], float(q), bool(ok)) for a, q, ok in zip(*alts, strict=True)]
+                )
                 for p, h, *alts in row.why
             ]
         samples.append(Sample(text, toks, row.logprobs, copy, why))
@@ -272,7 +272,7 @@ def _choose(cons, logits, rows, allowed, rng, opts) -> np.ndarray:
     )
 
 
-def _sample(stepper, ids, row0, cons, opts, on_token) -> list[Row]:
+def _sample(stepper, ids, row0, cons, opts, on_token) -> list[SampleState]:
     rng = np.random.default_rng(opts.seed)
     b = opts.num_samples
     rows = [row0.copy() for _ in range(b)]
@@ -300,7 +300,7 @@ def _sample(stepper, ids, row0, cons, opts, on_token) -> list[Row]:
         logits, hidden = stepper.step(nxt, hidden)
 
 
-def _sample_lines(stepper, ids, row0, cons, opts, on_token) -> list[Row]:
+def _sample_lines(stepper, ids, row0, cons, opts, on_token) -> list[SampleState]:
     """Line-level search: each sample's next line is drawn as K candidates in one batch
     (every constraint applies to each), and the candidate with the best mean log-probability
     under the model is kept. A hard constraint masks one token at a time and can push a
@@ -378,15 +378,15 @@ def layout(text: str, breaks: set[int]) -> str:
     return NEWLINE.join(out)
 
 
-def _beam_search(stepper, ids, row0, cons, opts) -> list[Row]:
+def _beam_search(stepper, ids, row0, cons, opts) -> list[SampleState]:
     """Deterministic beam search; beams are ranked by total log-probability divided by
     length ** length_penalty (1.0: mean log-probability per token)."""
     width = opts.beam
     logits, hidden = stepper.start(ids, 1)
     beams, scores = [row0.copy()], np.zeros(1)
-    finished: list[tuple[float, Row]] = []
+    finished: list[tuple[float, SampleState]] = []
 
-    def normalized(score: float, row: Row) -> float:
+    def normalized(score: float, row: SampleState) -> float:
         return score / max(1, len(row.tokens)) ** opts.length_penalty
 
     while beams:

@@ -1,7 +1,13 @@
 """The generation options: one dataclass, the single source of truth for every front end.
 
 `SamplingOptions` lists everything `generate` can be asked for, with each option's type,
-default and help text (field metadata). `validate` is the only place values are checked.
+default, help text and allowed range or choices (field metadata). Two methods check a request,
+and nothing else checks options: `validate` checks the values and how they combine (ranges
+and choices come from the metadata, as in `config`), and `check_for_model` checks them
+against the start text and the model that is to write (its vocabulary and copy index). What only the
+constraints can find out is theirs to report: a form position the vocabulary has no character
+for (when they build their tables), a start text whose line is already too long or whose tones
+break the form (when they read it).
 The CLI's `generate` flags, the `:key value` lines of `--interactive`, the JSON fields of
 `lyricgen serve` and `lyricgen.load(...).generate(...)` all derive from it through
 `option_specs`, `options_from_mapping` and `parse_option_text`.
@@ -16,7 +22,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from lyricgen.errors import GenerationError
-from lyricgen.typed import TypeMismatch, coerce
+from lyricgen.typed import TypeMismatch, bounds, coerce, out_of_range
 
 MAX_LENGTH = 100_000
 MAX_COPY = 63  # the copy index answers n-grams of up to 64 tokens
@@ -32,9 +38,11 @@ DEFAULT_CANDIDATES = 8
 MAX_CANDIDATES = 64
 
 
-def _opt(default, help: str, **extra):
-    """A SamplingOptions field with the help text every front end shows."""
-    return field(default=default, metadata={"help": help, **extra})
+def _opt(default, help: str, *, lo=None, hi=None, lo_open=False, off: str = "", **extra):
+    """A SamplingOptions field with the help text every front end shows, its allowed range
+    (`lo`, `hi`) and, in `off`, the value that turns it off, named in range errors."""
+    meta = {"help": help, **bounds(lo, hi, lo_open=lo_open), "off": off, **extra}
+    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -49,25 +57,38 @@ class SamplingOptions:
     length: int | None = _opt(
         None,
         "Most tokens to generate after the start (default 99; with --lines, until the last line).",
+        lo=1,
+        hi=MAX_LENGTH,
     )
     temperature: float = _opt(0.8, "< 1 is safer, > 1 is wilder.")
-    top_k: int = _opt(0, "Sample only among the k likeliest tokens (0: off).")
-    top_p: float = _opt(0.95, "Nucleus: the likeliest tokens holding this mass (1: off).")
+    top_k: int = _opt(0, "Sample only among the k likeliest tokens (0: off).", lo=0, off="0")
+    top_p: float = _opt(
+        0.95,
+        "Nucleus: the likeliest tokens holding this mass (1: off).",
+        lo=0,
+        hi=1,
+        lo_open=True,
+        off="1",
+    )
     greedy: bool = _opt(False, "Always take the likeliest token.")
-    num_samples: int = _opt(1, "Samples to write, generated as one batch.")
-    seed: int | None = _opt(None, "Seed for reproducible samples.")
-    repetition_penalty: float = _opt(1.1, "CTRL-style penalty on tokens already used (1: off).")
-    no_repeat_ngram: int = _opt(0, "Never repeat an n-gram of this many tokens (0: off).")
+    num_samples: int = _opt(1, "Samples to write, generated as one batch.", lo=1, hi=1024)
+    seed: int | None = _opt(None, "Seed for reproducible samples.", lo=0, hi=2**63 - 1)
+    repetition_penalty: float = _opt(
+        1.1, "CTRL-style penalty on tokens already used (1: off).", lo=1.0, off="1"
+    )
+    no_repeat_ngram: int = _opt(
+        0, "Never repeat an n-gram of this many tokens (0: off).", lo=0, off="0"
+    )
     acrostic: str | None = _opt(None, "藏头: one line per character, each starting with it.")
     line_length: int | None = _opt(
-        None, "Exactly N characters per line (Han characters in a Chinese model)."
+        None, "Exactly N characters per line (Han characters in a Chinese model).", lo=1, hi=200
     )
     line_lengths: str | None = _opt(
         None,
         "Han characters of each line, e.g. 6,6,5,6,2,2,6 (the list repeats past its end "
         "when --lines asks for more).",
     )
-    lines: int | None = _opt(None, "Exactly M lines, then stop.")
+    lines: int | None = _opt(None, "Exactly M lines, then stop.", lo=1, hi=1000)
     form: str | None = _opt(
         None,
         "格律: write in a 近体诗 or 词牌 form, e.g. 七绝 or 鹧鸪天 (`lyricgen forms` lists them).",
@@ -87,10 +108,13 @@ class SamplingOptions:
         None,
         "Draw K candidates of each line as one batch and keep the likeliest (default "
         f"{DEFAULT_CANDIDATES} with --form, --line-length(s) or --rhyme, else 1).",
+        lo=1,
+        hi=MAX_CANDIDATES,
+        off="1",
     )
     stop_at_blank: bool = _opt(False, "End a sample at a blank line (end of song).")
-    beam: int = _opt(0, "Beam search with this many beams (0: sample).")
-    length_penalty: float = _opt(1.0, "Beam ranking: log-prob / length ** this.")
+    beam: int = _opt(0, "Beam search with this many beams (0: sample).", lo=0, hi=64, off="0")
+    length_penalty: float = _opt(1.0, "Beam ranking: log-prob / length ** this.", lo=0)
     prefix: str | None = _opt(None, "Text fed before the start to set the mood; not printed.")
     rhyme: str | None = _opt(
         None,
@@ -106,6 +130,9 @@ class SamplingOptions:
         None,
         "Copy guard: no line holds more than N consecutive tokens of the training text "
         "(default, where the run has a copy index: 6 characters, 4 words; 0: off).",
+        lo=0,
+        hi=MAX_COPY,
+        off="0",
     )
 
     explain: bool = _opt(
@@ -115,91 +142,90 @@ class SamplingOptions:
     )
 
     def validate(self) -> None:
+        """Every value in its range or among its choices (from the field metadata), and the
+        options consistent with each other; one-line errors."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            flag = "--" + f.name.replace("_", "-")
+            choices = f.metadata.get("choices")
+            if choices and value is not None and value not in choices:
+                names = ", ".join(choices[:-1]) + " or " + choices[-1]
+                raise GenerationError(f"{flag} is {value!r}; choose {names}")
+            problem = out_of_range(value, f.metadata)
+            if problem:
+                off = f.metadata.get("off")
+                raise GenerationError(
+                    f"{flag} is {value}; {problem}" + (f" ({off} turns it off)" if off else "")
+                )
         if self.explain and self.beam:
             raise GenerationError(
                 "--explain follows sampling one token at a time; beam search keeps several "
                 "partial texts, so leave out --beam (or --explain)"
             )
-        if self.length is not None and not 1 <= self.length <= MAX_LENGTH:
-            raise GenerationError(
-                f"--length is {self.length}; give a number from 1 to {MAX_LENGTH}"
-            )
-        if self.seed is not None and not 0 <= self.seed < 2**63:
-            raise GenerationError(f"--seed is {self.seed}; give a number from 0 to 2**63 - 1")
         if not self.greedy and not self.beam and not self.temperature > 0:
             raise GenerationError(
                 f"--temperature is {self.temperature}; it must be > 0 (use --greedy for argmax)"
             )
-        if self.top_k < 0:
-            raise GenerationError(f"--top-k is {self.top_k}; it must be >= 0 (0 turns it off)")
-        if not 0 < self.top_p <= 1:
-            raise GenerationError(f"--top-p is {self.top_p}; it must be in (0, 1] (1 turns it off)")
-        if not 1 <= self.num_samples <= 1024:
-            raise GenerationError(
-                f"--num-samples is {self.num_samples}; give a number from 1 to 1024"
-            )
-        if not self.repetition_penalty >= 1.0:
-            raise GenerationError(
-                f"--repetition-penalty is {self.repetition_penalty}; it must be >= 1 (1 turns it off)"
-            )
-        if self.no_repeat_ngram < 0:
-            raise GenerationError(
-                f"--no-repeat-ngram is {self.no_repeat_ngram}; it must be >= 0 (0 turns it off)"
-            )
-        if self.line_length is not None and not 1 <= self.line_length <= 200:
-            raise GenerationError(f"--line-length is {self.line_length}; give 1 to 200 characters")
-        if self.lines is not None and not 1 <= self.lines <= 1000:
-            raise GenerationError(f"--lines is {self.lines}; give 1 to 1000 lines")
         if self.acrostic is not None:
-            heads = "".join(self.acrostic.split())
-            if not heads:
+            if not self.heads:
                 raise GenerationError("--acrostic is empty; give the head characters, e.g. 我爱你")
-            if self.lines is not None and self.lines != len(heads):
+            if self.lines is not None and self.lines != len(self.heads):
                 raise GenerationError(
-                    f"--lines is {self.lines} but --acrostic has {len(heads)} characters; "
+                    f"--lines is {self.lines} but --acrostic has {len(self.heads)} characters; "
                     "leave --lines out or make them equal"
                 )
-        if not 0 <= self.beam <= 64:
-            raise GenerationError(f"--beam is {self.beam}; give 2 to 64 (0 turns beam search off)")
         if self.beam and self.num_samples > self.beam:
             raise GenerationError(
                 f"--num-samples is {self.num_samples} but --beam is {self.beam}; beam search "
                 "returns at most one sample per beam"
             )
-        if self.length_penalty < 0:
-            raise GenerationError(f"--length-penalty is {self.length_penalty}; it must be >= 0")
-        if self.rhyme_lines not in RHYME_LINES:
-            raise GenerationError(f"--rhyme-lines is {self.rhyme_lines!r}; choose all or even")
+        if self.beam and (self.candidates or 1) > 1:
+            raise GenerationError(
+                "--candidates and --beam are two searches; choose one (--candidates 1 "
+                "turns line candidates off)"
+            )
         self._validate_forms()
         if self.rhyme is not None and self.rhyme.strip().lower() != "auto":
             from lyricgen.craft.books import book
 
             book(self.book).parse_group(self.rhyme)
-        if self.candidates is not None:
-            if not 1 <= self.candidates <= MAX_CANDIDATES:
-                raise GenerationError(
-                    f"--candidates is {self.candidates}; give 1 to {MAX_CANDIDATES} (1 turns "
-                    "line-level search off)"
-                )
-            if self.beam and self.candidates > 1:
-                raise GenerationError(
-                    "--candidates and --beam are two searches; choose one (--candidates 1 "
-                    "turns line candidates off)"
-                )
-        if self.max_copy is not None and not 0 <= self.max_copy <= MAX_COPY:
+
+    def check_for_model(
+        self, start: str, *, level: str, line_breaks: bool, han: bool, copy_index: bool
+    ) -> None:
+        """The options against the start text and the model that is to write them: its
+        tokenization `level`, whether its vocabulary has a line break and Han characters,
+        and whether the run has a copy index. `validate` has run."""
+        if self.acrostic and start.strip():
             raise GenerationError(
-                f"--max-copy is {self.max_copy}; give 1 to {MAX_COPY} tokens (0 turns the "
-                "copy guard off)"
+                "--start and --acrostic cannot be combined: the acrostic decides how each line "
+                "begins (use --prefix to set the mood)"
+            )
+        if not self.n_lines and not start.strip():
+            raise GenerationError(
+                "--start is empty; give at least one word, e.g. --start 星星 (or --lines M, "
+                "--form or --acrostic to begin a song from scratch)"
+            )
+        shaped = self.n_lines or self.line_length_list or self.rhyme or self.form
+        if shaped and not line_breaks:
+            raise GenerationError(
+                "this model's vocabulary has no line break, so it cannot shape lines"
+            )
+        if self.form is not None and (level != "char" or not han):
+            raise GenerationError(
+                f"--form needs a character-level Chinese model (this run is "
+                f"{level} level{'' if han else ', without Han characters'}): "
+                "tones and rhymes are kept per character; train one with "
+                "--set data.level=char, e.g. --config songci_char"
+            )
+        if self.copy_limit(level, copy_index) is not None and not copy_index:
+            raise GenerationError(
+                "--max-copy needs the run's copy index; this run has none (give --corpus "
+                "FILE, the text it was trained on, to build it)"
             )
 
     def _validate_forms(self) -> None:
         """--form, --line-lengths, --tones and --rhyme-book, and how they meet the rest."""
-        if self.tones is not None and self.tones not in TONES:
-            raise GenerationError(f"--tones is {self.tones!r}; choose form or off")
-        if self.rhyme_book is not None and self.rhyme_book not in RHYME_BOOKS:
-            raise GenerationError(
-                f"--rhyme-book is {self.rhyme_book!r}; choose {', '.join(RHYME_BOOKS)}"
-            )
         if self.line_lengths is not None:
             from lyricgen.craft.forms import parse_line_lengths
 

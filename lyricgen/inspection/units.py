@@ -289,7 +289,7 @@ def render_html(report: Report) -> str:
         ".text span{padding:1px 0}.key span{padding:0 .6em}",
         "table{border-collapse:collapse}td,th{padding:.2em .8em;text-align:left}",
         "</style></head><body>",
-        "<h1>Inside the model: which cells track the text</h1>",
+        "<h1>Inside the model: which hidden units track the text</h1>",
         f"<p>Run <code>{html.escape(report.run)}</code> ({report.cell}), read over "
         f"{report.tokens:,} tokens of {html.escape(report.source)} in {report.seconds:.1f} s.",
         " Each block shows the first tokens of that text coloured by one hidden unit's",
@@ -382,7 +382,7 @@ def summary_json(report: Report, written: list[Path]) -> str:
 # one unit over a new text (the page's "Look inside" panel)
 
 
-class CellProbe:
+class UnitProbe:
     """A run's recurrent layers in NumPy, to draw one unit over any text. The unit that best
     tracks the position in the line is found once, on up to `limit` held-out tokens."""
 
@@ -404,7 +404,7 @@ class CellProbe:
                 best = inspect_run(self.run_dir, None, self.limit, 1).best["line_position"]
                 self._line_unit = best[0]
             except LyricgenError as exc:
-                log.info("no line-position cell for %s: %s", self.run_dir, exc)
+                log.info("no line-position unit for %s: %s", self.run_dir, exc)
                 self._line_unit = None
         return self._line_unit  # type: ignore[return-value]
 

@@ -129,6 +129,80 @@ def _with_cutoffs(cfg: Config, vocab: Vocab) -> Config:
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, cutoffs=cutoffs))
 
 
+def choose_device(cfg: Config, dist: Dist) -> torch.device:
+    """train.device for this process (its own GPU under torchrun); sets train.num_threads."""
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)  # once, before any autograd work
+    device = resolve_device(cfg.train.device)
+    if device.type == "cuda" and dist.active:
+        device = torch.device("cuda", dist.local_rank)
+    return device
+
+
+def build_model(cfg: Config, vocab: Vocab, device: torch.device, base) -> LyricsModel:
+    """The model on its device, its loss kernel chosen once here (and logged); a fine-tuning
+    base's weights transplanted in."""
+    loss = loss_kernel(cfg.model.output, device, cfg.train.precision)
+    model = LyricsModel(len(vocab), cfg.model, loss=loss)
+    log.info("loss: %s", LOSS_KERNELS[loss])
+    if base is not None:
+        added = finetune.transplant(model, base, cfg.train.seed)
+        log.info(
+            "fine-tuning from %s: its %d vocabulary entries kept, %d added from this corpus",
+            base.path,
+            len(base.vocab),
+            added,
+        )
+    return model.to(device)
+
+
+def wrap_processes(model: LyricsModel, dist: Dist, device: torch.device) -> torch.nn.Module:
+    """DistributedDataParallel under torchrun (it averages gradients during backward)."""
+    if not dist.active:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def epoch_metrics(state: TrainState, val: dict, loss_sum: float, tokens: float, **run) -> dict:
+    """The epoch's entry in metrics.jsonl. `run`: lr, seconds (of the epoch), window_rates
+    (tokens/s of each report window), world, precision, partial."""
+    rate = tokens / max(1e-9, run["seconds"])  # all processes
+    rates = run["window_rates"]
+    return {
+        "epoch": state.epoch + 1,
+        "step": state.step,
+        "train_loss": loss_sum / max(1, tokens),
+        "val_loss": val["loss"],
+        "val_ppl": val["ppl"],
+        "val_bpc": val["bpc"],
+        "val_unk_rate": val["unk_rate"],
+        "lr": run["lr"],
+        "tokens_per_s": rate,
+        # the median report window after the first (warm-up) one: the steady rate
+        "tokens_per_s_steady": statistics.median(rates[1:]) if len(rates) > 1 else rate,
+        "train_tokens": int(tokens),
+        "world_size": run["world"],
+        "precision": run["precision"],
+        "elapsed_s": state.elapsed,
+        "partial_epoch": run["partial"],
+    }
+
+
+def interrupted(signum: int | None, out: Path) -> TrainingInterrupted:
+    """The error that ends a run stopped by a signal (exit code 130 for SIGINT, 143 for
+    SIGTERM), saying how to resume it."""
+    code = 130 if signum in (None, signal.SIGINT) else 143
+    name = "SIGINT" if code == 130 else "SIGTERM"
+    return TrainingInterrupted(
+        f"{name}: saved a resumable checkpoint in {out}; continue with "
+        f"`lyricgen train --out {out} --resume`",
+        exit_code=code,
+    )
+
+
 class _Window:
     """The loss and tokens of the steps since the last report (train.log_every). The loss
     stays on the device, so a step needs no host sync."""
@@ -164,7 +238,7 @@ class Trainer:
         self.out, self.dist = Path(out), dist or Dist()
         self.callbacks = default_callbacks() if callbacks is None else list(callbacks)
         self.rundir = RunDir(self.out, self.dist.main, stack)
-        self.device = self._choose_device(cfg)
+        self.device = choose_device(cfg, self.dist)
         _check_processes(cfg, self.dist)
         saved, vocab = self.rundir.open(resume, overwrite)
         init_from = cfg.train.init_from
@@ -173,12 +247,21 @@ class Trainer:
         self.corpus = self._read_corpus(cfg, vocab, base)
         self.vocab = self.corpus.vocab
         self.cfg = cfg = _with_cutoffs(cfg, self.vocab)
-        self.model = self._build_model(base)
+        self.model = build_model(cfg, self.vocab, self.device, base)
         self.precision = Precision(cfg.train.precision, self.device, self.model)
-        self.net = self._wrap(self.model)  # what a step calls: DDP around the model under torchrun
+        self.net = wrap_processes(self.model, self.dist, self.device)  # what a step calls
         self.stateful = cfg.data.mode == "stateful"
         self.steps_per_epoch = self._make_batches()
-        self._log_setup()
+        log.info(
+            "vocab %d, train %d tokens, val %d tokens, %d parameters, device %s, %s%s",
+            len(self.vocab),
+            len(self.corpus.train),
+            len(self.corpus.val),
+            count_parameters(self.model),
+            self.device,
+            cfg.train.precision,
+            f", {self.dist.world} processes" if self.dist.active else "",
+        )
         self.rundir.claim(resume)  # only now, with the input known to be good
         self.opt = make_optimizer(self.model, cfg.train)
         self.schedule = Schedule(self.opt, cfg.train, cfg.train.epochs * self.steps_per_epoch)
@@ -198,14 +281,6 @@ class Trainer:
 
     # ------------------------------------------------------------ setting up
 
-    def _choose_device(self, cfg: Config) -> torch.device:
-        if cfg.train.num_threads:
-            torch.set_num_threads(cfg.train.num_threads)  # once, before any autograd work
-        device = resolve_device(cfg.train.device)
-        if device.type == "cuda" and self.dist.active:
-            device = torch.device("cuda", self.dist.local_rank)
-        return device
-
     def _read_corpus(self, cfg: Config, vocab: Vocab | None, base) -> Corpus:
         """One process per machine tokenizes (or checks the cache); the others then read it."""
         if self.dist.local_rank != 0:
@@ -214,32 +289,6 @@ class Trainer:
         if self.dist.local_rank == 0:
             self.dist.barrier()
         return corpus
-
-    def _build_model(self, base) -> LyricsModel:
-        """The model on its device, its loss kernel chosen once here; a fine-tuning base's
-        weights transplanted in."""
-        cfg = self.cfg
-        loss = loss_kernel(cfg.model.output, self.device, cfg.train.precision)
-        model = LyricsModel(len(self.vocab), cfg.model, loss=loss)
-        log.info("loss: %s", LOSS_KERNELS[loss])
-        if base is not None:
-            added = finetune.transplant(model, base, cfg.train.seed)
-            log.info(
-                "fine-tuning from %s: its %d vocabulary entries kept, %d added from this corpus",
-                base.path,
-                len(base.vocab),
-                added,
-            )
-        return model.to(self.device)
-
-    def _wrap(self, model: LyricsModel) -> torch.nn.Module:
-        """DistributedDataParallel under torchrun (it averages gradients during backward)."""
-        if not self.dist.active:
-            return model
-        from torch.nn.parallel import DistributedDataParallel
-
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids)
 
     def _make_batches(self) -> int:
         """Set up this process's batches (stateful streams or shuffled windows); returns the
@@ -266,18 +315,6 @@ class Trainer:
             )
         return steps
 
-    def _log_setup(self) -> None:
-        log.info(
-            "vocab %d, train %d tokens, val %d tokens, %d parameters, device %s, %s%s",
-            len(self.vocab),
-            len(self.corpus.train),
-            len(self.corpus.val),
-            count_parameters(self.model),
-            self.device,
-            self.cfg.train.precision,
-            f", {self.dist.world} processes" if self.dist.active else "",
-        )
-
     def _emit(self, hook: str, *args) -> None:
         for cb in self.callbacks:
             getattr(cb, hook)(self.info, *args)
@@ -292,7 +329,7 @@ class Trainer:
                     self._train_epoch()
                     if self.stop_reason == "signal":
                         self._save_state()
-                        raise self._interrupted()
+                        raise interrupted(self.stop.signum, self.out)
                     self._end_epoch()
         finally:
             self._emit("on_run_end")
@@ -397,7 +434,18 @@ class Trainer:
         )
         self.schedule.end_epoch(val["loss"])
         loss_sum, tokens = self.dist.sum([self.epoch_loss, self.epoch_tokens], self.device)
-        metrics = self._metrics(val, loss_sum, tokens)
+        metrics = epoch_metrics(
+            state,
+            val,
+            loss_sum,
+            tokens,
+            lr=self.schedule.lr,
+            seconds=self.epoch_seconds,
+            window_rates=self.window_rates,
+            world=self.dist.world,
+            precision=train_cfg.precision,
+            partial=self.stop_reason == "time",
+        )
         improved = state.record(metrics, val["loss"])
         if improved or train_cfg.keep == "last":
             self.rundir.save_weights(self.model)
@@ -410,39 +458,6 @@ class Trainer:
         if train_cfg.patience and state.bad_epochs >= train_cfg.patience and not self.stop_reason:
             self.stop_reason = "early"
             log.info("early stopping: no improvement for %d epochs", train_cfg.patience)
-
-    def _metrics(self, val: dict, loss_sum: float, tokens: float) -> dict:
-        """The epoch's entry in metrics.jsonl."""
-        rate = tokens / max(1e-9, self.epoch_seconds)  # all processes
-        return {
-            "epoch": self.state.epoch + 1,
-            "step": self.state.step,
-            "train_loss": loss_sum / max(1, tokens),
-            "val_loss": val["loss"],
-            "val_ppl": val["ppl"],
-            "val_bpc": val["bpc"],
-            "val_unk_rate": val["unk_rate"],
-            "lr": self.schedule.lr,
-            "tokens_per_s": rate,
-            # the median report window after the first (warm-up) one: the steady rate
-            "tokens_per_s_steady": (
-                statistics.median(self.window_rates[1:]) if len(self.window_rates) > 1 else rate
-            ),
-            "train_tokens": int(tokens),
-            "world_size": self.dist.world,
-            "precision": self.cfg.train.precision,
-            "elapsed_s": self.state.elapsed,
-            "partial_epoch": self.stop_reason == "time",
-        }
-
-    def _interrupted(self) -> TrainingInterrupted:
-        code = 130 if self.stop.signum in (None, signal.SIGINT) else 143
-        name = "SIGINT" if code == 130 else "SIGTERM"
-        return TrainingInterrupted(
-            f"{name}: saved a resumable checkpoint in {self.out}; continue with "
-            f"`lyricgen train --out {self.out} --resume`",
-            exit_code=code,
-        )
 
     # ------------------------------------------------------------ checkpoints
 

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lyricgen.frontend.cli import app
-from lyricgen.inspection import units as cells
+from lyricgen.inspection import units as unitmod
 
 runner = CliRunner()
 
@@ -16,7 +16,7 @@ runner = CliRunner()
 def test_text_features_count_the_line_and_the_song():
     toks = list("春风吹\n夜来香\n\n月明\n")
     groups = {"吹": "灰堆", "香": "江阳", "明": "中东"}
-    f = cells.text_features(toks, groups)
+    f = unitmod.text_features(toks, groups)
     assert f["line_position"].tolist() == [1, 2, 3, 0, 1, 2, 3, 0, 0, 1, 2, 0]
     assert f["line_left"].tolist() == [2, 1, 0, 0, 2, 1, 0, 0, 0, 1, 0, 0]
     assert f["first_line"].tolist() == [
@@ -47,7 +47,7 @@ def test_running_sums_give_pearson_r_and_eta():
     x[:, 2] += 3 * grp  # unit 2 tracks the group
     feats = {"line_position": pos, "line_left": -pos, "first_line": (pos < 2) * 1.0,
              "rhyme_group": grp}  # fmt: skip
-    s = cells._Stats(units, 3)
+    s = unitmod._Stats(units, 3)
     for i in range(0, n, 50):  # in batches, as the columns are read
         s.add(x[i : i + 50], {k: v[i : i + 50] for k, v in feats.items()})
     got = s.scores()
@@ -64,11 +64,11 @@ def test_running_sums_give_pearson_r_and_eta():
 
 
 def test_inspect_writes_a_standalone_page_and_reports_each_property(trained_run, tmp_path):
-    out = tmp_path / "cells.html"
+    out = tmp_path / "units.html"
     r = runner.invoke(app, ["inspect", str(trained_run), "--out", str(out), "--json"])
     assert r.exit_code == 0, r.output
     info = json.loads(r.stdout.splitlines()[-1])
-    assert set(info["units"]) == set(cells.FEATURES)
+    assert set(info["units"]) == set(unitmod.FEATURES)
     for units in info["units"].values():
         assert len(units) == 3 and units[0]["unit"].startswith("h0[")
         assert abs(units[0]["score"]) >= abs(units[-1]["score"])
@@ -87,7 +87,7 @@ def test_an_lstm_is_read_in_both_its_states(tmp_path):
     corpus = write_corpus(tmp_path / "c.txt", repeat=6)
     cfg = load_config(tiny_config(tmp_path, corpus, model={"cell": "lstm"}, train={"epochs": 1}))
     fit(cfg)
-    report = cells.inspect_run(tmp_path / "run", top=64)
+    report = unitmod.inspect_run(tmp_path / "run", top=64)
     names = {u.name[0] for units in report.best.values() for u in units}
     assert names == {"h", "c"}
 
@@ -112,8 +112,8 @@ def test_bad_input_is_one_line(trained_run, tmp_path):
 def test_the_page_probe_draws_the_same_unit_values_as_inspect(trained_run):
     from lyricgen.run.files import load_vocab
 
-    report = cells.inspect_run(trained_run, top=1)
-    probe = cells.CellProbe(trained_run)
+    report = unitmod.inspect_run(trained_run, top=1)
+    probe = unitmod.UnitProbe(trained_run)
     unit = report.best["line_position"][0]
     assert probe.line_unit.name == unit.name
     ids = load_vocab(trained_run).encode(report.text[:40])
