@@ -1,2 +1,2 @@
-"""The corpus side: reading text (`text`), the token cache (`tokcache`), the vocabulary
-(`vocab`) and its statistics (`vocabstats`). Nothing here imports torch."""
+"""The corpus side: reading text (`text`), the token cache (`tokcache`) and the vocabulary
+(`vocab`). Nothing here imports torch."""

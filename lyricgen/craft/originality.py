@@ -30,7 +30,7 @@ from lyricgen.corpus.text import NEWLINE
 from lyricgen.corpus.vocab import Vocab, token_ids
 from lyricgen.craft.copyindex import CopyIndex, build_index
 from lyricgen.errors import RunDirError
-from lyricgen.run.files import INDEX_DIR
+from lyricgen.run.names import INDEX_DIR
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from typing import NamedTuple
 
 from lyricgen.atomic import atomic_write
 from lyricgen.errors import GenerationError
-from lyricgen.run.files import RHYME
+from lyricgen.run.names import RHYME
 
 
 class RhymeGroup(NamedTuple):

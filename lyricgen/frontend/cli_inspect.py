@@ -172,7 +172,7 @@ def vocab(
     """Vocabulary statistics: size, coverage, most frequent tokens, look-ups; with a trained
     run, embedding neighbours (--similar) and a map (--map)."""
     _setup_logging()
-    from lyricgen.corpus.vocabstats import stats_from_corpus, stats_from_run
+    from lyricgen.inspection.vocab_stats import stats_from_corpus, stats_from_run
 
     if top is not None and top < 0:
         raise LyricgenError(f"--top is {top}; give a number >= 0")

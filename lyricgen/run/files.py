@@ -23,14 +23,15 @@ from lyricgen.errors import ConfigError, RunDirError
 if TYPE_CHECKING:
     import torch
 
-CONFIG = "config.yaml"
-VOCAB = "vocab.json"
-# the weights generation reads: the best epoch under train.keep: best, the last under last
-WEIGHTS = "model.safetensors"
-STATE = "train_state.pt"
-METRICS = "metrics.jsonl"
-RHYME = "rhyme.json"  # the vocabulary's rhyme groups (craft.rhyme.save_rhyme_table)
-INDEX_DIR = "copy_index"  # the training text's copy index (craft.originality)
+from lyricgen.run.names import (  # noqa: F401 - the names are part of this module's interface
+    CONFIG,
+    INDEX_DIR,
+    METRICS,
+    RHYME,
+    STATE,
+    VOCAB,
+    WEIGHTS,
+)
 
 
 def remove_temp_files(run_dir: Path) -> None:
