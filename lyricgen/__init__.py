@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# the options of `load(...).generate(...)`; a light import (no numpy, no torch)
+from lyricgen.craft.options import SamplingOptions
+
+__all__ = ["DEFAULT_RUN", "SamplingOptions", "__version__", "load"]
 __version__ = "0.3.0"
 DEFAULT_RUN = Path("checkpoints/default")  # the run directory commands use by default
 

@@ -1,7 +1,7 @@
 """A training run's directory as one object: opened fresh or for a resume, locked while
 training, and the one place that writes the run's files during training.
 
-`checkpoint.py` holds the file formats (each file written atomically); `RunDir` decides which
+`files.py` holds the file formats (each file written atomically); `RunDir` decides which
 files a fresh run clears, when the lock is taken, and that only the main process writes.
 Under torchrun every process holds a `RunDir`, but only rank 0's writes anything.
 """
