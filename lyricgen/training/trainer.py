@@ -203,6 +203,41 @@ def interrupted(signum: int | None, out: Path) -> TrainingInterrupted:
     )
 
 
+class EpochBatches:
+    """This process's batches, epoch by epoch: stateful streams (`data.mode: stateful`, the
+    songs laid out in a new order each epoch) or shuffled windows."""
+
+    def __init__(self, train: Stream, cfg: Config, dist: Dist):
+        d, self.cfg, self.dist = cfg.data, cfg, dist
+        self.streams: StatefulBatches | None = None
+        self.dataset: WindowDataset | None = None
+        if d.mode == "stateful":
+            songs = song_starts(train) if d.shuffle_songs else None
+            if songs is not None and len(songs) > 1:
+                log.info("stateful: %d songs, laid out in a new order each epoch", len(songs))
+            self.streams = StatefulBatches(
+                train, d.batch_size, d.seq_len, dist.rank, dist.world, songs, cfg.train.seed
+            )
+            self.steps = len(self.streams)
+        else:
+            self.dataset = WindowDataset(train, d.seq_len, cfg.stride)
+            self.steps = ShuffledBatches.count(len(self.dataset), d.batch_size, dist.world)
+
+    def __len__(self) -> int:
+        """Steps in an epoch."""
+        return self.steps
+
+    def of_epoch(self, epoch: int):
+        """The epoch's batches, indexable by step: (T, b) inputs and targets."""
+        if self.streams is not None:
+            self.streams.set_epoch(epoch)
+            return self.streams
+        d = self.cfg.data
+        return ShuffledBatches(
+            self.dataset, d.batch_size, self.cfg.train.seed, epoch, self.dist.rank, self.dist.world
+        )
+
+
 class _Window:
     """The loss and tokens of the steps since the last report (train.log_every). The loss
     stays on the device, so a step needs no host sync."""
@@ -251,7 +286,12 @@ class Trainer:
         self.precision = Precision(cfg.train.precision, self.device, self.model)
         self.net = wrap_processes(self.model, self.dist, self.device)  # what a step calls
         self.stateful = cfg.data.mode == "stateful"
-        self.steps_per_epoch = self._make_batches()
+        self.batches = EpochBatches(self.corpus.train, cfg, self.dist)
+        if len(self.corpus.val) < 2:
+            raise TrainingError(
+                "the validation split is empty; raise data.val_fraction or add text"
+            )
+        self.steps_per_epoch = len(self.batches)
         log.info(
             "vocab %d, train %d tokens, val %d tokens, %d parameters, device %s, %s%s",
             len(self.vocab),
@@ -290,31 +330,6 @@ class Trainer:
             self.dist.barrier()
         return corpus
 
-    def _make_batches(self) -> int:
-        """Set up this process's batches (stateful streams or shuffled windows); returns the
-        steps in an epoch."""
-        cfg, d, dist = self.cfg, self.cfg.data, self.dist
-        self.streams: StatefulBatches | None = None
-        self.dataset: WindowDataset | None = None
-        if self.stateful:
-            train, songs = self.corpus.train, None
-            if d.shuffle_songs:
-                songs = song_starts(train)
-                if len(songs) > 1:
-                    log.info("stateful: %d songs, laid out in a new order each epoch", len(songs))
-            self.streams = StatefulBatches(
-                train, d.batch_size, d.seq_len, dist.rank, dist.world, songs, cfg.train.seed
-            )
-            steps = len(self.streams)
-        else:
-            self.dataset = WindowDataset(self.corpus.train, d.seq_len, cfg.stride)
-            steps = ShuffledBatches.count(len(self.dataset), d.batch_size, dist.world)
-        if len(self.corpus.val) < 2:
-            raise TrainingError(
-                "the validation split is empty; raise data.val_fraction or add text"
-            )
-        return steps
-
     def _emit(self, hook: str, *args) -> None:
         for cb in self.callbacks:
             getattr(cb, hook)(self.info, *args)
@@ -337,7 +352,7 @@ class Trainer:
 
     def _train_epoch(self) -> None:
         state, train_cfg = self.state, self.cfg.train
-        batches = self._epoch_batches(state.epoch)
+        batches = self.batches.of_epoch(state.epoch)
         if state.batch == 0:
             self.hidden = None
         self._emit("on_epoch_start", state.epoch + 1, len(batches), state.batch)
@@ -347,9 +362,11 @@ class Trainer:
             x, y = (self._to_device(t) for t in batches[state.batch])  # (T, b) inputs, targets
             self._seed_dropout(state.step)
             self.schedule.before_step(state.step, self.time_fraction)  # this step's lr
-            with self.precision.autocast():  # forward and loss, the mean over (T, b)
+            # forward and loss (the mean over (T, b)); detach: truncated BPTT, the carried state's
+            # values without its graph
+            with self.precision.autocast():
                 loss, hidden = self.net(x, detach(self.hidden), time_major=True, targets=y)
-            self.hidden = hidden if self.stateful else None  # truncated BPTT: values, no graph
+            self.hidden = hidden if self.stateful else None  # carried to the next batch
             self.opt.zero_grad(set_to_none=True)
             self.precision.backward(loss)
             self.precision.unscale(self.opt)  # fp16: clip the true gradients
@@ -368,15 +385,6 @@ class Trainer:
             self._report(window)
         self.epoch_seconds = time.perf_counter() - t0
         state.elapsed += self.epoch_seconds
-
-    def _epoch_batches(self, epoch: int):
-        d, dist = self.cfg.data, self.dist
-        if self.streams is not None:
-            self.streams.set_epoch(epoch)
-            return self.streams
-        return ShuffledBatches(
-            self.dataset, d.batch_size, self.cfg.train.seed, epoch, dist.rank, dist.world
-        )
 
     def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda":  # pinned host memory lets the copy overlap compute
