@@ -156,14 +156,14 @@ def main() -> None:
         if args.compare == "sets":
             torch.manual_seed(0)
             tr_b = _trainer(sets_b, corpus, Path(tmp) / "b", st, args.shape)
-        if tr_a.streams is None or tr_b.streams is None:
+        if tr_a.batches.streams is None or tr_b.batches.streams is None:
             sys.exit("step_ab needs stateful batches (data.mode: stateful)")
         res: dict[str, list[float]] = {"a": [], "b": []}
         for r in range(args.rounds):
             for kind in ("a", "b") if r % 2 == 0 else ("b", "a"):
                 use(kind)
                 tr = tr_a if kind == "a" else tr_b
-                tr.state.epoch, tr.state.batch = 0, max(0, len(tr.streams) - args.steps)
+                tr.state.epoch, tr.state.batch = 0, max(0, len(tr.batches) - args.steps)
                 t0 = time.perf_counter()
                 tr._train_epoch()
                 res[kind].append((time.perf_counter() - t0) / args.steps * 1000)
