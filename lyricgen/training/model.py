@@ -62,21 +62,30 @@ _RNN_FN = {  # nn.RNNBase.mode -> the one-call function the module itself runs
 
 
 def run_layers(
-    rnn: nn.RNNBase, x: torch.Tensor, hidden: Hidden | None, p: float, weight_drop: float = 0.0
+    rnn: nn.RNNBase,
+    x: torch.Tensor,
+    hidden: Hidden | None,
+    p: float,
+    weight_drop: float = 0.0,
+    own_gru: bool | None = None,
 ) -> tuple:
     """A multi-layer `rnn` run one layer at a time with `dropout` between the layers: what
     `rnn(x, hidden)` computes in training (the same kernels: oneDNN runs a stacked RNN
     layer by layer too), with lyricgen's faster CPU dropout mask in place of torch's. A GRU
     training on the CPU in fp32 runs lyricgen's `gru_layer` (torch has no fused kernel for it).
     With `weight_drop`, each layer's recurrent matrix goes through dropout first: one mask
-    for the whole window (DropConnect, as AWD-LSTM's weight drop)."""
+    for the whole window (DropConnect, as AWD-LSTM's weight drop). `own_gru`: whether a GRU
+    runs lyricgen's layer (a model decides it once, `recurrence_kernel`); None: where it is
+    written for, fp32 on the CPU with a gradient to compute."""
     fn, lstm = _RNN_FN[rnn.mode], rnn.mode == "LSTM"
     layers, width = rnn.num_layers, rnn.hidden_size
     if hidden is None:
         zeros = x.new_zeros(layers, x.shape[1], width)
         hidden = (zeros, zeros) if lstm else zeros
     # torch has no fused CPU kernel for training a GRU: lyricgen's layer (lyricgen.training.gru)
-    own_gru = rnn.mode == "GRU" and torch.is_grad_enabled() and _plain_cpu(x)
+    if own_gru is None:
+        own_gru = torch.is_grad_enabled() and _plain_cpu(x)
+    own_gru = own_gru and rnn.mode == "GRU"
     finals = []
     for k in range(layers):
         if k:
@@ -203,6 +212,27 @@ LOSS_KERNELS = {
 }
 
 
+# How the RNN runs in training (`recurrence_kernel`); evaluation always runs torch's module.
+RECURRENCES = {
+    "module": "torch's RNN module",
+    "layers": "one layer at a time, torch's kernels, lyricgen's dropout between the layers",
+    "gru-layers": "one layer at a time through lyricgen's GRU layer (fp32 on the CPU)",
+}
+
+
+def recurrence_kernel(cfg: ModelConfig, device: torch.device | str, fp32: bool = True) -> str:
+    """How the RNN of `cfg` trains on `device` (`fp32`: its recurrent layer computes in fp32).
+    On the CPU a stacked RNN with dropout runs layer by layer, so the dropout between its
+    layers is lyricgen's faster one, and a GRU runs lyricgen's layer (torch has no fused CPU
+    kernel for training one); any RNN with model.weight_drop runs layer by layer (the module
+    has no weight drop)."""
+    cpu = torch.device(device).type == "cpu"
+    stacked_dropout = cfg.num_layers > 1 and cfg.dropout > 0
+    if cfg.weight_drop == 0 and not (cpu and (stacked_dropout or cfg.cell == "gru")):
+        return "module"
+    return "gru-layers" if cfg.cell == "gru" and cpu and fp32 else "layers"
+
+
 def loss_kernel(output: str, device: torch.device | str, precision: str = "fp32") -> str:
     """The loss kernel for a model with `output` trained or scored on `device` at `precision`:
     lyricgen's own blocked kernel where it is written for (fp32 on the CPU), torch's elsewhere
@@ -214,13 +244,21 @@ def loss_kernel(output: str, device: torch.device | str, precision: str = "fp32"
 
 
 class LyricsModel(nn.Module):
-    """A recurrent language model: `forward(ids, hidden) -> (logits, hidden)`. `loss` names
-    the kernel of the cross-entropy `forward(..., targets=)` computes (`loss_kernel`); by
-    default the one for fp32 on the CPU."""
+    """A recurrent language model: `forward(ids, hidden) -> (logits, hidden)`. Its kernels
+    are chosen once, here: `loss` names the cross-entropy `forward(..., targets=)` computes
+    (`loss_kernel`), `recurrence` how the RNN runs in training (`recurrence_kernel`); by
+    default those for fp32 on the CPU. The trainer sets both for its device and precision."""
 
-    def __init__(self, vocab_size: int, cfg: ModelConfig, loss: str | None = None):
+    def __init__(
+        self,
+        vocab_size: int,
+        cfg: ModelConfig,
+        loss: str | None = None,
+        recurrence: str | None = None,
+    ):
         super().__init__()
         self.loss = loss or loss_kernel(cfg.output, "cpu")
+        self.recurrence = recurrence or recurrence_kernel(cfg, "cpu")
         if self.loss not in LOSS_KERNELS or (self.loss == "adaptive") != (cfg.output == "adaptive"):
             raise ValueError(f"loss kernel {self.loss!r} does not fit model.output {cfg.output}")
         if cfg.cell not in CELLS:
@@ -306,16 +344,13 @@ class LyricsModel(nn.Module):
         return logits, hidden
 
     def _recur(self, x: torch.Tensor, hidden: Hidden | None) -> tuple[torch.Tensor, Hidden]:
-        """The RNN over (T, B, E). Training on the CPU, a stacked one runs layer by layer, so
-        the dropout between its layers is lyricgen's, and a GRU runs lyricgen's layer
-        (`run_layers`); so does any RNN training with `model.weight_drop`."""
-        rnn, weight_drop = self.rnn, self.cfg.weight_drop
-        if self.training and weight_drop > 0:  # the module has no weight drop of its own
-            return run_layers(rnn, x, hidden, rnn.dropout, weight_drop)
-        if self.training and x.device.type == "cpu":
-            if (rnn.num_layers > 1 and rnn.dropout > 0) or rnn.mode == "GRU":
-                return run_layers(rnn, x, hidden, rnn.dropout)
-        return rnn(x, hidden)
+        """The RNN over (T, B, E): in training as `self.recurrence` says, else torch's module.
+        lyricgen's GRU layer is a training kernel: with no gradient to compute (a no-grad
+        call in training mode) the layers run torch's."""
+        if not self.training or self.recurrence == "module":
+            return self.rnn(x, hidden)
+        own_gru = self.recurrence == "gru-layers" and torch.is_grad_enabled()
+        return run_layers(self.rnn, x, hidden, self.rnn.dropout, self.cfg.weight_drop, own_gru)
 
     def _nll(self, out: torch.Tensor, targets: torch.Tensor, reduction: str) -> torch.Tensor:
         """Cross-entropy of `targets` (T, B) given the top layer's output (T, B, H)."""

@@ -49,12 +49,14 @@ from lyricgen.training.distributed import Dist
 from lyricgen.training.evaluation import evaluate
 from lyricgen.training.model import (
     LOSS_KERNELS,
+    RECURRENCES,
     LyricsModel,
     count_parameters,
     default_cutoffs,
     detach,
     loss_kernel,
     map_hidden,
+    recurrence_kernel,
     resolve_device,
 )
 from lyricgen.training.optim import make_optimizer
@@ -139,12 +141,13 @@ def choose_device(cfg: Config, dist: Dist) -> torch.device:
     return device
 
 
-def build_model(cfg: Config, vocab: Vocab, device: torch.device, base) -> LyricsModel:
-    """The model on its device, its loss kernel chosen once here (and logged); a fine-tuning
-    base's weights transplanted in."""
+def build_model(
+    cfg: Config, vocab: Vocab, device: torch.device, base
+) -> tuple[LyricsModel, Precision]:
+    """The model on its device with a fine-tuning base's weights transplanted in, and its
+    precision; the model's kernels (loss, recurrence) are chosen once here and logged."""
     loss = loss_kernel(cfg.model.output, device, cfg.train.precision)
     model = LyricsModel(len(vocab), cfg.model, loss=loss)
-    log.info("loss: %s", LOSS_KERNELS[loss])
     if base is not None:
         added = finetune.transplant(model, base, cfg.train.seed)
         log.info(
@@ -153,7 +156,12 @@ def build_model(cfg: Config, vocab: Vocab, device: torch.device, base) -> Lyrics
             len(base.vocab),
             added,
         )
-    return model.to(device)
+    model.to(device)
+    precision = Precision(cfg.train.precision, device, model)  # may keep the RNN in fp32
+    fp32 = precision.dtype is None or model.rnn_fp32
+    model.recurrence = recurrence_kernel(cfg.model, device, fp32)
+    log.info("loss: %s; recurrence: %s", LOSS_KERNELS[loss], RECURRENCES[model.recurrence])
+    return model, precision
 
 
 def wrap_processes(model: LyricsModel, dist: Dist, device: torch.device) -> torch.nn.Module:
@@ -282,8 +290,7 @@ class Trainer:
         self.corpus = self._read_corpus(cfg, vocab, base)
         self.vocab = self.corpus.vocab
         self.cfg = cfg = _with_cutoffs(cfg, self.vocab)
-        self.model = build_model(cfg, self.vocab, self.device, base)
-        self.precision = Precision(cfg.train.precision, self.device, self.model)
+        self.model, self.precision = build_model(cfg, self.vocab, self.device, base)
         self.net = wrap_processes(self.model, self.dist, self.device)  # what a step calls
         self.stateful = cfg.data.mode == "stateful"
         self.batches = EpochBatches(self.corpus.train, cfg, self.dist)
