@@ -15,34 +15,16 @@
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import shutil
-import statistics
 import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-
-def wall(cmd: list[str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
-
-
-def lyricgen_exe() -> list[str]:
-    script = Path(sys.executable).parent / "lyricgen"
-    if script.exists():
-        return [str(script)]
-    return (shutil.which("lyricgen") or f"{sys.executable} -m lyricgen").split()
+import harness as H
 
 
 def fmt(x, pct=False) -> str:
-    if x is None:
-        return "n/a"
-    return f"{x:.1%}" if pct else f"{x:.3f}"
+    return H.fmt(x, ".1%" if pct else ".3f")
 
 
 def main() -> None:
@@ -62,8 +44,7 @@ def main() -> None:
     from lyricgen.inspection.quality import quality_report
 
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}; run {args.run}; {args.samples} samples of 8 lines "
+        f"{H.machine_line()}; run {args.run}; {args.samples} samples of 8 lines "
         f"from {args.start!r}, seeds 0..{args.samples - 1}"
     )
     lyricist = lyricgen.load(args.run, corpus=args.corpus)
@@ -86,24 +67,25 @@ def main() -> None:
     ]
     variants += [(f"--max-copy {n}", replace(base, max_copy=n)) for n in args.max_copy]
     print()
-    print(
-        "| options | rhyme rate | lines copied | 5-grams copied | distinct-1 | distinct-2 "
-        "| repeat-3 | line form | sample ppl | s |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, opts in variants:
+
+    def quality_row(name: str, opts: SamplingOptions) -> list:
         t0 = time.perf_counter()
         q = quality_report(lyricist, args.samples, opts, [args.start], 0)
         dt = time.perf_counter() - t0
-        lines = f"{fmt(q.get('line_copy_rate'), True)} of {q.get('lines_checked', 'n/a')}"
-        print(
-            f"| {name} | {fmt(q['rhyme_rate'], True)} | {lines} "
-            f"| {fmt(q.get('copy_rate_5gram'), True)} | {fmt(q['distinct_1'])} "
-            f"| {fmt(q['distinct_2'])} | {fmt(q['repeat3_rate'], True)} "
-            f"| {fmt(q['line_form_accuracy'], True)} | {q['sample_ppl']:.1f} | {dt:.1f} |"
-        )
+        lines = f"{fmt(q.get('line_copy_rate'), True)} of {q.get('lines_checked', '-')}"
+        return [
+            name, fmt(q["rhyme_rate"], True), lines, fmt(q.get("copy_rate_5gram"), True),
+            fmt(q["distinct_1"]), fmt(q["distinct_2"]), fmt(q["repeat3_rate"], True),
+            fmt(q["line_form_accuracy"], True), f"{q['sample_ppl']:.1f}", f"{dt:.1f}",
+        ]  # fmt: skip
 
-    exe = lyricgen_exe()
+    H.table(
+        ["options", "rhyme rate", "lines copied", "5-grams copied", "distinct-1", "distinct-2",
+         "repeat-3", "line form", "sample ppl", "s"],
+        (quality_row(name, opts) for name, opts in variants),
+    )  # fmt: skip
+
+    exe = H.lyricgen_cmd()
     print()
     for form in ([], ["--line-length", "7"]):
         cmd = [*exe, "generate", "--checkpoint", args.run, "--acrostic", "春夏秋冬", *form]
@@ -115,14 +97,16 @@ def main() -> None:
         return
     print()
     print(f"cold start, median of {args.runs} whole-process runs after one warm-up:")
-    print("| command | s |")
-    print("|---|---|")
     plain = [*exe, "generate", "--checkpoint", args.run, "--start", "星星", "--length", "99"]
-    for extra in ([], ["--max-copy", "4"], ["--rhyme", "auto", "--lines", "4"], ["--json"]):
+
+    def cold(extra: list[str]) -> list:
         cmd = [*plain, "--seed", "1", *extra]
-        wall(cmd)
-        t = statistics.median(wall(cmd) for _ in range(args.runs))
-        print(f"| generate --start 星星 --length 99 {' '.join(extra)} | {t:.3f} |")
+        H.wall(cmd)
+        t = H.median(H.wall(cmd) for _ in range(args.runs))
+        return [f"generate --start 星星 --length 99 {' '.join(extra)}", f"{t:.3f}"]
+
+    extras = ([], ["--max-copy", "4"], ["--rhyme", "auto", "--lines", "4"], ["--json"])
+    H.table(["command", "s"], map(cold, extras))
 
 
 if __name__ == "__main__":

@@ -25,17 +25,15 @@ with `--rhyme auto --lines 8` (十三辙) at 1 and the default candidates.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 from collections import Counter
 
+import harness as H
+
 
 def fmt(x, pct=False) -> str:
-    if x is None:
-        return "n/a"
-    return f"{x:.1%}" if pct else f"{x:.2f}"
+    return H.fmt(x, ".1%" if pct else ".2f")
 
 
 def corpus_songs(corpus: str, tunes: str) -> dict[str, list[str]]:
@@ -75,9 +73,9 @@ def measure(lyr, form_name: str, n: int, candidates: int | None, index) -> dict:
     r = total.rates()
     r.update(
         form=form.name,
-        ppl=statistics.median(ppls),
-        free_ppl=statistics.median(free),
-        seconds=statistics.median(secs),
+        ppl=H.median(ppls),
+        free_ppl=H.median(free),
+        seconds=H.median(secs),
         distinct_2=len(bi) / n_bi if n_bi else None,
     )
     r["ratio"] = r["ppl"] / r["free_ppl"]
@@ -108,14 +106,11 @@ def main() -> None:
     ap.add_argument("--free-rhyme", action="store_true")
     args = ap.parse_args()
 
-    import numpy as np
-
     import lyricgen
     from lyricgen.craft.forms import all_forms
     from lyricgen.craft.options import DEFAULT_CANDIDATES, SamplingOptions
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"numpy {np.__version__}, run {args.run}")  # fmt: skip
+    print(f"{H.machine_line()}, run {args.run}")
     lyr = lyricgen.load(args.run)
     names = args.forms or ["五绝", "七绝", "五律", "七律"] + [
         f.name for f in all_forms() if f.kind == "词牌"
@@ -127,42 +122,45 @@ def main() -> None:
             keys = ("format_accuracy", "tone_accuracy", "rhyme_accuracy")
             acc = {key: statistics.mean(r[key] for r in rows) for key in keys}
             print(
-                f"candidates {k:>2}: ratio median {statistics.median(r['ratio'] for r in rows):.2f}"
+                f"candidates {k:>2}: ratio median {H.median(r['ratio'] for r in rows):.2f}"
                 f" (max {max(r['ratio'] for r in rows):.2f}), ppl median "
-                f"{statistics.median(r['ppl'] for r in rows):.1f}, distinct-2 "
+                f"{H.median(r['ppl'] for r in rows):.1f}, distinct-2 "
                 f"{statistics.mean(r['distinct_2'] for r in rows):.3f}, copy-5 "
                 f"{statistics.mean(r.get('copy_5') or 0 for r in rows):.1%}, s/sample "
-                f"{statistics.median(r['seconds'] for r in rows):.2f}, "
+                f"{H.median(r['seconds'] for r in rows):.2f}, "
                 + ", ".join(f"{k2} {v:.1%}" for k2, v in acc.items()),
                 flush=True,
             )
         return
     print(f"{args.samples} samples per form, seeds 0..{args.samples - 1}, candidates "
           f"{DEFAULT_CANDIDATES} (default), 平水韵")  # fmt: skip
-    print("| form | format | tones | rhyme | distinct-2 | copy 5-gram | ppl | free ppl | ratio "
-          "| s/sample | corpus songs | corpus format | corpus tones | corpus rhyme |")  # fmt: skip
-    print("|---" * 14 + "|")
     rows = []
-    for name in names:
+
+    def form_row(name: str) -> list:
         r = measure(lyr, name, args.samples, None, lyr.copy_index)
         rows.append(r)
         form = SamplingOptions(form=name).form_template
         c = corpus_figures(form, songs) if songs and form.kind == "词牌" else {}
-        print(
-            f"| {r['form']} | {fmt(r['format_accuracy'], 1)} | {fmt(r['tone_accuracy'], 1)} | "
-            f"{fmt(r['rhyme_accuracy'], 1)} | {fmt(r['distinct_2'])} | {fmt(r.get('copy_5'), 1)} "
-            f"| {r['ppl']:.1f} | {r['free_ppl']:.1f} | {r['ratio']:.2f} | {r['seconds']:.2f} | "
-            f"{c.get('songs', 'n/a')} | {fmt(c.get('format_accuracy'), 1)} | "
-            f"{fmt(c.get('tone_accuracy'), 1)} | {fmt(c.get('rhyme_accuracy'), 1)} |",
-            flush=True,
-        )
+        return [
+            r["form"], fmt(r["format_accuracy"], 1), fmt(r["tone_accuracy"], 1),
+            fmt(r["rhyme_accuracy"], 1), fmt(r["distinct_2"]), fmt(r.get("copy_5"), 1),
+            f"{r['ppl']:.1f}", f"{r['free_ppl']:.1f}", f"{r['ratio']:.2f}",
+            f"{r['seconds']:.2f}", c.get("songs", "-"), fmt(c.get("format_accuracy"), 1),
+            fmt(c.get("tone_accuracy"), 1), fmt(c.get("rhyme_accuracy"), 1),
+        ]  # fmt: skip
+
+    H.table(
+        ["form", "format", "tones", "rhyme", "distinct-2", "copy 5-gram", "ppl", "free ppl",
+         "ratio", "s/sample", "corpus songs", "corpus format", "corpus tones", "corpus rhyme"],
+        map(form_row, names),
+    )  # fmt: skip
     print(
         f"all forms: format {min(r['format_accuracy'] for r in rows):.1%} (min), tones "
         f"{min(r['tone_accuracy'] for r in rows):.1%} (min), rhyme "
         f"{min(r['rhyme_accuracy'] for r in rows):.1%} (min); ratio median "
-        f"{statistics.median(r['ratio'] for r in rows):.2f}, max "
+        f"{H.median(r['ratio'] for r in rows):.2f}, max "
         f"{max(r['ratio'] for r in rows):.2f}; s/sample median "
-        f"{statistics.median(r['seconds'] for r in rows):.2f}"
+        f"{H.median(r['seconds'] for r in rows):.2f}"
     )
     if args.free_rhyme:
         for k in (1, DEFAULT_CANDIDATES):
@@ -175,8 +173,8 @@ def main() -> None:
                 ppls.append(s.perplexity)
                 free.append(f.perplexity)
             print(f"free lines, --rhyme auto --lines 8, candidates {k}: ppl "
-                  f"{statistics.median(ppls):.1f}, free {statistics.median(free):.1f}, ratio "
-                  f"{statistics.median(ppls) / statistics.median(free):.2f}")  # fmt: skip
+                  f"{H.median(ppls):.1f}, free {H.median(free):.1f}, ratio "
+                  f"{H.median(ppls) / H.median(free):.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -9,14 +9,12 @@ default sampling settings. The batch's ratio to one sample shows what batching b
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import statistics
 import time
 
-import torch
+import harness as H
 
 from lyricgen.backends.numpy_run import load_numpy_run
+from lyricgen.backends.steppers import TorchStepper
 from lyricgen.craft.generate import SamplingOptions, generate
 from lyricgen.training.loading import load_run
 
@@ -29,12 +27,9 @@ def main() -> None:
     ap.add_argument("--start", default="星星")
     args = ap.parse_args()
     _, vocab, model = load_run(args.checkpoint)
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; model {args.checkpoint} (vocab {len(vocab)})"
-    )
+    print(f"{H.machine_line()}; model {args.checkpoint} (vocab {len(vocab)})")
     _, _, stepper = load_numpy_run(args.checkpoint)
-    for name, backend in (("numpy", stepper), ("torch", model)):
+    for name, backend in (("numpy", stepper), ("torch", TorchStepper(model))):
         base = None
         for batch in (1, 16):
             rates = []
@@ -44,7 +39,7 @@ def main() -> None:
                 generate(backend, vocab, args.start, opts)
                 if r:  # the first run warms up
                     rates.append(batch * args.length / (time.perf_counter() - t0))
-            med = statistics.median(rates)
+            med = H.median(rates)
             base = base or med
             print(
                 f"{name} backend, batch {batch:>2}: median {med:,.0f} tokens/s over {args.runs} "

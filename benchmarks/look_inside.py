@@ -17,14 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import harness as H
 
 
 def explain_cost(run: str, runs: int) -> list[dict]:
@@ -46,7 +44,7 @@ def explain_cost(run: str, runs: int) -> list[dict]:
                     t0 = time.perf_counter()
                     lg.generate("星星", opts)
                     acc.append(time.perf_counter() - t0)
-            a, b = statistics.median(plain), statistics.median(explained)
+            a, b = H.median(plain), H.median(explained)
             rows.append({"backend": backend, "case": name, "plain_s": a, "explain_s": b,
                          "ratio": b / a})  # fmt: skip
     return rows
@@ -56,7 +54,7 @@ def inspect_cost(run: str, tokens: int) -> dict:
     out = Path(f"/tmp/lyricgen-inspect-{os.getpid()}.html")
     t0 = time.perf_counter()
     r = subprocess.run(
-        [sys.executable, "-m", "lyricgen", "inspect", run, "--tokens", str(tokens), "--out",
+        [*H.lyricgen_cmd(), "inspect", run, "--tokens", str(tokens), "--out",
          str(out), "--json"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
@@ -76,10 +74,8 @@ def help_cost(runs: int) -> dict:
     for _ in range(runs):
         for cmd, acc in (([sys.executable, "-m", "lyricgen", "--help"], on),
                          ([sys.executable, "-c", HELP_OFF], off)):  # fmt: skip
-            t0 = time.perf_counter()
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-            acc.append(time.perf_counter() - t0)
-    return {"completion_on_s": statistics.median(on), "completion_off_s": statistics.median(off)}
+            acc.append(H.wall(cmd))
+    return {"completion_on_s": H.median(on), "completion_off_s": H.median(off)}
 
 
 def main() -> None:
@@ -90,8 +86,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")  # fmt: skip
+    print(H.machine_line(H.machine_info(torch.get_num_threads())))
     for run in args.run:
         print(f"\n{run}")
         for row in explain_cost(run, args.runs):

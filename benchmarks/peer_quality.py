@@ -26,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SONGCI = REPO.parent / "shared" / "corpora" / "songci.txt"
+import harness as H
+
 DEMO = "--model LSTM --emsize 128 --nhid 256 --nlayers 2 --dropout 0.2 --lr 20 --clip 0.25"
 EPOCH = re.compile(r"end of epoch\s+(\d+).*?valid loss\s+([\d.]+).*?valid ppl\s+([\d.]+)")
 
@@ -39,35 +39,28 @@ def write_split(corpus: Path, out: Path) -> tuple[int, int]:
     text = "".join(tok.types[i] for i in tok.raw)
     train = "".join(tok.types[i] for i in tok.raw[: tok.n_train])
     val = text[len(train) :]
-    out.mkdir(parents=True, exist_ok=True)
-
-    def spaced(s: str) -> str:
-        return "\n".join(" ".join(line) for line in s.split("\n")) + "\n"
-
-    (out / "train.txt").write_text(spaced(train), encoding="utf-8")
-    (out / "valid.txt").write_text(spaced(val), encoding="utf-8")
-    (out / "test.txt").write_text(spaced(val), encoding="utf-8")
+    H.write_peer_data(out, train, val)
     return len(train), len(val)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--peer-git", type=Path, required=True)
-    ap.add_argument("--corpus", type=Path, default=SONGCI)
+    ap.add_argument("--peer-rev", default="HEAD", help="revision of --peer-git")
+    ap.add_argument("--corpus", type=Path, default=H.SONGCI)
     ap.add_argument("--minutes", type=float, default=15.0)
     ap.add_argument("--peer-args", default=DEMO)
     args = ap.parse_args()
+    if not args.corpus.exists():
+        sys.exit(f"corpus not found: {args.corpus} (pass --corpus)")
     tmp = Path(tempfile.mkdtemp(prefix="lyricgen-peer-quality-"))
-    peer = tmp / "wlm"
-    peer.mkdir()
-    for name in ("main.py", "model.py", "data.py"):
-        blob = subprocess.run(
-            ["git", "-C", str(args.peer_git), "show", f"HEAD:word_language_model/{name}"],
-            check=True, capture_output=True,
-        ).stdout  # fmt: skip
-        (peer / name).write_bytes(blob)
+    peer, commit = H.extract_peer(args.peer_git, args.peer_rev, tmp)
+    print(H.machine_line())
     n_train, n_val = write_split(args.corpus, tmp / "data")
-    print(f"split: {n_train:,} training and {n_val:,} held-out characters; peer {args.peer_args}")
+    print(
+        f"split: {n_train:,} training and {n_val:,} held-out characters; peer {commit[:12]} "
+        f"{args.peer_args}"
+    )
     cmd = [sys.executable, "main.py", "--data", str(tmp / "data"), "--epochs", "1000",
            "--batch_size", "20", "--bptt", "35", "--save", str(tmp / "model.pt"),
            *shlex.split(args.peer_args)]  # fmt: skip

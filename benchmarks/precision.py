@@ -2,7 +2,7 @@
 
     python benchmarks/precision.py [--chars 200000] [--device cpu] [--precisions fp32 bf16]
 
-Trains the benchmark shape of benchmarks/train_speed.py (char level, 2-layer LSTM 256,
+Trains harness.Shape, the peer example's demo shape (char level, 2-layer LSTM 256,
 embedding 128, batch 20, BPTT 35, stateful, SGD lr 20, clip 0.25) for one epoch over the
 first --chars characters of ../shared/corpora/songci.txt, once per precision, with the same
 seed, through the real `lyricgen train` CLI. Reports the training tokens/s and the
@@ -15,41 +15,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SHAPE = [
-    "data.level=char",
-    "data.seq_len=35",
-    "data.stride=35",
-    "data.batch_size=20",
-    "data.mode=stateful",
-    "data.val_fraction=0.05",
-    "model.cell=lstm",
-    "model.embedding_dim=128",
-    "model.hidden_size=256",
-    "model.num_layers=2",
-    "model.dropout=0.2",
-    "model.tie_weights=false",
-    "train.epochs=1",
-    "train.optimizer=sgd",
-    "train.lr=20",
-    "train.momentum=0",
-    "train.weight_decay=0",
-    "train.clip_grad_norm=0.25",
-    "train.scheduler=none",
-    "train.warmup_steps=0",
-    "train.patience=null",
-]
+import harness as H
+
+# the example's shape, with a 5% held-out split
+SHAPE = (*H.Shape().sets(), "data.val_fraction=0.05")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--corpus", type=Path, default=REPO.parent / "shared/corpora/songci.txt")
+    ap.add_argument("--corpus", type=Path, default=H.SONGCI)
     ap.add_argument("--chars", type=int, default=200_000)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
@@ -64,11 +42,10 @@ def main() -> None:
         torch.ops.mkldnn._is_mkldnn_bf16_supported()
     )
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"CPU capability {torch.backends.cpu.get_cpu_capability()}, native bf16: {bf16_native}"
+        f"{H.machine_line()}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+        f"native bf16: {bf16_native}"
     )
-    exe = Path(sys.executable).parent / "lyricgen"
-    cmd0 = [str(exe)] if exe.exists() else [sys.executable, "-m", "lyricgen"]
+    cmd0 = H.lyricgen_cmd()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus.txt"
@@ -91,7 +68,7 @@ def main() -> None:
             ]
             r = subprocess.run(
                 cmd,
-                cwd=REPO,
+                cwd=H.REPO,
                 capture_output=True,
                 text=True,
                 env={**os.environ, "LYRICGEN_CACHE_DIR": tmp},
@@ -109,19 +86,17 @@ def main() -> None:
                 }
             )
     base = next((r for r in rows if r["precision"] == "fp32"), None)
-    print(
-        f"{'precision':>9} {'steps':>6} {'tokens/s':>9} {'speed':>6} {'val loss':>9} {'vs fp32':>8}"
-    )
     for r in rows:
-        speed = r["tokens_per_s"] / base["tokens_per_s"] if base else float("nan")
-        dloss = r["val_loss"] / base["val_loss"] - 1 if base else float("nan")
-        r["speed_vs_fp32"], r["val_loss_vs_fp32"] = speed, dloss
-        print(
-            f"{r['precision']:>9} {r['steps']:>6} {r['tokens_per_s']:>9,.0f} {speed:>5.2f}x "
-            f"{r['val_loss']:>9.4f} {dloss:>+7.2%}"
-        )
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
+        r["speed_vs_fp32"] = H.ratio(r["tokens_per_s"], base and base["tokens_per_s"])
+        loss = H.ratio(r["val_loss"], base and base["val_loss"])
+        r["val_loss_vs_fp32"] = None if loss is None else loss - 1
+    H.table(
+        ["precision", "steps", "tokens/s", "speed (x fp32)", "val loss", "vs fp32"],
+        ([r["precision"], r["steps"], H.fmt(r["tokens_per_s"]), H.fmt(r["speed_vs_fp32"], ".2f"),
+          f"{r['val_loss']:.4f}", H.fmt(r["val_loss_vs_fp32"], "+.2%")] for r in rows),
+        "lrrrrr",
+    )  # fmt: skip
+    H.write_json(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -16,14 +16,14 @@ import argparse
 import http.client
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import harness as H
 
 BODY = {"start": "星星", "lines": 4, "line_length": 7}
 
@@ -68,12 +68,6 @@ def client(host: str, port: int, first_seed: int, deadline: float, out: list, li
     conn.close()
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (nearest rank) of values."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path, nargs="?", default=Path("checkpoints/default"))
@@ -90,7 +84,7 @@ def main() -> None:
         post(conn, 0)  # warm up: first-use tables, caches
         alone = [post(conn, 10_000 + i) for i in range(args.baseline)]
         conn.close()
-        base = statistics.median(t for t, _ in alone)
+        base = H.median(t for t, _ in alone)
 
         results: list[list[tuple[float, bool]]] = [[] for _ in range(args.clients)]
         deadline = time.monotonic() + args.seconds
@@ -114,34 +108,31 @@ def main() -> None:
     times = [t for t, ok in flat if ok]
     errors = sum(not ok for _, ok in flat)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    import numpy
-
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, numpy {numpy.__version__}, load average {load:.2f} "
-        f"(a shared machine: absolute times drift); run {args.run}, NumPy backend\n"
+        f"{H.machine_line()}, load average {load:.2f} (a shared machine: absolute times "
+        f"drift); run {args.run}, NumPy backend\n"
     )
     print(f"request: POST /api/generate {json.dumps({**BODY, 'seed': 'N'}, ensure_ascii=False)}\n")
-    print(
-        "| clients | seconds | requests | errors | req/s | p50 ms | p90 ms | p99 ms | max ms | p50 / alone |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    print(
-        f"| 1 (alone) | - | {len(alone)} | {sum(not ok for _, ok in alone)} | {1 / base:.1f} "
-        f"| {base * 1e3:.0f} | {percentile([t for t, _ in alone], 90) * 1e3:.0f} "
-        f"| {percentile([t for t, _ in alone], 99) * 1e3:.0f} | {max(t for t, _ in alone) * 1e3:.0f} | 1.0 |"
-    )
-    if not times:
-        print(
-            f"| {args.clients} | {elapsed:.0f} | {len(flat)} | {errors} | - | - | - | - | - | - |"
-        )
-        return
-    p50 = statistics.median(times)
-    print(
-        f"| {args.clients} | {elapsed:.0f} | {len(flat)} | {errors} | {len(times) / elapsed:.1f} "
-        f"| {p50 * 1e3:.0f} | {percentile(times, 90) * 1e3:.0f} | {percentile(times, 99) * 1e3:.0f} "
-        f"| {max(times) * 1e3:.0f} | {p50 / base:.1f} |"
-    )
+
+    def ms(values: list[float], q: float | None = None) -> str:
+        """The median (q 50), another percentile (nearest rank) or the maximum, in ms."""
+        x = max(values) if q is None else H.median(values) if q == 50 else H.percentile(values, q)
+        return f"{x * 1e3:.0f}"
+
+    solo = [t for t, _ in alone]
+    rows = [["1 (alone)", "-", len(alone), sum(not ok for _, ok in alone), f"{1 / base:.1f}",
+             ms(solo, 50), ms(solo, 90), ms(solo, 99), ms(solo), "1.0"]]  # fmt: skip
+    if times:
+        rows.append([args.clients, f"{elapsed:.0f}", len(flat), errors,
+                     f"{len(times) / elapsed:.1f}", ms(times, 50), ms(times, 90), ms(times, 99),
+                     ms(times), f"{H.median(times) / base:.1f}"])  # fmt: skip
+    else:
+        rows.append([args.clients, f"{elapsed:.0f}", len(flat), errors, *["-"] * 6])
+    H.table(
+        ["clients", "seconds", "requests", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms",
+         "max ms", "p50 / alone"],
+        rows, "r" * 10,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -9,20 +9,8 @@ with the torch path's time and the ratio between them.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import shutil
-import statistics
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-
-def wall(cmd: list[str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+import harness as H
 
 
 def main() -> None:
@@ -30,23 +18,14 @@ def main() -> None:
     ap.add_argument("runs_dirs", nargs="+", metavar="RUN_DIR")
     ap.add_argument("--runs", type=int, default=11)
     args = ap.parse_args()
-    script = Path(sys.executable).parent / "lyricgen"  # the installed console script
-    exe = (
-        str(script)
-        if script.exists()
-        else shutil.which("lyricgen") or f"{sys.executable} -m lyricgen"
-    )
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-        f"median of {args.runs} whole-process runs after one warm-up"
-    )
-    print("| run directory | NumPy backend (s) | torch backend (s) | torch / NumPy |")
-    print("|---|---|---|---|")
-    for run in args.runs_dirs:
+    exe = H.lyricgen_cmd()  # the installed console script
+    print(f"{H.machine_line()}; median of {args.runs} whole-process runs after one warm-up")
+
+    def row(run: str) -> list[str]:
         times = {}
         for backend in ("numpy", "torch"):
             cmd = [
-                *exe.split(),
+                *exe,
                 "generate",
                 "--checkpoint",
                 run,
@@ -59,11 +38,15 @@ def main() -> None:
                 "--backend",
                 backend,
             ]
-            wall(cmd)
-            times[backend] = statistics.median(wall(cmd) for _ in range(args.runs))
-        print(
-            f"| {run} | {times['numpy']:.3f} | {times['torch']:.3f} | {times['torch'] / times['numpy']:.1f}x |"
-        )
+            H.wall(cmd)
+            times[backend] = H.median(H.wall(cmd) for _ in range(args.runs))
+        return [run, f"{times['numpy']:.3f}", f"{times['torch']:.3f}",
+                f"{times['torch'] / times['numpy']:.1f}x"]  # fmt: skip
+
+    H.table(
+        ["run directory", "NumPy backend (s)", "torch backend (s)", "torch / NumPy"],
+        map(row, args.runs_dirs),
+    )
 
 
 if __name__ == "__main__":

@@ -20,39 +20,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import harness as H
 import torch
 import torch.nn.functional as F
-
-REPO = Path(__file__).resolve().parents[1]
-SONGCI = REPO.parent / "shared" / "corpora" / "songci.txt"
-EXAMPLE = {
-    "data.level": "char",
-    "data.seq_len": 35,
-    "data.stride": 35,
-    "data.batch_size": 20,
-    "data.mode": "stateful",
-    "data.val_fraction": 0.02,
-    "model.cell": "lstm",
-    "model.embedding_dim": 128,
-    "model.hidden_size": 256,
-    "model.num_layers": 2,
-    "model.dropout": 0.2,
-    "model.tie_weights": False,
-    "model.output": "full",
-    "train.optimizer": "sgd",
-    "train.lr": 20.0,
-    "train.momentum": 0.0,
-    "train.weight_decay": 0.0,
-    "train.clip_grad_norm": 0.25,
-    "train.scheduler": "none",
-    "train.warmup_steps": 0,
-}
 
 
 def _parse_sets(items: list[str]) -> dict:
@@ -105,9 +80,9 @@ def _trainer(sets: dict, corpus: Path, work: Path, stack: contextlib.ExitStack, 
     from lyricgen.training.distributed import Dist
     from lyricgen.training.trainer import Trainer
 
-    base = REPO / "configs" / ("songci_char.yaml" if shape == "songci" else "default.yaml")
+    base = H.REPO / "configs" / ("songci_char.yaml" if shape == "songci" else "default.yaml")
     raw = load_yaml(base)
-    values = dict(EXAMPLE) if shape == "example" else {}
+    values = H.Shape().values() if shape == "example" else {}
     values.update(
         {
             "data.corpus": str(corpus),
@@ -131,7 +106,7 @@ def main() -> None:
     ap.add_argument("--shape", choices=("example", "songci"), default="example")
     ap.add_argument("--set", action="append", default=[], help="KEY=VALUE for both (or A)")
     ap.add_argument("--b-set", action="append", default=[], help="KEY=VALUE for B only")
-    ap.add_argument("--corpus", type=Path, default=SONGCI)
+    ap.add_argument("--corpus", type=Path, default=H.SONGCI)
     ap.add_argument("--chars", type=int, default=400_000)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--steps", type=int, default=40)
@@ -168,8 +143,9 @@ def main() -> None:
                 tr._train_epoch()
                 res[kind].append((time.perf_counter() - t0) / args.steps * 1000)
         use("b")
-    med = {k: statistics.median(v[1:] if len(v) > 1 else v) for k, v in res.items()}
+    med = {k: H.median(v[1:] if len(v) > 1 else v) for k, v in res.items()}
     tokens = {t: t.cfg.data.batch_size * t.cfg.data.seq_len for t in (tr_a, tr_b)}
+    print(H.machine_line(H.machine_info(args.threads)))
     print(f"shape {args.shape}, {args.threads} threads, {args.rounds} rounds")
     rate = {}
     for kind, name, tr in (("a", name_a, tr_a), ("b", name_b, tr_b)):
@@ -179,7 +155,7 @@ def main() -> None:
             f"{name:>22}: median {med[kind]:.2f} ms/step, {tokens[tr]} tokens a step, "
             f"{rate[kind]:,.0f} tokens/s ({rounds})"
         )
-    print(f"speed-up {name_b} / {name_a}: {rate['b'] / rate['a']:.3f}x tokens/s")
+    print(f"speed-up {name_b} / {name_a}: {H.ratio(rate['b'], rate['a']):.3f}x tokens/s")
 
 
 if __name__ == "__main__":
