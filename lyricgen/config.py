@@ -63,8 +63,11 @@ class ModelConfig:
     tie_weights: bool = False
     # the output layer: full softmax, or adaptive softmax (Grave et al. 2017) whose head
     # holds the tokens below cutoffs[0] (default: chosen from the training counts so that
-    # the head covers about 90% of the text) and whose tail clusters shrink by div_value
-    output: str = field(default="full", metadata={"choices": ("full", "adaptive")})
+    # the head covers about 90% of the text) and whose tail clusters shrink by div_value;
+    # auto: adaptive (untied) when the training vocabulary has at least adaptive_from
+    # entries, else full. A run directory's config.yaml records what auto chose.
+    output: str = field(default="full", metadata={"choices": ("full", "adaptive", "auto")})
+    adaptive_from: int = field(default=5000, metadata=bounds(2))
     cutoffs: list[int] | None = None
     div_value: float = field(default=4.0, metadata=bounds(1.0, lo_open=True))
     batch_first: bool = True  # accepted for old configs; the RNN always runs time-major
@@ -232,8 +235,10 @@ def validate(cfg: Config, where: str = "config") -> None:
             "adaptive softmax has no single output matrix to share with the embedding); set "
             "tie_weights: false"
         )
-    if m.cutoffs is not None and m.output != "adaptive":
-        raise ConfigError(f"{where}: 'model.cutoffs' applies to model.output adaptive only")
+    if m.cutoffs is not None and m.output == "full":
+        raise ConfigError(
+            f"{where}: 'model.cutoffs' applies to model.output adaptive (or auto) only"
+        )
     if m.cutoffs is not None and (
         not m.cutoffs
         or m.cutoffs[0] < 1

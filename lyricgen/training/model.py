@@ -257,6 +257,11 @@ class LyricsModel(nn.Module):
         recurrence: str | None = None,
     ):
         super().__init__()
+        if cfg.output == "auto":
+            raise ValueError(
+                "model.output auto is settled by training from the vocabulary's size; build "
+                "the model from a resolved config (a run directory's config.yaml)"
+            )
         self.loss = loss or loss_kernel(cfg.output, "cpu")
         self.recurrence = recurrence or recurrence_kernel(cfg, "cpu")
         if self.loss not in LOSS_KERNELS or (self.loss == "adaptive") != (cfg.output == "adaptive"):

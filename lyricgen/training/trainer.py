@@ -116,19 +116,33 @@ def _check_processes(cfg: Config, dist: Dist) -> None:
         )
 
 
-def _with_cutoffs(cfg: Config, vocab: Vocab) -> Config:
-    """The config with the adaptive softmax's cutoffs chosen from the training counts, when
-    model.output is adaptive and they are not set."""
-    if cfg.model.output != "adaptive" or cfg.model.cutoffs is not None:
-        return cfg
-    cutoffs = default_cutoffs(vocab.counts)
-    log.info(
-        "adaptive softmax: cutoffs %s (the head's %d tokens cover %.0f%% of the text)",
-        cutoffs,
-        cutoffs[0],
-        100 * sum(vocab.counts[: cutoffs[0]]) / max(1, sum(vocab.counts)),
-    )
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, cutoffs=cutoffs))
+def _resolve_output(cfg: Config, vocab: Vocab) -> Config:
+    """The config with its output layer settled by the training vocabulary: model.output auto
+    becomes adaptive (untied) at model.adaptive_from entries or more, else full; an adaptive
+    softmax gets cutoffs chosen from the training counts unless they are set."""
+    m = cfg.model
+    if m.output == "auto":
+        adaptive = len(vocab) >= m.adaptive_from
+        log.info(
+            "model.output auto: %s (the vocabulary has %d entries; adaptive from %d)",
+            "the adaptive softmax, untied" if adaptive else "the full softmax",
+            len(vocab),
+            m.adaptive_from,
+        )
+        if adaptive:
+            m = dataclasses.replace(m, output="adaptive", tie_weights=False)
+        else:
+            m = dataclasses.replace(m, output="full", cutoffs=None)
+    if m.output == "adaptive" and m.cutoffs is None:
+        cutoffs = default_cutoffs(vocab.counts)
+        log.info(
+            "adaptive softmax: cutoffs %s (the head's %d tokens cover %.0f%% of the text)",
+            cutoffs,
+            cutoffs[0],
+            100 * sum(vocab.counts[: cutoffs[0]]) / max(1, sum(vocab.counts)),
+        )
+        m = dataclasses.replace(m, cutoffs=cutoffs)
+    return cfg if m is cfg.model else dataclasses.replace(cfg, model=m)
 
 
 def choose_device(cfg: Config, dist: Dist) -> torch.device:
@@ -289,7 +303,7 @@ class Trainer:
         seed_everything(cfg.train.seed)
         self.corpus = self._read_corpus(cfg, vocab, base)
         self.vocab = self.corpus.vocab
-        self.cfg = cfg = _with_cutoffs(cfg, self.vocab)
+        self.cfg = cfg = _resolve_output(cfg, self.vocab)
         self.model, self.precision = build_model(cfg, self.vocab, self.device, base)
         self.net = wrap_processes(self.model, self.dist, self.device)  # what a step calls
         self.stateful = cfg.data.mode == "stateful"
