@@ -275,15 +275,15 @@ def page_html() -> bytes:
 # the app
 
 
-def line_cell(probes: dict, lyricist: Lyricist, start: str, samples: list) -> dict | None:
+def line_unit_trace(probes: dict, lyricist: Lyricist, start: str, samples: list) -> dict | None:
     """The run's strongest line-position unit drawn over each explained sample (the start's
     tokens read first); None where the run has no held-out text to find the unit on."""
     from lyricgen.craft.generate import encode_prompt
-    from lyricgen.inspection.units import CellProbe
+    from lyricgen.inspection.units import UnitProbe
 
     probe = probes.get(lyricist.name)
     if probe is None:
-        probe = probes[lyricist.name] = CellProbe(lyricist.run_dir)
+        probe = probes[lyricist.name] = UnitProbe(lyricist.run_dir)
     unit = probe.line_unit
     if unit is None:
         return None
@@ -340,7 +340,7 @@ def create_app(lyricists: list[Lyricist]) -> Any:
     from starlette.routing import Route
 
     runs = _runs_by_name(lyricists)
-    probes: dict[str, Any] = {}  # run name -> cells.CellProbe, made on the first --explain
+    probes: dict[str, Any] = {}  # run name -> units.UnitProbe, made on the first --explain
     infos = [run_info(lyricist) for lyricist in runs.values()]  # read once, like the models
     options = options_info()
     forms = forms_info()
@@ -374,9 +374,9 @@ def create_app(lyricists: list[Lyricist]) -> Any:
             if opts.form is not None:
                 body["form"] = opts.form_template.to_dict()
             if opts.explain:
-                cell = await run_in_threadpool(line_cell, probes, lyricist, start, samples)
-                if cell is not None:
-                    body["cell"] = _finite(cell)
+                trace = await run_in_threadpool(line_unit_trace, probes, lyricist, start, samples)
+                if trace is not None:
+                    body["cell"] = _finite(trace)  # the JSON field keeps its 0.3 name
             return JSONResponse(body)
         except RequestError as exc:
             return error(str(exc), exc.status)
