@@ -330,3 +330,53 @@ def test_similar_answers_neighbours_and_one_line_errors(client):
     ]:
         r = client.get("/api/similar", params=params)
         assert r.status_code == 400 and message in r.json()["error"], r.text
+
+
+@pytest.fixture
+def live_server(lyricist):
+    """The app under a real uvicorn on a free port of 127.0.0.1 (a thread); yields its URL."""
+    uvicorn = pytest.importorskip("uvicorn")
+    sock = serve.listen("127.0.0.1", 0)
+    config = uvicorn.Config(serve.create_app([lyricist]), log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.started, "uvicorn did not start"
+    yield serve.url_of(sock)
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+def _trickle(body: bytes, piece: int = 32 * 1024):
+    """`body` in pieces a few milliseconds apart: the client is still sending when a server
+    that does not drain has answered and closed."""
+    for i in range(0, len(body), piece):
+        time.sleep(0.005)
+        yield body[i : i + piece]
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_an_over_limit_body_gets_its_413_over_a_real_socket(live_server, framing):
+    """urllib sends the whole body before it reads the answer; the server reads and throws
+    away the rest of the body before its 413, so the client gets the answer, not
+    ConnectionResetError or BrokenPipeError (which it got when the server closed at once)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    body = b"x" * (1024 * 1024)  # 16 x MAX_BODY, within what the server drains
+    headers = {"Content-Type": "application/json"}
+    if framing == "content-length":
+        headers["Content-Length"] = str(len(body))  # else urllib sends an iterable chunked
+    url = live_server + "api/generate"
+    for _ in range(2):  # the same server answers the next client too
+        request = urllib.request.Request(url, data=_trickle(body), headers=headers)
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(request, timeout=10)
+        assert info.value.code == 413
+        assert info.value.headers["connection"] == "close"
+        assert json.loads(info.value.read()) == {"error": "request body is over 64 KB"}

@@ -29,9 +29,11 @@ made; generation runs in a thread pool (`Lyricist.generate` keeps no per-request
 so requests are served concurrently.
 
 Errors are JSON `{"error": "<one line>"}`: the message a `LyricgenError` carries (the
-CLI's), 400 for a bad request, 413 for a body over `MAX_BODY` bytes, 404/405 for an
-unknown route or method, and 500 for anything unexpected (logged with its traceback; the
-server goes on serving).
+CLI's), 400 for a bad request, 413 for a body over `MAX_BODY` bytes (sent once the rest
+of the body is read and thrown away, up to `DRAIN_BODY` bytes or `DRAIN_SECONDS`, so that a
+client still sending gets the answer, not a reset connection), 404/405 for an unknown route
+or method, and 500 for anything unexpected (logged with its traceback; the server goes on
+serving).
 
 Starlette and uvicorn are the optional extra `lyricgen[serve]`; they are imported inside
 functions, so `import lyricgen.frontend.serve` works without them.
@@ -57,6 +59,9 @@ log = logging.getLogger(__name__)
 
 EXTRA_MISSING = 'lyricgen serve needs the web extra: pip install "lyricgen[serve]"'
 MAX_BODY = 64 * 1024  # bytes of a request body
+# an over-limit body is read and thrown away up to these bounds before the 413 (see _drain)
+DRAIN_BODY = 4 * 1024 * 1024  # bytes
+DRAIN_SECONDS = 2.0
 # upper bounds on the options that set how much work one request is
 LIMITS = {"length": 500, "num_samples": 8, "beam": 8, "lines": 40, "line_length": 40,
           "candidates": 32}  # fmt: skip
@@ -315,16 +320,52 @@ def _runs_by_name(lyricists: list[Lyricist]) -> dict[str, Lyricist]:
     return runs
 
 
+def _too_large() -> RequestError:
+    return RequestError(f"request body is over {MAX_BODY // 1024} KB", 413)
+
+
+async def _drain(stream: Any, size: int) -> None:
+    """Read and throw away the rest of a body that is over MAX_BODY (`size` bytes of it read
+    so far), up to DRAIN_BODY bytes in all and for at most DRAIN_SECONDS.
+
+    The 413 must reach the client: a server that answers and closes while the body is still
+    arriving makes the kernel reset the connection, and a client that sends its whole body
+    before reading (urllib, most scripts) then gets ECONNRESET or EPIPE instead of the answer.
+    Mature servers linger too (nginx's lingering_close, Go's net/http reads up to 256 KB). An
+    ASGI app can read the body only before it answers (uvicorn's `receive` says disconnect
+    once the response is complete), so this runs before the 413 is sent; past the bounds the
+    413 goes out with `Connection: close` and what remains is the kernel's business."""
+    import anyio
+    from starlette.requests import ClientDisconnect
+
+    with anyio.move_on_after(DRAIN_SECONDS):
+        try:
+            async for chunk in stream:
+                size += len(chunk)
+                if size > DRAIN_BODY:
+                    return
+        except ClientDisconnect:
+            return
+
+
 async def _read_body(request: Any) -> bytes:
-    """The request body, refused with 413 as soon as it passes MAX_BODY."""
+    """The request body; past MAX_BODY a 413 RequestError, raised once the rest of the body
+    is drained (see `_drain`)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY:
-        raise RequestError(f"request body is over {MAX_BODY // 1024} KB", 413)
+        # more than DRAIN_BODY cannot all be drained; a client waiting for "100 Continue"
+        # has sent nothing and, answered at once, sends nothing
+        expects = request.headers.get("expect", "").lower() == "100-continue"
+        if int(declared) <= DRAIN_BODY and not expects:
+            await _drain(request.stream(), 0)
+        raise _too_large()
     chunks, size = [], 0
-    async for chunk in request.stream():
+    stream = request.stream()
+    async for chunk in stream:
         size += len(chunk)
         if size > MAX_BODY:
-            raise RequestError(f"request body is over {MAX_BODY // 1024} KB", 413)
+            await _drain(stream, size)
+            raise _too_large()
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -347,7 +388,9 @@ def create_app(lyricists: list[Lyricist]) -> Any:
     page = page_html()
 
     def error(message: str, status: int) -> JSONResponse:
-        return JSONResponse({"error": _one_line(message)}, status_code=status)
+        # after a 413 the connection may still carry the unread rest of the body: close it
+        headers = {"connection": "close"} if status == 413 else None
+        return JSONResponse({"error": _one_line(message)}, status_code=status, headers=headers)
 
     async def index(request: Request) -> Response:
         return Response(page, media_type="text/html; charset=utf-8")
