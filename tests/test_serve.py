@@ -302,7 +302,7 @@ def test_form_request_errors_are_4xx_one_liners(client, body, pattern):
     assert r.status_code == 400 and pattern in r.json()["error"], r.text
 
 
-def test_explained_samples_carry_probabilities_and_the_line_cell(client):
+def test_explained_samples_carry_probabilities_and_the_line_unit(client):
     r = client.post(
         "/api/generate", json={"start": "星星", "length": 10, "seed": 2, "explain": True}
     )
@@ -311,9 +311,9 @@ def test_explained_samples_carry_probabilities_and_the_line_cell(client):
     (sample,) = body["samples"]
     assert len(sample["explain"]) == len(sample["tokens"]) == 10
     assert len(sample["explain"][0]["alternatives"]) == 5
-    cell = body["cell"]  # the tiny run has its held-out text, so the unit is found
-    assert cell["unit"].startswith("h") and -1 <= cell["r"] <= 1
-    assert len(cell["values"][0]) == 10 and body["start"] == "星星"
+    trace = body["cell"]  # the field keeps its 0.3 name; the tiny run's held-out text has a unit
+    assert trace["unit"].startswith("h") and -1 <= trace["r"] <= 1
+    assert len(trace["values"][0]) == 10 and body["start"] == "星星"
     plain = client.post("/api/generate", json={"start": "星星", "length": 10, "seed": 2}).json()
     assert "cell" not in plain and "explain" not in plain["samples"][0]
 

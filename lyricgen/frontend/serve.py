@@ -52,6 +52,8 @@ from typing import TYPE_CHECKING, Any
 from lyricgen.errors import LyricgenError
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+
     from lyricgen.craft.options import SamplingOptions
     from lyricgen.frontend.api import Lyricist
 
@@ -284,11 +286,11 @@ def line_unit_trace(probes: dict, lyricist: Lyricist, start: str, samples: list)
     """The run's strongest line-position unit drawn over each explained sample (the start's
     tokens read first); None where the run has no held-out text to find the unit on."""
     from lyricgen.craft.generate import encode_prompt
-    from lyricgen.inspection.units import UnitProbe
+    from lyricgen.inspection import units
 
     probe = probes.get(lyricist.name)
     if probe is None:
-        probe = probes[lyricist.name] = UnitProbe(lyricist.run_dir)
+        probe = probes[lyricist.name] = units.UnitProbe(lyricist.run_dir)
     unit = probe.line_unit
     if unit is None:
         return None
@@ -370,109 +372,135 @@ async def _read_body(request: Any) -> bytes:
     return b"".join(chunks)
 
 
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Any:
+    from starlette.responses import JSONResponse
+
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _error(message: str, status: int) -> Any:
+    """The JSON error answer: `{"error": "<one line>"}`."""
+    # after a 413 the connection may still carry the unread rest of the body: close it
+    headers = {"connection": "close"} if status == 413 else None
+    return _json({"error": _one_line(message)}, status, headers)
+
+
+def similar_request(query: Any, runs: dict[str, Lyricist]) -> tuple[Lyricist, str, int]:
+    """The run, token and number of neighbours a /api/similar query asks for."""
+    lyricist = runs.get(query.get("run") or next(iter(runs)))
+    if lyricist is None:
+        raise RequestError(f"unknown run {query.get('run')!r}; this server has {', '.join(runs)}")
+    token = query.get("token", "")
+    if not token.strip():
+        raise RequestError("token is empty; give a token of the vocabulary, e.g. 月")
+    try:
+        top = int(query.get("top", "10"))
+    except ValueError:
+        raise RequestError(f"top is {query.get('top')!r}; give a whole number") from None
+    if not 1 <= top <= 100:
+        raise RequestError(f"top is {top}; give 1 to 100")
+    return lyricist, token.strip(), top
+
+
+class _Handlers:
+    """The routes' handlers over the runs, loaded once, and what the page reads of them (read
+    once too, like the models)."""
+
+    def __init__(self, lyricists: list[Lyricist]) -> None:
+        self.runs = _runs_by_name(lyricists)
+        self.probes: dict[str, Any] = {}  # run name -> units.UnitProbe, made on the first --explain
+        self.infos = [run_info(lyricist) for lyricist in self.runs.values()]
+        self.options = options_info()
+        self.forms = forms_info()
+        self.page = page_html()
+
+    async def index(self, request: Request) -> Any:
+        from starlette.responses import Response
+
+        return Response(self.page, media_type="text/html; charset=utf-8")
+
+    async def list_runs(self, request: Request) -> Any:
+        return _json(self.infos)
+
+    async def list_options(self, request: Request) -> Any:
+        return _json(self.options)
+
+    async def list_forms(self, request: Request) -> Any:
+        return _json(self.forms)
+
+    async def generate(self, request: Request) -> Any:
+        try:
+            return _json(await self._generated(request))
+        except RequestError as exc:
+            return _error(str(exc), exc.status)
+        except LyricgenError as exc:  # the CLI's one-line messages: bad options, start text
+            return _error(str(exc), 400)
+        except Exception as exc:  # noqa: BLE001 - nothing a client sends may stop the server
+            log.exception("POST /api/generate failed")
+            return _error(f"internal error: {type(exc).__name__}: {exc}", 500)
+
+    async def _generated(self, request: Request) -> dict[str, Any]:
+        """The answer's body: the samples, and the form and line-unit trace when asked."""
+        from starlette.concurrency import run_in_threadpool
+
+        values = parse_body(await _read_body(request))
+        lyricist, start, opts = request_options(values, self.runs)
+        samples = await run_in_threadpool(lyricist.generate, start, opts)
+        body = {
+            "samples": [_finite(s.to_dict()) for s in samples],
+            "run": lyricist.name,
+            "start": start,
+        }
+        if opts.form is not None:
+            body["form"] = opts.form_template.to_dict()
+        if opts.explain:
+            trace = await run_in_threadpool(line_unit_trace, self.probes, lyricist, start, samples)
+            if trace is not None:
+                body["cell"] = _finite(trace)  # the JSON field keeps its 0.3 name
+        return body
+
+    async def similar(self, request: Request) -> Any:
+        from starlette.concurrency import run_in_threadpool
+
+        from lyricgen.inspection.neighbours import similar as nearest_tokens
+
+        try:
+            lyricist, token, top = similar_request(request.query_params, self.runs)
+            return _json(await run_in_threadpool(nearest_tokens, lyricist.run_dir, token, top))
+        except RequestError as exc:
+            return _error(str(exc), exc.status)
+        except LyricgenError as exc:
+            return _error(str(exc), 400)
+
+
+async def _http_error(request: Request, exc: Exception) -> Any:
+    """404, 405 and the other errors Starlette raises, as JSON."""
+    return _error(getattr(exc, "detail", None) or "error", getattr(exc, "status_code", 500))
+
+
+async def _server_error(request: Request, exc: Exception) -> Any:
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return _error(f"internal error: {type(exc).__name__}", 500)
+
+
 def create_app(lyricists: list[Lyricist]) -> Any:
     """The ASGI app serving the page and the API for these loaded runs."""
     _require_extra()
     from starlette.applications import Starlette
-    from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    runs = _runs_by_name(lyricists)
-    probes: dict[str, Any] = {}  # run name -> units.UnitProbe, made on the first --explain
-    infos = [run_info(lyricist) for lyricist in runs.values()]  # read once, like the models
-    options = options_info()
-    forms = forms_info()
-    page = page_html()
-
-    def error(message: str, status: int) -> JSONResponse:
-        # after a 413 the connection may still carry the unread rest of the body: close it
-        headers = {"connection": "close"} if status == 413 else None
-        return JSONResponse({"error": _one_line(message)}, status_code=status, headers=headers)
-
-    async def index(request: Request) -> Response:
-        return Response(page, media_type="text/html; charset=utf-8")
-
-    async def list_runs(request: Request) -> JSONResponse:
-        return JSONResponse(infos)
-
-    async def list_options(request: Request) -> JSONResponse:
-        return JSONResponse(options)
-
-    async def list_forms(request: Request) -> JSONResponse:
-        return JSONResponse(forms)
-
-    async def generate(request: Request) -> JSONResponse:
-        try:
-            values = parse_body(await _read_body(request))
-            lyricist, start, opts = request_options(values, runs)
-            samples = await run_in_threadpool(lyricist.generate, start, opts)
-            body = {
-                "samples": [_finite(s.to_dict()) for s in samples],
-                "run": lyricist.name,
-                "start": start,
-            }
-            if opts.form is not None:
-                body["form"] = opts.form_template.to_dict()
-            if opts.explain:
-                trace = await run_in_threadpool(line_unit_trace, probes, lyricist, start, samples)
-                if trace is not None:
-                    body["cell"] = _finite(trace)  # the JSON field keeps its 0.3 name
-            return JSONResponse(body)
-        except RequestError as exc:
-            return error(str(exc), exc.status)
-        except LyricgenError as exc:  # the CLI's one-line messages: bad options, start text
-            return error(str(exc), 400)
-        except Exception as exc:  # noqa: BLE001 - nothing a client sends may stop the server
-            log.exception("POST /api/generate failed")
-            return error(f"internal error: {type(exc).__name__}: {exc}", 500)
-
-    async def similar(request: Request) -> JSONResponse:
-        q = request.query_params
-        try:
-            lyricist = runs.get(q.get("run") or next(iter(runs)))
-            if lyricist is None:
-                raise RequestError(
-                    f"unknown run {q.get('run')!r}; this server has {', '.join(runs)}"
-                )
-            token = q.get("token", "")
-            if not token.strip():
-                raise RequestError("token is empty; give a token of the vocabulary, e.g. 月")
-            try:
-                top = int(q.get("top", "10"))
-            except ValueError:
-                raise RequestError(f"top is {q.get('top')!r}; give a whole number") from None
-            if not 1 <= top <= 100:
-                raise RequestError(f"top is {top}; give 1 to 100")
-            from lyricgen.inspection.neighbours import similar as nearest_tokens
-
-            info = await run_in_threadpool(nearest_tokens, lyricist.run_dir, token.strip(), top)
-            return JSONResponse(info)
-        except RequestError as exc:
-            return error(str(exc), exc.status)
-        except LyricgenError as exc:
-            return error(str(exc), 400)
-
-    async def http_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, HTTPException)
-        return error(exc.detail or "error", exc.status_code)
-
-    async def server_error(request: Request, exc: Exception) -> JSONResponse:
-        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return error(f"internal error: {type(exc).__name__}", 500)
-
+    h = _Handlers(lyricists)
     routes = [
-        Route("/", index, methods=["GET"]),
-        Route("/api/runs", list_runs, methods=["GET"]),
-        Route("/api/options", list_options, methods=["GET"]),
-        Route("/api/forms", list_forms, methods=["GET"]),
-        Route("/api/generate", generate, methods=["POST"]),
-        Route("/api/similar", similar, methods=["GET"]),
+        Route("/", h.index, methods=["GET"]),
+        Route("/api/runs", h.list_runs, methods=["GET"]),
+        Route("/api/options", h.list_options, methods=["GET"]),
+        Route("/api/forms", h.list_forms, methods=["GET"]),
+        Route("/api/generate", h.generate, methods=["POST"]),
+        Route("/api/similar", h.similar, methods=["GET"]),
     ]
     return Starlette(
-        routes=routes, exception_handlers={HTTPException: http_error, Exception: server_error}
+        routes=routes, exception_handlers={HTTPException: _http_error, Exception: _server_error}
     )
 
 
