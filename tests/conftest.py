@@ -101,7 +101,7 @@ def config(tmp_path: Path, corpus: Path) -> Path:
     return tiny_config(tmp_path, corpus)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # tests/ is one package: once per test run
 def trained_run(tmp_path_factory) -> Path:
     """One tiny char-level run shared by read-only tests (generate, eval, vocab)."""
     from lyricgen.config import load_config
@@ -114,7 +114,7 @@ def trained_run(tmp_path_factory) -> Path:
     return Path(cfg.out_dir)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # tests/ is one package: once per test run
 def word_run(tmp_path_factory) -> Path:
     """A tiny word-level (jieba) run shared by read-only tests."""
     from lyricgen.config import load_config
@@ -143,7 +143,7 @@ VERSE = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # tests/ is one package: once per test run
 def verse_run(tmp_path_factory) -> Path:
     """A tiny char-level run on punctuated classical-style lines, for --form tests."""
     from lyricgen.config import load_config

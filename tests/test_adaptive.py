@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from typer.testing import CliRunner
 
 import lyricgen
 from lyricgen.backends.numpy_rnn import AdaptiveSoftmax
@@ -18,7 +17,8 @@ from lyricgen.frontend.cli import app
 from lyricgen.training.model import LyricsModel, check_cutoffs, default_cutoffs
 from tests.conftest import tiny_config, write_corpus
 
-runner = CliRunner()
+from .helpers import runner
+
 ADAPTIVE = {"output": "adaptive", "cutoffs": [6, 20], "tie_weights": False}
 
 

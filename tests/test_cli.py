@@ -6,13 +6,11 @@ import subprocess
 import sys
 
 import pytest
-from typer.testing import CliRunner
 
 from lyricgen.frontend.cli import app
 
 from .conftest import REPO, fresh_python, tiny_config
-
-runner = CliRunner()
+from .helpers import runner
 
 
 def invoke(*args):

@@ -4,17 +4,12 @@ import json
 import shutil
 
 import pytest
-from typer.testing import CliRunner
 
 from lyricgen.craft.copyindex import CopyIndex
 from lyricgen.craft.rhyme import char_groups, last_han, primary_group
 from lyricgen.frontend.cli import app
 
-runner = CliRunner()
-
-
-def gen(run, *args):
-    return runner.invoke(app, ["generate", "--checkpoint", str(run), *args])
+from .helpers import gen, runner
 
 
 def test_generate_rhyme_json_reports_longest_copy(trained_run):

@@ -11,6 +11,8 @@ from lyricgen.craft.originality import longest_copy
 from lyricgen.craft.rhyme import char_groups, is_han, last_han, primary_group, rhymes
 from lyricgen.errors import GenerationError
 
+from .helpers import lines_of
+
 HAN = "春夏秋冬我你他的是在有天地人花月风雨光阳江长中东星心云来飞笑路远家山水"
 TEXT = (
     "春天的花开在山上\n夏天的雨落在江中\n秋天的月照着我家\n冬天的风吹过山路\n"
@@ -79,10 +81,6 @@ class Parrot:
     def replace_rows(self, dst, src, rows):
         dst[np.asarray(rows)] = src[np.asarray(rows)]
         return dst
-
-
-def lines_of(text: str) -> list[str]:
-    return [line for line in text.rstrip("\n").split("\n")]
 
 
 # --------------------------------------------------------------- script-true line form

@@ -5,13 +5,11 @@ import os
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from lyricgen.frontend.cli import app
 
 from .conftest import tiny_config, write_corpus
-
-runner = CliRunner()
+from .helpers import runner
 
 
 def check_fails(args, pattern, code=None):

@@ -4,7 +4,6 @@ import json
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from lyricgen.corpus.vocab import Vocab
 from lyricgen.frontend.cli import app
@@ -12,8 +11,7 @@ from lyricgen.training.finetune import extend_vocab
 from lyricgen.training.loading import load_run
 
 from .conftest import tiny_config, write_corpus
-
-runner = CliRunner()
+from .helpers import runner
 
 NEW_SONGS = [["春天来了花开了", "我们去看海吧"], ["今天天气很好", "你好世界再见"]]
 

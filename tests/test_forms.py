@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 import lyricgen
 from lyricgen.craft.books import PING, ZE, book
@@ -14,12 +13,7 @@ from lyricgen.craft.options import SamplingOptions
 from lyricgen.errors import GenerationError
 from lyricgen.frontend.cli import app
 
-runner = CliRunner()
-
-
-def gen(run, *args):
-    return runner.invoke(app, ["generate", "--checkpoint", str(run), *args])
-
+from .helpers import gen, runner
 
 # ------------------------------------------------------------------ books
 

@@ -10,6 +10,8 @@ from lyricgen.craft.generate import SamplingOptions, generate
 from lyricgen.errors import GenerationError, UnknownTokenError
 from lyricgen.training.loading import load_run
 
+from .helpers import lines_of
+
 MODES = {
     "sample": {},
     "greedy": {"greedy": True},
@@ -23,10 +25,6 @@ MODES = {
 @pytest.fixture(params=["char", "word"])
 def run(request, trained_run, word_run):
     return load_run(trained_run if request.param == "char" else word_run)
-
-
-def lines_of(text):
-    return text.rstrip("\n").split("\n")
 
 
 def is_content(line):

@@ -5,14 +5,13 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from lyricgen.corpus.vocab import Vocab
 from lyricgen.errors import UnknownTokenError
 from lyricgen.frontend.cli import app
 from lyricgen.inspection import neighbours
 
-runner = CliRunner()
+from .helpers import runner
 
 
 def test_nearest_ranks_by_cosine_and_leaves_out_the_token_and_specials():

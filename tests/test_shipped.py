@@ -2,14 +2,12 @@
 
 import json
 
-from typer.testing import CliRunner
-
 from lyricgen.frontend import shipped
 from lyricgen.frontend.cli import app
 
 from .conftest import REPO, write_corpus
+from .helpers import runner
 
-runner = CliRunner()
 TINY = [
     "--set",
     "model.hidden_size=16",

@@ -5,12 +5,11 @@ import shutil
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from lyricgen.frontend.cli import app
 from lyricgen.inspection import units as unitmod
 
-runner = CliRunner()
+from .helpers import runner
 
 
 def test_text_features_count_the_line_and_the_song():
