@@ -101,34 +101,46 @@ def config(tmp_path: Path, corpus: Path) -> Path:
     return tiny_config(tmp_path, corpus)
 
 
-@pytest.fixture(scope="package")  # tests/ is one package: once per test run
+def _shared_run(factory, name: str, songs=SONGS, repeat: int = 3, **sections) -> Path:
+    """Train one tiny run for the read-only tests that share it; `sections` override the
+    tiny config's (3 epochs by default)."""
+    from lyricgen.config import load_config
+    from lyricgen.training.trainer import fit
+
+    tmp = factory.mktemp(name)
+    corpus = write_corpus(tmp / "corpus.txt", songs, repeat)
+    sections.setdefault("train", {"epochs": 3})
+    cfg = load_config(tiny_config(tmp, corpus, **sections))
+    fit(cfg)
+    return Path(cfg.out_dir)
+
+
+# The shared runs below are package-scoped: tests/ is one package, so each trains once per
+# test run.
+
+
+@pytest.fixture(scope="package")
 def trained_run(tmp_path_factory) -> Path:
     """One tiny char-level run shared by read-only tests (generate, eval, vocab)."""
-    from lyricgen.config import load_config
-    from lyricgen.training.trainer import fit
-
-    tmp = tmp_path_factory.mktemp("shared_run")
-    corpus = write_corpus(tmp / "corpus.txt")
-    cfg = load_config(tiny_config(tmp, corpus, train={"epochs": 3}))
-    fit(cfg)
-    return Path(cfg.out_dir)
+    return _shared_run(tmp_path_factory, "shared_run")
 
 
-@pytest.fixture(scope="package")  # tests/ is one package: once per test run
+@pytest.fixture(scope="package")
 def word_run(tmp_path_factory) -> Path:
     """A tiny word-level (jieba) run shared by read-only tests."""
-    from lyricgen.config import load_config
-    from lyricgen.training.trainer import fit
-
-    tmp = tmp_path_factory.mktemp("word_run")
-    corpus = write_corpus(tmp / "corpus.txt")
-    cfg = load_config(
-        tiny_config(
-            tmp, corpus, data={"level": "word", "seq_len": 8, "stride": 4}, train={"epochs": 3}
-        )
+    return _shared_run(
+        tmp_path_factory, "word_run", data={"level": "word", "seq_len": 8, "stride": 4}
     )
-    fit(cfg)
-    return Path(cfg.out_dir)
+
+
+@pytest.fixture(scope="package")
+def lstm_adaptive_run(tmp_path_factory) -> Path:
+    """A tiny LSTM with the adaptive softmax, one epoch: for what depends on the cell's two
+    states or on an output layer of several matrices."""
+    model = {"cell": "lstm", "output": "adaptive"}
+    return _shared_run(
+        tmp_path_factory, "lstm_adaptive_run", repeat=6, model=model, train={"epochs": 1}
+    )
 
 
 # Classical-style lines written for these tests (original text): enough 平 and 仄
@@ -143,14 +155,7 @@ VERSE = [
 ]
 
 
-@pytest.fixture(scope="package")  # tests/ is one package: once per test run
+@pytest.fixture(scope="package")
 def verse_run(tmp_path_factory) -> Path:
     """A tiny char-level run on punctuated classical-style lines, for --form tests."""
-    from lyricgen.config import load_config
-    from lyricgen.training.trainer import fit
-
-    tmp = tmp_path_factory.mktemp("verse_run")
-    corpus = write_corpus(tmp / "verse.txt", VERSE, repeat=4)
-    cfg = load_config(tiny_config(tmp, corpus, data={"min_freq": 1}, train={"epochs": 3}))
-    fit(cfg)
-    return Path(cfg.out_dir)
+    return _shared_run(tmp_path_factory, "verse_run", VERSE, 4, data={"min_freq": 1})

@@ -42,17 +42,8 @@ def test_similar_reads_both_layers_of_an_untied_run(trained_run):
     assert "星" not in [x["token"] for x in info["input"]]
 
 
-def test_adaptive_output_vectors_cover_the_whole_vocabulary(tmp_path):
-    from lyricgen.config import load_config
-    from lyricgen.training.trainer import fit
-    from tests.conftest import tiny_config, write_corpus
-
-    corpus = write_corpus(tmp_path / "c.txt")
-    cfg = load_config(
-        tiny_config(tmp_path, corpus, model={"output": "adaptive"}, train={"epochs": 1})
-    )
-    fit(cfg)
-    vocab, emb, out = neighbours.load_vectors(tmp_path / "run")
+def test_adaptive_output_vectors_cover_the_whole_vocabulary(lstm_adaptive_run):
+    vocab, emb, out = neighbours.load_vectors(lstm_adaptive_run)
     assert emb.shape[0] == out.shape[0] == len(vocab) and out.shape[1] == 32
 
 

@@ -78,15 +78,8 @@ def test_inspect_writes_a_standalone_page_and_reports_each_property(trained_run,
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_an_lstm_is_read_in_both_its_states(tmp_path):
-    from lyricgen.config import load_config
-    from lyricgen.training.trainer import fit
-    from tests.conftest import tiny_config, write_corpus
-
-    corpus = write_corpus(tmp_path / "c.txt", repeat=6)
-    cfg = load_config(tiny_config(tmp_path, corpus, model={"cell": "lstm"}, train={"epochs": 1}))
-    fit(cfg)
-    report = unitmod.inspect_run(tmp_path / "run", top=64)
+def test_an_lstm_is_read_in_both_its_states(lstm_adaptive_run):
+    report = unitmod.inspect_run(lstm_adaptive_run, top=64)
     names = {u.name[0] for units in report.best.values() for u in units}
     assert names == {"h", "c"}
 
