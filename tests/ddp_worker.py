@@ -17,9 +17,14 @@ from lyricgen.training.trainer import Trainer
 cfg = load_config(sys.argv[1])
 out = Path(sys.argv[2])
 dist = distributed.from_env("cpu")
-with contextlib.ExitStack() as stack:
-    trainer = Trainer(cfg, out=cfg.out_dir, stack=stack, dist=dist, overwrite=True)
-    history = trainer.run()
-torch.save(weights_dict(trainer.model), out / f"rank{dist.rank}.pt")
-(out / f"rank{dist.rank}.json").write_text(json.dumps(history))
-distributed.shutdown(dist)
+try:
+    with contextlib.ExitStack() as stack:
+        trainer = Trainer(cfg, out=cfg.out_dir, stack=stack, dist=dist, overwrite=True)
+        history = trainer.run()
+    torch.save(weights_dict(trainer.model), out / f"rank{dist.rank}.pt")
+    (out / f"rank{dist.rank}.json").write_text(json.dumps(history))
+    del trainer  # DistributedDataParallel holds the process group too
+finally:
+    # on every path, like fit(): a process that exits with its gloo group alive while
+    # the other still talks to it can die of SIGABRT
+    distributed.shutdown(dist)

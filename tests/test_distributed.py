@@ -1,9 +1,14 @@
-"""Two processes with torchrun (gloo, CPU) train like one process with the same global batch."""
+"""Two processes with torchrun (gloo, CPU) train like one process with the same global batch,
+stop together on a signal and resume exactly; a stop under torchrun never hangs."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import textwrap
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -101,10 +106,51 @@ def test_more_processes_than_stateful_streams_is_a_clear_error(tmp_path):
     )
 
 
-def test_sigterm_to_torchrun_then_resume_continues_exactly(tmp_path):
-    import signal
-    import time
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (torchrun's workers), from /proc."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
 
+
+def _state(pid: int) -> str | None:
+    """A live process's state letter (R, S, D, ...); None when it is gone or a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+    return None if state in "ZX" else state
+
+
+def _hang_report(proc: subprocess.Popen, workers: list[int]) -> str:
+    """What outlived SIGTERM, and where it was: each live process gets SIGABRT, which
+    PYTHONFAULTHANDLER turns into its Python stacks on stderr, then SIGKILL, so neither
+    torchrun nor a worker left holding the stderr pipe can make the test hang."""
+    alive = {pid: _state(pid) for pid in [proc.pid, *workers]}
+    alive = {pid: st for pid, st in alive.items() if st is not None}
+    for sig, pause in ((signal.SIGABRT, 1.0), (signal.SIGKILL, 0.0)):
+        for pid in alive:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+            time.sleep(pause)  # one dump at a time
+    try:
+        err = proc.communicate(timeout=10)[1]
+    except subprocess.TimeoutExpired:
+        err = "(stderr still open 10 s after SIGKILL)"
+    names = {proc.pid: "torchrun", **{w: f"worker {w}" for w in workers}}
+    who = ", ".join(f"{names[pid]} ({st})" for pid, st in alive.items()) or "nothing"
+    return f"still alive: {who}; stderr with their stacks:\n{err[-8000:]}"
+
+
+def test_sigterm_to_torchrun_then_resume_continues_exactly(tmp_path):
     corpus = write_corpus(tmp_path / "corpus.txt", repeat=12)
 
     def config(name, **train):
@@ -117,7 +163,8 @@ def test_sigterm_to_torchrun_then_resume_continues_exactly(tmp_path):
             train={"epochs": 4, "log_every": 1, **train},
         )
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # PYTHONFAULTHANDLER: SIGABRT makes a stuck process write its stacks (_hang_report)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     interrupted = config("a")
     proc = subprocess.Popen(
@@ -132,13 +179,14 @@ def test_sigterm_to_torchrun_then_resume_continues_exactly(tmp_path):
     deadline = time.monotonic() + 60
     while not state.exists() and time.monotonic() < deadline:  # after epoch 1
         time.sleep(0.05)
+    workers = _children(proc.pid)  # torchrun's workers, in sessions of their own
+    if not state.exists():
+        pytest.fail("no checkpoint 60 s after the start; " + _hang_report(proc, workers))
     proc.send_signal(signal.SIGTERM)
     try:
         err = proc.communicate(timeout=60)[1]
-    except subprocess.TimeoutExpired:  # say what the processes had written before it hung
-        proc.kill()
-        err = proc.communicate()[1]
-        pytest.fail(f"torchrun did not exit within 60 s of SIGTERM; its stderr:\n{err[-3000:]}")
+    except subprocess.TimeoutExpired:
+        pytest.fail("60 s after SIGTERM; " + _hang_report(proc, workers))
     assert proc.returncode != 0
     assert "SIGTERM: saved a resumable checkpoint" in err
     saved = torch.load(state, weights_only=True)
@@ -166,3 +214,95 @@ def test_sigterm_to_torchrun_then_resume_continues_exactly(tmp_path):
     wa = torch.load(state, weights_only=True)["model"]
     wb = torch.load(tmp_path / "b" / "run" / "train_state.pt", weights_only=True)["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def _python(code: str, env: dict, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_a_second_signal_under_torchrun_exits_at_once_without_an_exception():
+    """In a process of a multi-process run the second signal must not raise
+    KeyboardInterrupt at some arbitrary point (the other processes would wait for this one
+    in their next collective): it exits at once with 128 + the signal's number."""
+    r = _python(
+        """
+        import signal
+        from lyricgen.training.state import StopRequest
+        with StopRequest() as stop:
+            signal.raise_signal(signal.SIGINT)
+            assert stop.requested
+            signal.raise_signal(signal.SIGTERM)
+            print("still here")
+        """,
+        {"WORLD_SIZE": "2"},
+    )
+    assert r.returncode == 143, r.stderr
+    assert (
+        r.stdout == ""
+        and r.stderr == "error: SIGTERM again: stopping at once, without a final checkpoint\n"
+    )
+
+
+def test_one_process_still_gets_keyboard_interrupt_on_a_second_signal():
+    from lyricgen.training.state import StopRequest
+
+    with pytest.raises(KeyboardInterrupt), StopRequest(processes=1) as stop:
+        signal.raise_signal(signal.SIGINT)
+        assert stop.requested
+        signal.raise_signal(signal.SIGINT)
+
+
+def test_a_stop_that_hangs_is_ended_with_its_stacks_after_the_grace():
+    """A signalled process of a multi-process run that is stuck (here in a sleep, as it
+    could be in a collective whose peer is gone) exits after LYRICGEN_STOP_GRACE seconds,
+    writing where every thread was."""
+    t0 = time.monotonic()
+    r = _python(
+        """
+        import signal, time
+        from lyricgen.training.state import StopRequest
+        def stuck_in_a_collective():
+            time.sleep(60)
+        with StopRequest():
+            signal.raise_signal(signal.SIGTERM)
+            stuck_in_a_collective()
+        """,
+        {"WORLD_SIZE": "2", "LYRICGEN_STOP_GRACE": "0.5"},
+    )
+    assert r.returncode == 1 and time.monotonic() - t0 < 20
+    assert "Timeout" in r.stderr and "stuck_in_a_collective" in r.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_worker_gets_sigterm_when_torchrun_dies(tmp_path):
+    """A torchrun killed (or ended by a third Ctrl-C) while its workers still run must not
+    leave them running on their own: each worker asked for SIGTERM when its parent dies."""
+    got = tmp_path / "got-sigterm"
+    worker = f"""
+        import os, signal, sys, time
+        from lyricgen.training.distributed import die_with_launcher
+        signal.signal(signal.SIGTERM, lambda *a: (open({str(got)!r}, "w").close(), os._exit(0)))
+        assert die_with_launcher()
+        print("ready", flush=True)
+        time.sleep(30)
+        """
+    launcher = f"""
+        import subprocess, sys, os
+        p = subprocess.Popen([sys.executable, "-c", {textwrap.dedent(worker)!r}],
+                             stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline() == "ready\\n"
+        os._exit(0)  # like a torchrun that is SIGKILLed
+        """
+    r = _python(launcher, {"TORCHELASTIC_RUN_ID": "test"})
+    assert r.returncode == 0, r.stderr
+    deadline = time.monotonic() + 20
+    while not got.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert got.exists()

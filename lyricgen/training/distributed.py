@@ -1,13 +1,33 @@
-"""Several training processes (torchrun): process-group set-up and the few collectives
-the training loop needs. With one process every helper is a no-op."""
+"""Several training processes (torchrun): process-group set-up and teardown and the few
+collectives the training loop needs. With one process every helper is a no-op.
+
+How a multi-process run ends (see also `state.StopRequest`):
+
+- `shutdown` destroys the process group before the process exits, after a barrier when
+  every process got there the same way (a finished run, or a stop all agreed on), so no
+  process tears its connections down while another is still in a collective with it. A
+  gloo process that exits with its group alive while a peer still sends to it can die of
+  SIGABRT at exit ("terminate called without an active exception"); with the group
+  destroyed first it exits cleanly and the peer gets a one-line RuntimeError instead.
+- under torchrun each worker asks Linux for SIGTERM when torchrun dies (PR_SET_PDEATHSIG),
+  so a torchrun that is killed, or that exits on a third Ctrl-C while its workers are
+  still stopping, never leaves them running on their own.
+"""
 
 from __future__ import annotations
 
 import datetime
+import logging
 import os
+import signal
+import sys
 from dataclasses import dataclass
 
 import torch
+
+from lyricgen.errors import TrainingInterrupted
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -61,6 +81,22 @@ class Dist:
         return tensor[:, self.rank * b : (self.rank + 1) * b]
 
 
+def die_with_launcher() -> bool:
+    """Under torchrun on Linux: have the kernel send this process SIGTERM when torchrun
+    exits (the signal StopRequest turns into a clean stop, or into an immediate exit when
+    it is the second). True when it took effect."""
+    if not sys.platform.startswith("linux") or "TORCHELASTIC_RUN_ID" not in os.environ:
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        return libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
 def from_env(device_name: str) -> Dist:
     """Join the process group that torchrun describes in the environment (gloo on a CPU,
     nccl on CUDA GPUs); a plain `lyricgen train` is one process."""
@@ -69,6 +105,7 @@ def from_env(device_name: str) -> Dist:
         return Dist()
     rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    die_with_launcher()
     if not torch.distributed.is_initialized():
         cuda = device_name in ("auto", "cuda") and torch.cuda.is_available()
         if cuda:
@@ -80,6 +117,24 @@ def from_env(device_name: str) -> Dist:
     return Dist(rank, world, local_rank)
 
 
-def shutdown(dist: Dist) -> None:
-    if dist.active and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+def shutdown(dist: Dist, orderly: bool | None = None) -> None:
+    """Leave the process group; call it on every path out of training (a `finally`).
+
+    `orderly`: every process got here the same way (a finished run, or a stop they all
+    agreed on), so a barrier first is safe and makes no process close its connections while
+    another is still in an earlier collective. None: orderly unless an exception other than
+    TrainingInterrupted is being handled (a failure may be this process's alone: the others
+    would never reach the barrier)."""
+    if not (dist.active and torch.distributed.is_initialized()):
+        return
+    if orderly is None:
+        exc = sys.exc_info()[1]
+        orderly = exc is None or isinstance(exc, TrainingInterrupted)
+    if orderly:
+        try:
+            torch.distributed.barrier()
+        except RuntimeError as exc:  # a peer is gone: nothing left to wait for
+            log.warning(
+                "rank %d: the last barrier failed: %s", dist.rank, " ".join(str(exc).split())
+            )
+    torch.distributed.destroy_process_group()

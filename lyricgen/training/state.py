@@ -5,7 +5,9 @@ that a signal leaves (`StopRequest`)."""
 from __future__ import annotations
 
 import dataclasses
+import faulthandler
 import math
+import os
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -39,14 +41,45 @@ class TrainState:
         return improved
 
 
+STOP_GRACE = 25.0  # seconds; torchrun sends SIGKILL 30 s after it forwarded the signal
+
+
+def stop_grace() -> float:
+    """Seconds a process of a multi-process run may take to stop once signalled:
+    LYRICGEN_STOP_GRACE, else STOP_GRACE (0 or less: no bound)."""
+    try:
+        return float(os.environ.get("LYRICGEN_STOP_GRACE", STOP_GRACE))
+    except ValueError:
+        return STOP_GRACE
+
+
 class StopRequest:
     """Turns SIGINT/SIGTERM into a flag checked between batches, so training stops at a
     clean point (after an optimizer step) and the saved state resumes exactly. A second
-    signal stops at once (KeyboardInterrupt)."""
+    signal stops at once.
 
-    def __init__(self) -> None:
+    In one process the second signal raises KeyboardInterrupt. In a run of several
+    processes (torchrun: WORLD_SIZE > 1) an exception at an arbitrary point of one process
+    would leave the others waiting for it in their next collective (the process group's
+    timeout is 2 hours) or tear it down while they still talk to it, so there:
+
+    - the second signal ends this process at once (`os._exit`, 128 + the signal's number,
+      no final checkpoint), which closes its connections, so the others fail fast or,
+      sent the same signal by torchrun, end the same way. torchrun sends it on a second
+      Ctrl-C: SIGINT for the first, SIGTERM when the second interrupts its own shutdown;
+    - the first signal arms a watchdog (faulthandler's, a C thread that needs neither the
+      GIL nor a live interpreter): a process still alive `grace` seconds later writes every
+      thread's Python stack to stderr and exits with status 1, so a stop can never hang,
+      even if a collective or the teardown does, and the stacks say where it was.
+    """
+
+    def __init__(self, processes: int | None = None, grace: float | None = None) -> None:
         self.signum: int | None = None
         self._old: dict = {}
+        if processes is None:
+            processes = int(os.environ.get("WORLD_SIZE", "1") or 1)
+        self.processes = processes
+        self.grace = stop_grace() if grace is None else grace
 
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
@@ -55,9 +88,17 @@ class StopRequest:
         return self
 
     def _handle(self, signum, frame) -> None:
-        if self.signum is not None:  # second signal: stop now
+        if self.signum is None:  # first signal: stop after this step
+            self.signum = signum
+            if self.processes > 1 and self.grace > 0:
+                faulthandler.dump_traceback_later(self.grace, exit=True)
+            return
+        if self.processes <= 1:  # second signal: stop now
             raise KeyboardInterrupt
-        self.signum = signum
+        name = signal.Signals(signum).name
+        # os.write: the signal may have come in the middle of a write to sys.stderr
+        os.write(2, f"error: {name} again: stopping at once, without a final checkpoint\n".encode())
+        os._exit(128 + signum)
 
     @property
     def requested(self) -> bool:
