@@ -566,6 +566,7 @@ def fit(
     dist = distributed.from_env(cfg.train.device)
     if not dist.main:  # one voice: rank 0 logs and shows progress
         logging.getLogger("lyricgen").setLevel(logging.WARNING)
+    orderly = False  # every process leaves the same way: a barrier before the group closes
     try:
         with contextlib.ExitStack() as stack:
             out = Path(out_dir or cfg.out_dir)
@@ -578,6 +579,11 @@ def fit(
                 overwrite=overwrite,
                 callbacks=callbacks,
             )
-            return trainer.run()
+            history = trainer.run()
+            orderly = True
+            return history
+    except TrainingInterrupted:
+        orderly = True  # a stop all processes agreed on
+        raise
     finally:
-        distributed.shutdown(dist)
+        distributed.shutdown(dist, orderly=orderly)
