@@ -179,7 +179,7 @@ def test_sigterm_to_torchrun_then_resume_continues_exactly(tmp_path):
     deadline = time.monotonic() + 60
     while not state.exists() and time.monotonic() < deadline:  # after epoch 1
         time.sleep(0.05)
-    workers = _children(proc.pid)  # torchrun's workers, in sessions of their own
+    workers = _children(proc.pid)  # torchrun's workers, each the leader of its own process group
     if not state.exists():
         pytest.fail("no checkpoint 60 s after the start; " + _hang_report(proc, workers))
     proc.send_signal(signal.SIGTERM)
