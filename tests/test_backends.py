@@ -1,8 +1,6 @@
 """The NumPy generation path prints what the torch path prints, without importing torch."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -13,7 +11,8 @@ from lyricgen.craft.generate import SamplingOptions, generate
 from lyricgen.training.loading import load_run
 from lyricgen.training.trainer import fit
 
-from .conftest import REPO, fresh_python, tiny_config, write_corpus
+from .conftest import fresh_python, tiny_config, write_corpus
+from .helpers import cli_without, lyricgen_process
 
 CELLS = {
     "rnn-tanh": {"cell": "rnn", "nonlinearity": "tanh"},
@@ -51,42 +50,11 @@ def test_numpy_and_torch_print_the_same(run):
             assert x.logprobs == pytest.approx(y.logprobs, abs=1e-4)
 
 
-def cli_without(args: list[str], absent: tuple[str, ...]) -> subprocess.CompletedProcess:
-    """Run `lyricgen ARGS` in a fresh interpreter and fail if it imported any of `absent`."""
-    code = (
-        "import sys\n"
-        "from lyricgen.frontend.cli import app\n"
-        f"try:\n    app({args!r})\n"
-        "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
-        f"loaded = [m for m in {absent!r} if m in sys.modules]\n"
-        "assert not loaded, f'imported {loaded}'\n"
-    )
-    return fresh_python(code)
-
-
 def test_cli_generate_does_not_import_torch(trained_run):
     args = ["generate", "--checkpoint", str(trained_run), "--start", "星星", "--seed", "1"]
     r = cli_without(args, ("torch", "jieba"))
     assert r.stdout.startswith("星星")
-    torch_out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lyricgen",
-            "generate",
-            "--checkpoint",
-            str(trained_run),
-            "--start",
-            "星星",
-            "--seed",
-            "1",
-            "--backend",
-            "torch",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
+    torch_out = lyricgen_process(*args, "--backend", "torch")
     assert torch_out.stdout == r.stdout
 
 
@@ -110,13 +78,7 @@ def test_rhyme_and_copy_guard_print_the_same_on_both_backends(trained_run):
     args += ["--max-copy", "3", "--seed", "2", "--json"]
     out = {}
     for b in ("numpy", "torch"):
-        r = subprocess.run(
-            [sys.executable, "-m", "lyricgen", "generate", "--checkpoint", str(trained_run),
-             *args, "--backend", b],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-        )  # fmt: skip
+        r = lyricgen_process("generate", "--checkpoint", trained_run, *args, "--backend", b)
         assert r.returncode == 0, r.stderr
         out[b] = [json.loads(line) for line in r.stdout.splitlines()]
     for a, b in zip(out["numpy"], out["torch"], strict=True):

@@ -7,19 +7,13 @@ import sys
 
 import pytest
 
-from lyricgen.frontend.cli import app
-
-from .conftest import REPO, fresh_python, tiny_config
-from .helpers import runner
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
+from .conftest import REPO, tiny_config
+from .helpers import cli, cli_without, gen, lyricgen_process
 
 
 def test_train_generate_eval_vocab(tmp_path, config):
     out = tmp_path / "run"
-    r = invoke("train", "--config", config, "--epochs", 2)
+    r = cli("train", "--config", config, "--epochs", 2)
     assert r.exit_code == 0, r.output
     for name in [
         "config.yaml",
@@ -34,59 +28,52 @@ def test_train_generate_eval_vocab(tmp_path, config):
     m = json.loads(lines[-1])
     assert {"val_loss", "val_ppl", "val_bpc", "tokens_per_s"} <= set(m)
 
-    r = invoke("generate", "--checkpoint", out, "--start", "星星", "--length", 30, "--seed", 3)
+    r = gen(out, "--start", "星星", "--length", 30, "--seed", 3)
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("星星")
-    again = invoke("generate", "--checkpoint", out, "--start", "星星", "--length", 30, "--seed", 3)
+    again = gen(out, "--start", "星星", "--length", 30, "--seed", 3)
     assert again.stdout == r.stdout
 
-    r = invoke("eval", "--checkpoint", out, "--corpus", config.parent / "corpus.txt", "--json")
+    r = cli("eval", "--checkpoint", out, "--corpus", config.parent / "corpus.txt", "--json")
     assert r.exit_code == 0, r.output
     stats = json.loads(r.stdout)
     assert {"ppl", "bpc", "tokens", "chars"} <= set(stats) and stats["ppl"] > 1
 
-    r = invoke("vocab", "--checkpoint", out, "--json", "--lookup", "星", "--lookup", "鑫")
+    r = cli("vocab", "--checkpoint", out, "--json", "--lookup", "星", "--lookup", "鑫")
     assert r.exit_code == 0, r.output
     info = json.loads(r.stdout)
     assert info["lookups"][0]["id"] is not None and info["lookups"][1]["id"] is None
 
-    r = invoke("vocab", "--config", config, "--top", 5)
+    r = cli("vocab", "--config", config, "--top", 5)
     assert r.exit_code == 0, r.output
     assert "size:" in r.stdout and "coverage" in r.stdout
 
 
 def test_word_model_accepts_multi_word_start(tmp_path, corpus):
     config = tiny_config(tmp_path, corpus, data={"level": "word", "seq_len": 8, "stride": 4})
-    assert invoke("train", "--config", config).exit_code == 0
-    r = invoke(
-        "generate", "--checkpoint", tmp_path / "run", "--start", "我们的星星", "--length", 10
-    )
+    assert cli("train", "--config", config).exit_code == 0
+    r = gen(tmp_path / "run", "--start", "我们的星星", "--length", 10)
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("我们的星星")
 
 
 def test_resume_continues_to_more_epochs(tmp_path, config):
-    assert invoke("train", "--config", config, "--epochs", 1).exit_code == 0
-    r = invoke("train", "--out", tmp_path / "run", "--resume", "--epochs", 3)
+    assert cli("train", "--config", config, "--epochs", 1).exit_code == 0
+    r = cli("train", "--out", tmp_path / "run", "--resume", "--epochs", 3)
     assert r.exit_code == 0, r.output
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3]
 
 
 def test_help_does_not_import_torch():
-    code = (
-        "import sys\n"
-        "from lyricgen.frontend.cli import app\n"
-        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
-        "assert 'torch' not in sys.modules, 'torch imported'\n"
-    )
-    r = fresh_python(code)
+    r = cli_without(["--help"], ("torch",))
     assert "generate" in r.stdout and "train" in r.stdout
 
 
 def test_python_m_lyricgen_runs_help():
-    r = subprocess.run([sys.executable, "-m", "lyricgen", "--help"], capture_output=True, text=True)
+    r = lyricgen_process("--help")
     assert r.returncode == 0 and "vocab" in r.stdout
+    assert "--version" in r.stdout and "--install-completion" not in r.stdout
 
 
 @pytest.mark.skipif(
@@ -94,16 +81,8 @@ def test_python_m_lyricgen_runs_help():
 )
 def test_vocab_on_shared_jaychou_corpus():
     corpus = REPO.parent / "shared" / "corpora" / "jaychou_lyrics.txt"
-    r = invoke(
-        "vocab",
-        "--config",
-        REPO / "configs" / "jaychou_char.yaml",
-        "--corpus",
-        corpus,
-        "--json",
-        "--top",
-        3,
-    )
+    config = REPO / "configs" / "jaychou_char.yaml"
+    r = cli("vocab", "--config", config, "--corpus", corpus, "--json", "--top", 3)
     assert r.exit_code == 0, r.output
     info = json.loads(r.stdout)
     assert info["size"] > 2000 and 0.98 < info["coverage"] < 1.0  # min_freq 2 folds rare chars
@@ -114,8 +93,6 @@ def test_generate_streams_to_a_terminal(trained_run):
     as the library's sample."""
     import os
     import pty
-    import subprocess
-    import sys
     import time
 
     from lyricgen.backends.steppers import TorchStepper
@@ -149,22 +126,8 @@ def test_generate_streams_to_a_terminal(trained_run):
 
 
 def test_cli_json_output(trained_run):
-    r = runner.invoke(
-        app,
-        [
-            "generate",
-            "--checkpoint",
-            str(trained_run),
-            "--start",
-            "星星",
-            "--json",
-            "--num-samples",
-            "2",
-            "--length",
-            "9",
-            "--seed",
-            "1",
-        ],
+    r = gen(
+        trained_run, "--start", "星星", "--json", "--num-samples", 2, "--length", 9, "--seed", 1
     )
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in r.stdout.splitlines()]
@@ -180,7 +143,7 @@ def test_cli_acrostic_and_line_form_reach_the_library(word_run):
     from lyricgen.craft.options import SamplingOptions
 
     args = ["--acrostic", "我星", "--line-length", "5", "--seed", "2", "--backend", "numpy"]
-    r = runner.invoke(app, ["generate", "--checkpoint", str(word_run), *args])
+    r = gen(word_run, *args)
     assert r.exit_code == 0, r.output
     opts = SamplingOptions(acrostic="我星", line_length=5, seed=2)
     (want,) = lyricgen.load(word_run, backend="numpy").generate("", opts)
@@ -189,20 +152,7 @@ def test_cli_acrostic_and_line_form_reach_the_library(word_run):
 
 def test_interactive_reads_until_eof(trained_run):
     script = "星星\n:temperature 0.5\n:bogus 3\n:acrostic 星月\n\n:acrostic\n月亮\n"
-    r = runner.invoke(
-        app,
-        [
-            "generate",
-            "--checkpoint",
-            str(trained_run),
-            "--interactive",
-            "--length",
-            "6",
-            "--seed",
-            "1",
-        ],
-        input=script,
-    )
+    r = gen(trained_run, "--interactive", "--length", 6, "--seed", 1, input=script)
     assert r.exit_code == 0, r.output
     out = r.stdout.strip().split("\n")
     assert out[0].startswith("星星")
@@ -214,12 +164,8 @@ def test_interactive_reads_until_eof(trained_run):
 def test_version_and_shell_completion():
     import lyricgen
 
-    r = runner.invoke(app, ["--version"])
+    r = cli("--version")
     assert r.exit_code == 0 and r.stdout.strip() == f"lyricgen {lyricgen.__version__}"
     env = {**os.environ, "SHELL": "/bin/bash"}
-    shown = subprocess.run([sys.executable, "-m", "lyricgen", "--show-completion", "bash"],
-                           capture_output=True, text=True, env=env)  # fmt: skip
+    shown = lyricgen_process("--show-completion", "bash", env=env)
     assert shown.returncode == 0 and "COMPLETE=complete_bash" in shown.stdout, shown.stderr
-    helped = subprocess.run([sys.executable, "-m", "lyricgen", "--help"], capture_output=True,
-                            text=True)  # fmt: skip
-    assert "--version" in helped.stdout and "--install-completion" not in helped.stdout

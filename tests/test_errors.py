@@ -6,14 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from lyricgen.frontend.cli import app
-
 from .conftest import tiny_config, write_corpus
-from .helpers import runner
+from .helpers import cli, lyricgen_process
 
 
 def check_fails(args, pattern, code=None):
-    r = runner.invoke(app, [str(a) for a in args])
+    r = cli(*args)
     assert r.exit_code != 0, r.output
     if code is not None:
         assert r.exit_code == code
@@ -78,7 +76,7 @@ def test_bom_crlf_corpus_trains_exactly_like_plain(tmp_path):
     for name, corpus in [("p", plain), ("c", crlf)]:
         (tmp_path / name).mkdir()
         cfg = tiny_config(tmp_path / name, corpus, train={"epochs": 1})
-        assert runner.invoke(app, ["train", "--config", str(cfg)]).exit_code == 0
+        assert cli("train", "--config", cfg).exit_code == 0
         runs.append(load_file(tmp_path / name / "run" / "model.safetensors"))
     assert all((runs[0][k] == runs[1][k]).all() for k in runs[0])
 
@@ -161,13 +159,13 @@ def test_greedy_allows_zero_temperature_and_takes_the_likeliest_token(trained_ru
 
     base = ["generate", "--checkpoint", str(trained_run), "--start", "星星", "--greedy",
             "--length", "5", "--json", "--explain", "--repetition-penalty", "1"]  # fmt: skip
-    r = runner.invoke(app, [*base, "--temperature", "0"])
+    r = cli(*base, "--temperature", "0")
     assert r.exit_code == 0, r.output
     sample = json.loads(r.stdout)
     # greedy: no alternative was likelier than the token taken
     for why in sample["explain"]:
         assert all(alt["p"] <= why["p"] + 1e-9 for alt in why["alternatives"] if alt["allowed"])
-    again = json.loads(runner.invoke(app, [*base, "--temperature", "1.5"]).stdout)
+    again = json.loads(cli(*base, "--temperature", "1.5").stdout)
     assert again["tokens"] == sample["tokens"]  # the temperature does not matter to argmax
 
 
@@ -231,7 +229,7 @@ def test_existing_run_is_not_overwritten_silently(tmp_path, config, trained_run)
     before = (tmp_path / "run" / "model.safetensors").read_bytes()
     check_fails(["train", "--config", config], "already holds a trained run")
     assert (tmp_path / "run" / "model.safetensors").read_bytes() == before
-    r = runner.invoke(app, ["train", "--config", str(config), "--overwrite", "--epochs", "1"])
+    r = cli("train", "--config", config, "--overwrite", "--epochs", "1")
     assert r.exit_code == 0, r.output
 
 
@@ -297,14 +295,7 @@ def test_unwritable_out_dir(tmp_path, config):
 
 
 def test_usage_errors_are_one_line(tmp_path):
-    import subprocess
-    import sys
-
-    r = subprocess.run(
-        [sys.executable, "-m", "lyricgen", "generate", "--start", "星", "--length", "abc"],
-        capture_output=True,
-        text=True,
-    )
+    r = lyricgen_process("generate", "--start", "星", "--length", "abc")
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith("error:"), r.stderr
 
@@ -321,7 +312,7 @@ def test_second_writer_is_refused_and_stale_lock_is_ignored(tmp_path, trained_ru
         assert f"pid {os.getpid()}" in r.stderr
     # the lock file is left behind, as after a SIGKILL, but no process holds it
     (run / ".lock").write_text("pid 999999 on gone-host", encoding="utf-8")
-    r = runner.invoke(app, ["train", "--out", str(run), "--resume", "--epochs", "4"])
+    r = cli("train", "--out", run, "--resume", "--epochs", "4")
     assert r.exit_code == 0, r.output
     assert "epoch   4" in r.output
 
@@ -360,7 +351,7 @@ def test_full_disk_is_reported_and_keeps_last_good_files(tmp_path, config, monke
 
     import lyricgen.run.files as ckpt
 
-    assert runner.invoke(app, ["train", "--config", str(config), "--epochs", "1"]).exit_code == 0
+    assert cli("train", "--config", config, "--epochs", "1").exit_code == 0
     run = tmp_path / "run"
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name[0] != "."}
     real = ckpt.atomic_write
