@@ -13,11 +13,10 @@ from lyricgen.backends.numpy_rnn import AdaptiveSoftmax
 from lyricgen.config import ModelConfig, load_config
 from lyricgen.craft.options import SamplingOptions
 from lyricgen.errors import ConfigError
-from lyricgen.frontend.cli import app
 from lyricgen.training.model import LyricsModel, check_cutoffs, default_cutoffs
 from tests.conftest import tiny_config, write_corpus
 
-from .helpers import runner
+from .helpers import cli
 
 ADAPTIVE = {"output": "adaptive", "cutoffs": [6, 20], "tie_weights": False}
 
@@ -89,8 +88,7 @@ def test_both_backends_generate_the_same_text_with_constraints(adaptive_run):
 
 def test_eval_scores_a_text_with_exact_probabilities(adaptive_run, tmp_path):
     text = write_corpus(tmp_path / "t.txt", repeat=1)
-    r = runner.invoke(app, ["eval", "--checkpoint", str(adaptive_run), "--corpus", str(text),
-                            "--json"])  # fmt: skip
+    r = cli("eval", "--checkpoint", adaptive_run, "--corpus", text, "--json")
     assert r.exit_code == 0, r.output
     got = json.loads(r.stdout)
     assert got["ppl"] > 1 and np.isfinite(got["bpc"])
@@ -109,20 +107,20 @@ def test_fine_tuning_an_adaptive_base_puts_new_tokens_in_the_last_cluster(adapti
 
 
 def test_full_base_into_an_explicit_adaptive_config_is_refused(trained_run, tmp_path, corpus):
-    r = runner.invoke(app, ["train", "--config", str(tiny_config(tmp_path, corpus)),
-                            "--init-from", str(trained_run), "--set", "model.output=adaptive"])  # fmt: skip
+    cfg = tiny_config(tmp_path, corpus)
+    r = cli("train", "--config", cfg, "--init-from", trained_run, "--set", "model.output=adaptive")
     assert r.exit_code != 0 and "differs from the base run" in r.output
 
 
 def test_adaptive_with_tied_weights_is_refused(tmp_path, corpus):
     cfg = tiny_config(tmp_path, corpus, model={"output": "adaptive", "tie_weights": True,
                                                "embedding_dim": 32})  # fmt: skip
-    r = runner.invoke(app, ["train", "--config", str(cfg)])
+    r = cli("train", "--config", cfg)
     assert r.exit_code != 0
     assert "tie_weights' cannot be used with model.output adaptive" in r.output
     cfg = tiny_config(tmp_path, corpus, model={"output": "adaptive", "cutoffs": [5, 3]})
-    r = runner.invoke(app, ["train", "--config", str(cfg)])
+    r = cli("train", "--config", cfg)
     assert r.exit_code != 0 and "increasing" in r.output
     cfg = tiny_config(tmp_path, corpus, model={"output": "adaptive", "cutoffs": [5, 5000]})
-    r = runner.invoke(app, ["train", "--config", str(cfg)])
+    r = cli("train", "--config", cfg)
     assert r.exit_code != 0 and "exceed the vocabulary" in r.output

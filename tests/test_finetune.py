@@ -6,18 +6,17 @@ import pytest
 import torch
 
 from lyricgen.corpus.vocab import Vocab
-from lyricgen.frontend.cli import app
 from lyricgen.training.finetune import extend_vocab
 from lyricgen.training.loading import load_run
 
 from .conftest import tiny_config, write_corpus
-from .helpers import runner
+from .helpers import cli, gen, one_line_error
 
 NEW_SONGS = [["春天来了花开了", "我们去看海吧"], ["今天天气很好", "你好世界再见"]]
 
 
 def train(*args):
-    r = runner.invoke(app, ["train", *map(str, args)])
+    r = cli("train", *args)
     assert r.exit_code == 0, r.output
     return r
 
@@ -58,20 +57,7 @@ def test_fine_tune_starts_from_the_base_weights(tmp_path, base):
     assert torch.allclose(f["rnn.weight_hh_l0"], b["rnn.weight_hh_l0"], atol=1e-6)
     assert torch.isfinite(f["embedding.weight"][n:]).all()
     assert f["embedding.weight"][n:].std(0).mean() > 0  # new rows differ from each other
-    r = runner.invoke(
-        app,
-        [
-            "generate",
-            "--checkpoint",
-            str(tmp_path / "ft"),
-            "--start",
-            "春天",
-            "--length",
-            "5",
-            "--seed",
-            "1",
-        ],
-    )
+    r = gen(tmp_path / "ft", "--start", "春天", "--length", 5, "--seed", 1)
     assert r.exit_code == 0 and r.stdout.startswith("春天"), r.output
 
 
@@ -102,11 +88,8 @@ def test_init_from_errors(tmp_path, base, make, message):
     src, extra = make(tmp_path, base)
     cfg = tiny_config(tmp_path, write_corpus(tmp_path / "c.txt"))
     out = tmp_path / "out"
-    r = runner.invoke(
-        app, ["train", "--config", str(cfg), "--out", str(out), "--init-from", str(src), *extra]
-    )
-    assert r.exit_code == 1, r.output
-    assert message in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    r = cli("train", "--config", cfg, "--out", out, "--init-from", src, *extra)
+    one_line_error(r, message, code=1)
     assert not out.exists()
 
 
@@ -117,9 +100,5 @@ def test_broken_base_is_refused(tmp_path, base):
     shutil.copytree(base, broken)
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
     cfg = tiny_config(tmp_path, write_corpus(tmp_path / "c.txt"))
-    r = runner.invoke(
-        app,
-        ["train", "--config", str(cfg), "--out", str(tmp_path / "o"), "--init-from", str(broken)],
-    )
-    assert r.exit_code == 1 and "--init-from" in r.output, r.output
-    assert len(r.output.strip().splitlines()) == 1
+    r = cli("train", "--config", cfg, "--out", tmp_path / "o", "--init-from", broken)
+    one_line_error(r, "--init-from", code=1)

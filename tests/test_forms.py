@@ -11,9 +11,8 @@ from lyricgen.craft.formcheck import clauses, score
 from lyricgen.craft.forms import LEGEND, all_forms, find_form, jinti, parse_line_lengths
 from lyricgen.craft.options import SamplingOptions
 from lyricgen.errors import GenerationError
-from lyricgen.frontend.cli import app
 
-from .helpers import gen, runner
+from .helpers import cli, gen, lines_of
 
 # ------------------------------------------------------------------ books
 
@@ -153,11 +152,11 @@ def test_line_lengths_repeat_and_work_with_rhyme(verse_run):
     lyr = lyricgen.load(verse_run)
     opts = SamplingOptions(line_lengths="5,7", lines=4, rhyme="auto", seed=2)
     (s,) = lyr.generate("", opts)
-    lines = s.text.rstrip("\n").split("\n")
+    lines = lines_of(s.text)
     han = [sum("\u4e00" <= ch <= "\u9fff" for ch in ln) for ln in lines]
     assert han == [5, 7, 5, 7], s.text
     (s,) = lyr.generate("", SamplingOptions(line_lengths="3,4,5", seed=1))
-    assert len(s.text.rstrip("\n").split("\n")) == 3  # no --lines: one line per entry
+    assert len(lines_of(s.text)) == 3  # no --lines: one line per entry
 
 
 def test_candidates_raise_the_likelihood_of_each_line(verse_run):
@@ -186,18 +185,16 @@ def test_cli_form_json_and_forms_listing(verse_run):
     assert r.exit_code == 0, r.output
     row = json.loads(r.stdout)
     assert score(row["text"], find_form("鹧鸪天")).rates()["format_accuracy"] == 1.0
-    r = runner.invoke(app, ["forms"])
+    r = cli("forms")
     assert r.exit_code == 0 and "如梦令" in r.stdout and "6-6-5-6-2-2-6" in r.stdout
-    r = runner.invoke(app, ["forms", "如梦令"])
+    r = cli("forms", "如梦令")
     assert "◎" in r.stdout and "平 ○" in r.stdout
-    r = runner.invoke(app, ["forms", "--json", "七绝"])
+    r = cli("forms", "--json", "七绝")
     assert {f["kind"] for f in json.loads(r.stdout)} == {"近体诗"}
 
 
 def test_eval_form_reports_the_accuracies(verse_run):
-    r = runner.invoke(
-        app, ["eval", "--checkpoint", str(verse_run), "--samples", "3", "--form", "七绝", "--json"]
-    )
+    r = cli("eval", "--checkpoint", verse_run, "--samples", "3", "--form", "七绝", "--json")
     assert r.exit_code == 0, r.output
     q = json.loads(r.stdout)["quality"]
     assert q["format_accuracy"] == q["tone_accuracy"] == q["rhyme_accuracy"] == 1.0

@@ -8,10 +8,9 @@ import pytest
 
 from lyricgen.corpus.vocab import Vocab
 from lyricgen.errors import UnknownTokenError
-from lyricgen.frontend.cli import app
 from lyricgen.inspection import neighbours
 
-from .helpers import runner
+from .helpers import cli, one_line_error
 
 
 def test_nearest_ranks_by_cosine_and_leaves_out_the_token_and_specials():
@@ -32,8 +31,7 @@ def test_pca_finds_the_direction_of_most_variance():
 
 
 def test_similar_reads_both_layers_of_an_untied_run(trained_run):
-    r = runner.invoke(app, ["vocab", "--checkpoint", str(trained_run), "--similar", "星",
-                            "--top", "4", "--json"])  # fmt: skip
+    r = cli("vocab", "--checkpoint", trained_run, "--similar", "星", "--top", "4", "--json")
     assert r.exit_code == 0, r.output
     info = json.loads(r.stdout)
     assert info["token"] == "星" and len(info["input"]) == len(info["output"]) == 4
@@ -50,21 +48,18 @@ def test_adaptive_output_vectors_cover_the_whole_vocabulary(lstm_adaptive_run):
 def test_a_token_outside_the_vocabulary_gets_suggestions(trained_run):
     with pytest.raises(UnknownTokenError, match="try one of"):
         neighbours.similar(trained_run, "鑫")
-    r = runner.invoke(app, ["vocab", "--checkpoint", str(trained_run), "--similar", "鑫"])
-    assert r.exit_code != 0 and r.output.count("\n") == 1 and "not in the model's" in r.output
-    r = runner.invoke(app, ["vocab", "--similar", "星"])
-    assert r.exit_code != 0 and "--checkpoint" in r.output
+    r = cli("vocab", "--checkpoint", trained_run, "--similar", "鑫")
+    one_line_error(r, "not in the model's")
+    one_line_error(cli("vocab", "--similar", "星"), "--checkpoint")
 
 
 def test_map_draws_a_png_and_refuses_a_missing_folder(trained_run, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "map.png"
-    r = runner.invoke(app, ["vocab", "--checkpoint", str(trained_run), "--map", str(out),
-                            "--top", "30"])  # fmt: skip
+    r = cli("vocab", "--checkpoint", trained_run, "--map", out, "--top", "30")
     assert r.exit_code == 0, r.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
-    r = runner.invoke(app, ["vocab", "--checkpoint", str(trained_run), "--map",
-                            str(tmp_path / "no" / "map.png")])  # fmt: skip
+    r = cli("vocab", "--checkpoint", trained_run, "--map", tmp_path / "no" / "map.png")
     assert r.exit_code != 0 and "does not exist" in r.output
     assert not (tmp_path / "no").exists()
 

@@ -317,17 +317,13 @@ def test_import_is_light_and_drawing_needs_no_pyplot(tmp_path, mpl):
 def test_training_draws_curves_after_every_epoch_and_plot_overlays_runs(tmp_path):
     import json as _json
 
-    from typer.testing import CliRunner
-
-    from lyricgen.frontend.cli import app
-
     from .conftest import tiny_config, write_corpus
+    from .helpers import cli, one_line_error
 
     pytest.importorskip("matplotlib")
-    runner = CliRunner()
     cfg = tiny_config(tmp_path, write_corpus(tmp_path / "c.txt"), train={"curves": True})
     for name in ("a", "b"):
-        r = runner.invoke(app, ["train", "--config", str(cfg), "--out", str(tmp_path / name)])
+        r = cli("train", "--config", cfg, "--out", tmp_path / name)
         assert r.exit_code == 0, r.output
         png = tmp_path / name / "curves.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -336,8 +332,7 @@ def test_training_draws_curves_after_every_epoch_and_plot_overlays_runs(tmp_path
         ]
         assert [row["best"] for row in rows].count(True) >= 1
     out = tmp_path / "both.png"
-    r = runner.invoke(app, ["plot", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)])
+    r = cli("plot", tmp_path / "a", tmp_path / "b", "--out", out)
     assert r.exit_code == 0 and "2 runs" in r.output and out.is_file(), r.output
-    r = runner.invoke(app, ["plot", str(tmp_path / "missing"), "--out", str(out)])
-    assert r.exit_code == 1 and "does not exist" in r.output
-    assert len(r.output.strip().splitlines()) == 1
+    r = cli("plot", tmp_path / "missing", "--out", out)
+    one_line_error(r, "does not exist", code=1)

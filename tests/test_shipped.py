@@ -3,10 +3,9 @@
 import json
 
 from lyricgen.frontend import shipped
-from lyricgen.frontend.cli import app
 
 from .conftest import REPO, write_corpus
-from .helpers import runner
+from .helpers import cli, one_line_error
 
 TINY = [
     "--set",
@@ -26,21 +25,21 @@ TINY = [
 
 def test_train_and_generate_outside_the_repository(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no configs/ or data/ here
-    r = runner.invoke(app, ["train", *TINY])
+    r = cli("train", *TINY)
     assert r.exit_code == 0, r.output
     run = tmp_path / "checkpoints" / "default"  # run directories stay relative to here
     cfg = (run / "config.yaml").read_text(encoding="utf-8")
     assert str(REPO / "data" / "lyrics.txt") in cfg  # the shipped corpus
-    r = runner.invoke(app, ["generate", "--start", "星星", "--length", "5", "--seed", "1"])
+    r = cli("generate", "--start", "星星", "--length", "5", "--seed", "1")
     assert r.exit_code == 0 and r.stdout.startswith("星星"), r.output
 
 
 def test_own_corpus_and_a_shipped_config_by_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     corpus = write_corpus(tmp_path / "my_lyrics.txt")
-    r = runner.invoke(app, ["train", "--corpus", str(corpus), "--out", "mine", *TINY])
+    r = cli("train", "--corpus", corpus, "--out", "mine", *TINY)
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["vocab", "--config", "jaychou_char", "--corpus", str(corpus), "--json"])
+    r = cli("vocab", "--config", "jaychou_char", "--corpus", corpus, "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["level"] == "char"
 
@@ -54,13 +53,13 @@ def test_a_file_here_wins_over_a_shipped_name(tmp_path, monkeypatch):
 
 def test_unknown_config_name_is_a_one_line_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    r = runner.invoke(app, ["train", "--config", "nosuch"])
-    assert r.exit_code == 1 and "no shipped config named 'nosuch'" in r.output
-    assert "songci_char" in r.output and len(r.output.strip().splitlines()) == 1
+    r = cli("train", "--config", "nosuch")
+    one_line_error(r, "no shipped config named 'nosuch'", code=1)
+    assert "songci_char" in r.output  # the names it could have been
 
 
 def test_configs_lists_the_shipped_configs():
-    r = runner.invoke(app, ["configs"])
+    r = cli("configs")
     assert r.exit_code == 0
     names = [line.split()[0] for line in r.stdout.splitlines()[:-1]]
     assert names == sorted(p.stem for p in (REPO / "configs").glob("*.yaml"))

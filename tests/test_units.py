@@ -6,10 +6,9 @@ import shutil
 import numpy as np
 import pytest
 
-from lyricgen.frontend.cli import app
 from lyricgen.inspection import units as unitmod
 
-from .helpers import runner
+from .helpers import cli, one_line_error
 
 
 def test_text_features_count_the_line_and_the_song():
@@ -64,7 +63,7 @@ def test_running_sums_give_pearson_r_and_eta():
 
 def test_inspect_writes_a_standalone_page_and_reports_each_property(trained_run, tmp_path):
     out = tmp_path / "units.html"
-    r = runner.invoke(app, ["inspect", str(trained_run), "--out", str(out), "--json"])
+    r = cli("inspect", trained_run, "--out", out, "--json")
     assert r.exit_code == 0, r.output
     info = json.loads(r.stdout.splitlines()[-1])
     assert set(info["units"]) == set(unitmod.FEATURES)
@@ -85,8 +84,8 @@ def test_an_lstm_is_read_in_both_its_states(lstm_adaptive_run):
 
 
 def test_bad_input_is_one_line(trained_run, tmp_path):
-    r = runner.invoke(app, ["inspect", str(trained_run), "--out", str(tmp_path / "no" / "c.html")])
-    assert r.exit_code != 0 and "does not exist" in r.output and "Traceback" not in r.output
+    r = cli("inspect", trained_run, "--out", tmp_path / "no" / "c.html")
+    one_line_error(r, "does not exist")
     assert not (tmp_path / "no").exists()
     run = tmp_path / "moved"
     shutil.copytree(trained_run, run)
@@ -96,8 +95,8 @@ def test_bad_input_is_one_line(trained_run, tmp_path):
     data = yaml.safe_load(cfg)
     data["data"]["corpus"] = str(tmp_path / "gone.txt")
     (run / "config.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    r = runner.invoke(app, ["inspect", str(run), "--out", str(tmp_path / "c.html")])
-    assert r.exit_code != 0 and "--corpus FILE" in r.output
+    r = cli("inspect", run, "--out", tmp_path / "c.html")
+    one_line_error(r, "--corpus FILE")
     assert not (tmp_path / "c.html").exists()
 
 
