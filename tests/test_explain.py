@@ -11,10 +11,9 @@ import lyricgen
 from lyricgen.craft.generate import N_ALTERNATIVES, explain_step
 from lyricgen.craft.options import SamplingOptions
 from lyricgen.errors import GenerationError
-from lyricgen.frontend.cli import app
 
 from .conftest import fresh_python
-from .helpers import runner
+from .helpers import gen, one_line_error
 
 
 def test_explain_step_reads_the_model_distribution():
@@ -54,7 +53,8 @@ def test_both_backends_explain_alike_and_p_is_the_logprob(trained_run, opts):
 
 def test_alternatives_a_form_forbids_are_marked(verse_run):
     opts = SamplingOptions(form="五绝", seed=2, explain=True, candidates=2)
-    (s,) = lyricgen.load(verse_run, backend="numpy").generate("", opts)
+    lyricist = lyricgen.load(verse_run, backend="numpy")
+    (s,) = lyricist.generate("", opts)
     # the clause lengths decide what may come next: in a full clause of five no character,
     # inside one no mark or line break; the flags say so for every alternative shown
     from lyricgen.craft.rhyme import is_han
@@ -68,40 +68,59 @@ def test_alternatives_a_form_forbids_are_marked(verse_run):
         in_clause = in_clause + 1 if is_han(tok) else 0
     assert checked >= 5, s.text
     assert any(ok for w in s.why for _, _, ok in w.alternatives)  # not everything is masked
+    # and exactly: replayed over the sample's tokens, the request's constraints allow each
+    # alternative that is flagged allowed and forbid each one flagged not allowed
+    from lyricgen.craft.constraints import Constraints
+    from lyricgen.craft.generate import _context
+
+    vocab = lyricist.vocab
+    ids, prompt = _context(vocab, "", opts)
+    cons = Constraints(vocab, opts, ids, lyricist.copy_index)
+    row = cons.start_state(vocab.encode(prompt))
+    for tok, why in zip(s.tokens, s.why, strict=True):
+        mask = cons.allowed(row)
+        assert [ok for _, _, ok in why.alternatives] == [
+            bool(mask[vocab.stoi[alt]]) for alt, _, _ in why.alternatives
+        ], (s.text, tok)
+        assert mask[vocab.stoi[tok]]  # the chosen token itself was allowed
+        cons.advance(row, vocab.stoi[tok], 0.0)
 
 
 def test_json_carries_the_explanation_and_plain_output_has_no_fields(trained_run):
-    base = ["generate", "--checkpoint", str(trained_run), "--start", "星星", "--seed", "1",
-            "--length", "6"]  # fmt: skip
-    r = runner.invoke(app, [*base, "--explain", "--json"])
+    base = ["--start", "星星", "--seed", 1, "--length", 6]
+    r = gen(trained_run, *base, "--explain", "--json")
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     assert len(d["explain"]) == len(d["tokens"]) == 6
     first = d["explain"][0]
     assert set(first) == {"p", "entropy_bits", "alternatives"}
     assert set(first["alternatives"][0]) == {"token", "p", "allowed"}
-    plain = json.loads(runner.invoke(app, [*base, "--json"]).stdout)
+    plain = json.loads(gen(trained_run, *base, "--json").stdout)
     assert "explain" not in plain and plain["tokens"] == d["tokens"]  # the same sample
 
 
 def test_terminal_output_has_the_text_a_legend_and_a_row_per_token(trained_run):
-    r = runner.invoke(app, ["generate", "--checkpoint", str(trained_run), "--start", "星星",
-                            "--seed", "1", "--length", "6", "--explain"])  # fmt: skip
+    base = ["--start", "星星", "--seed", 1, "--length", 6, "--explain"]
+    r = gen(trained_run, *base)
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
     assert lines[0].startswith("星星")
     assert any("probability under the model" in x for x in lines)
-    assert any(x.strip().startswith("alternatives") or "alternatives" in x for x in lines)
+    assert any("entropy" in x and "alternatives" in x for x in lines)  # the table's header
     rows = [x for x in lines if x.strip()[:1].isdigit() and "bits" in x]
     assert len(rows) == 6
+    # each row is its token's: the number, the probability and the entropy of the same sample
+    d = json.loads(gen(trained_run, *base, "--json").stdout)
+    for i, (row, why) in enumerate(zip(rows, d["explain"], strict=True), 1):
+        assert row.split()[0] == str(i), row
+        assert f"{why['p']:.3f}" in row and f"{why['entropy_bits']:.2f} bits" in row, row
 
 
 def test_explain_with_beam_is_refused_in_one_line(trained_run):
     with pytest.raises(GenerationError, match="leave out --beam"):
         SamplingOptions(beam=3, explain=True).validate()
-    r = runner.invoke(app, ["generate", "--checkpoint", str(trained_run), "--start", "星星",
-                            "--beam", "3", "--explain"])  # fmt: skip
-    assert r.exit_code != 0 and "--beam" in r.output and "Traceback" not in r.output
+    r = gen(trained_run, "--start", "星星", "--beam", 3, "--explain")
+    one_line_error(r, "--beam")
 
 
 def test_the_numpy_path_explains_without_torch(trained_run):
