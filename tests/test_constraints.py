@@ -24,7 +24,19 @@ def make_vocab(text: str = TEXT, extra: str = "") -> Vocab:
     return Vocab.build(list(text + HAN + extra), level="char")
 
 
-class Biased:
+class RowStepper:
+    """What the fake steppers share: a per-row state (one number a row, unused) that
+    `select` and `replace_rows` move as a real stepper moves its hidden state."""
+
+    def select(self, state, index):
+        return state[np.asarray(index)]
+
+    def replace_rows(self, dst, src, rows):
+        dst[np.asarray(rows)] = src[np.asarray(rows)]
+        return dst
+
+
+class Biased(RowStepper):
     """A stepper with random logits plus a large bonus for chosen tokens."""
 
     def __init__(self, vocab: Vocab, prefer: str = "", bonus: float = 8.0, seed: int = 0):
@@ -44,15 +56,8 @@ class Biased:
     def step(self, tokens, state):
         return self._logits(len(tokens)), state
 
-    def select(self, state, index):
-        return state[np.asarray(index)]
 
-    def replace_rows(self, dst, src, rows):
-        dst[np.asarray(rows)] = src[np.asarray(rows)]
-        return dst
-
-
-class Parrot:
+class Parrot(RowStepper):
     """A stepper that has memorised the text: it strongly predicts the token that followed
     the previous one there (the worst case for copying)."""
 
@@ -74,13 +79,6 @@ class Parrot:
 
     def step(self, tokens, state):
         return self._logits(tokens), state
-
-    def select(self, state, index):
-        return state[np.asarray(index)]
-
-    def replace_rows(self, dst, src, rows):
-        dst[np.asarray(rows)] = src[np.asarray(rows)]
-        return dst
 
 
 # --------------------------------------------------------------- script-true line form
