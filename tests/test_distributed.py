@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from .conftest import REPO, tiny_config, write_corpus
+from .helpers import same_weights
 
 pytestmark = [
     pytest.mark.slow,
@@ -77,7 +78,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, mo
     assert r.returncode == 0, r.stderr[-2000:]
     w0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     w1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
-    assert all(torch.equal(w0[k], w1[k]) for k in w0)  # DDP keeps the ranks identical
+    assert same_weights(w0, w1)  # DDP keeps the ranks identical
     metrics = json.loads((tmp_path / "rank0.json").read_text())
     assert [m["world_size"] for m in metrics] == [2, 2]
 
@@ -213,7 +214,7 @@ def test_sigterm_to_torchrun_then_resume_continues_exactly(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     wa = torch.load(state, weights_only=True)["model"]
     wb = torch.load(tmp_path / "b" / "run" / "train_state.pt", weights_only=True)["model"]
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert same_weights(wa, wb)
 
 
 def _python(code: str, env: dict, timeout: float = 30) -> subprocess.CompletedProcess:

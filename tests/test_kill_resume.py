@@ -15,6 +15,7 @@ import torch
 from lyricgen.training.callbacks import Callback
 
 from .conftest import REPO, tiny_config
+from .helpers import cli, same_weights
 
 pytestmark = [
     pytest.mark.skipif(sys.platform == "win32", reason="uses SIGKILL"),
@@ -111,13 +112,13 @@ def test_sigkill_anywhere_then_resume_is_bit_exact(tmp_path, corpus):
     a = torch.load(straight / "train_state.pt", weights_only=True)
     b = torch.load(run / "train_state.pt", weights_only=True)
     assert a["step"] == b["step"] == total
-    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert same_weights(a["model"], b["model"])
     epochs = [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2, 3]
     from safetensors.torch import load_file
 
     wa, wb = load_file(straight / "model.safetensors"), load_file(run / "model.safetensors")
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert same_weights(wa, wb)
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -169,18 +170,9 @@ def test_ctrl_c_mid_epoch_then_resume_equals_uninterrupted(tmp_path, corpus, mod
     assert info.value.exit_code == 130 and "--resume" in str(info.value)
     state = torch.load(tmp_path / "b" / "run" / "train_state.pt", weights_only=True)
     assert state["epoch"] >= 1 and state["batch"] > 0  # stopped mid-epoch, after epoch 1
-    r = _cli("train", "--out", tmp_path / "b" / "run", "--resume")
+    r = cli("train", "--out", tmp_path / "b" / "run", "--resume")
     assert r.exit_code == 0, r.output
-    assert _cli("train", "--config", straight).exit_code == 0
+    assert cli("train", "--config", straight).exit_code == 0
     wb = torch.load(tmp_path / "b" / "run" / "train_state.pt", weights_only=True)["model"]
     wc = torch.load(tmp_path / "c" / "run" / "train_state.pt", weights_only=True)["model"]
-    assert wb.keys() == wc.keys()
-    assert all(torch.equal(wb[k], wc[k]) for k in wb)
-
-
-def _cli(*args):
-    from typer.testing import CliRunner
-
-    from lyricgen.frontend.cli import app
-
-    return CliRunner().invoke(app, [str(a) for a in args])
+    assert same_weights(wb, wc)
