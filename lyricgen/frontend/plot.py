@@ -19,12 +19,7 @@ from typing import Any
 
 from lyricgen.atomic import atomic_write
 from lyricgen.errors import LyricgenError
-from lyricgen.inspection.drawing import (  # noqa: F401 - check_png_out: for the CLI
-    INSTALL_HINT,
-    check_png_out,
-    cjk_font,
-    matplotlib_classes,
-)
+from lyricgen.inspection.drawing import check_png_out, matplotlib_classes
 from lyricgen.run.files import METRICS, read_history  # noqa: F401
 from lyricgen.run.files import best_epoch as ckpt_best_epoch
 from lyricgen.training.callbacks import Callback, RunInfo
