@@ -71,11 +71,12 @@ def test_alternatives_a_form_forbids_are_marked(verse_run):
     # and exactly: replayed over the sample's tokens, the request's constraints allow each
     # alternative that is flagged allowed and forbid each one flagged not allowed
     from lyricgen.craft.constraints import Constraints
-    from lyricgen.craft.generate import _context
+    from lyricgen.craft.generate import _context, prepare
 
     vocab = lyricist.vocab
     ids, prompt = _context(vocab, "", opts)
-    cons = Constraints(vocab, opts, ids, lyricist.copy_index)
+    req = prepare(vocab, "", opts, lyricist.copy_index)
+    cons = Constraints(vocab, opts, ids, lyricist.copy_index, forms=req.forms, fixed=req.fixed)
     row = cons.start_state(vocab.encode(prompt))
     for tok, why in zip(s.tokens, s.why, strict=True):
         mask = cons.allowed(row)

@@ -263,6 +263,7 @@ class LineShape(Constraint):
             return
         if self.counted and row.last_newline:
             ok[table.newline] = False
+            ok &= ~table.punct  # a counted line begins with words, not a mark
         if self.counted and len(row.line_ids) >= MAX_LINE_TOKENS:
             ok &= table.newline_mask
             return
@@ -450,8 +451,10 @@ class FormState:
     clause: int = 0  # index of the clause being written
     pos: int = 0  # characters of it written so far
     phase: str = "chars"  # chars, mark (its mark comes next), newline, or end
-    targets: dict[str, frozenset[str]] = field(default_factory=dict)  # rhyme set -> groups
+    # (variant, rhyme set) -> the groups its rhymes keep to, once a rhyme has been written
+    targets: dict[tuple[int, str], frozenset[str]] = field(default_factory=dict)
     used: set[int] = field(default_factory=set)  # tokens that already closed a rhyme
+    live: tuple[int, ...] = (0,)  # the variants the text so far still fits
 
     def copy(self) -> FormState:
         return replace(self, targets=dict(self.targets), used=set(self.used))
@@ -462,39 +465,57 @@ class FormShape(Constraint):
     of every fixed position (`tones`), the mark after each clause, line breaks, and rhyme
     sets that each keep to one group of the rhyme book.
 
+    `forms` are the variants the request allows (one form, or the 平起/仄起 and 首句入韵
+    variants of a bare 近体 name, all with the same clause lengths and marks): a position
+    takes what any variant still in play takes, and each token drops the variants it does
+    not fit, so the sample's own first lines choose its variant (`variant`). `fixed` maps
+    (clause, position) to the token id a template fixes there; a fixed character at a rhyme
+    position sets the group its rhyme set keeps to from the start.
+
     `rhyme` is "auto" (the first rhyme position of each set chooses; a character with several
     readings keeps every group of the set's tone class it is in, and later rhyme positions
     narrow them) or a group of the book, which the sets of its tone class take. A mark the
     vocabulary lacks is written as a line break instead."""
 
-    def __init__(self, table: TokenTable, form: Form, book: str, tones: bool, rhyme: str | None):
+    def __init__(self, table: TokenTable, forms: list[Form], book: str, tones: bool,
+                 rhyme: str | None, fixed: dict[tuple[int, int], int] | None = None):  # fmt: skip
         from lyricgen.craft.books import PING, ZE
         from lyricgen.craft.books import book as get_book
 
-        self.table, self.form = table, form
+        self.table, self.forms, self.form = table, forms, forms[0]
+        form = self.form
         self.book = get_book(book)
         self.book_table = table.book(book)
         self._class_masks: dict[str | None, np.ndarray] = {}
         self._group_masks: dict[frozenset[str], np.ndarray] = {}
+        self.fixed_ids = dict(fixed or {})
         tone_mask = {PING: self.book_table.ping, ZE: self.book_table.ze}
-        self.masks: list[list[np.ndarray]] = []
-        for k, c in enumerate(form.clauses):
-            row = []
-            for p, tone in enumerate(c.tones):
-                m = table.single_han.copy()
-                rhymed = c.rhyme is not None and p == c.length - 1
-                if tones and tone in tone_mask:
-                    m &= tone_mask[tone]
-                if rhymed:  # a rhyme position takes a character the book can rhyme
-                    m &= self._class_mask(form.rhymes.get(c.rhyme))
-                if not m.any():
-                    raise GenerationError(
-                        f"--form {form.name}: no vocabulary entry can stand at clause {k + 1}, "
-                        f"position {p + 1} ({tone}{', a rhyme' if rhymed else ''}) under "
-                        f"{self.book.title}; try --rhyme-book xinyun or --tones off"
-                    )
-                row.append(m)
-            self.masks.append(row)
+        self.masks: list[list[list[np.ndarray]]] = []  # variant -> clause -> position
+        for v, f in enumerate(forms):
+            per_form = []
+            for k, c in enumerate(f.clauses):
+                row = []
+                for p, tone in enumerate(c.tones):
+                    if (k, p) in self.fixed_ids:
+                        m = np.zeros(table.size, dtype=bool)
+                        m[self.fixed_ids[(k, p)]] = True
+                        row.append(m)
+                        continue
+                    m = table.single_han.copy()
+                    rhymed = c.rhyme is not None and p == c.length - 1
+                    if tones and tone in tone_mask:
+                        m &= tone_mask[tone]
+                    if rhymed:  # a rhyme position takes a character the book can rhyme
+                        m &= self._class_mask(f.rhymes.get(c.rhyme))
+                    if not m.any() and v == 0:
+                        raise GenerationError(
+                            f"--form {f.name}: no vocabulary entry can stand at clause {k + 1}, "
+                            f"position {p + 1} ({tone}{', a rhyme' if rhymed else ''}) under "
+                            f"{self.book.title}; try --rhyme-book xinyun or --tones off"
+                        )
+                    row.append(m)
+                per_form.append(row)
+            self.masks.append(per_form)
         self.marks = [table.vocab.stoi.get(c.mark) for c in form.clauses]
         # a clause whose mark the vocabulary lacks ends its line; so the text's lines are
         ends = [c.line_end or m is None for c, m in zip(form.clauses, self.marks, strict=True)]
@@ -504,25 +525,50 @@ class FormShape(Constraint):
         }
         self.fixed: dict[str, frozenset[str]] = {}
         if rhyme and rhyme.strip().lower() != "auto":
-            group = self.book.parse_group(rhyme)
-            cls = self.book.class_of(group)
-            sets = [s for s, tone in form.rhymes.items() if cls is None or tone == cls]
-            if not sets:
-                raise GenerationError(
-                    f"--rhyme {rhyme}: {group} is a {cls} group, but {form.name} rhymes on "
-                    f"{'/'.join(sorted(set(form.rhymes.values())))}; choose a matching group "
-                    "or auto"
-                )
-            for s in sets:
-                self.fixed[s] = frozenset([group])
-            for k, c in enumerate(form.clauses):
-                if c.rhyme in self.fixed:
-                    last = self.masks[k][-1] & self.book_table.masks.get(group, False)
-                    if not np.any(last):
-                        raise GenerationError(
-                            f"--rhyme {rhyme}: no vocabulary entry of {group} can end clause "
-                            f"{k + 1} of {form.name} ({c.tones[-1]}); choose another group or auto"
-                        )
+            self._fix_rhyme(rhyme)
+        self.seeds = [self._seed(v) for v in range(len(forms))]
+
+    def _fix_rhyme(self, rhyme: str) -> None:
+        """--rhyme GROUP: the rhyme sets of its tone class keep to it."""
+        form = self.form
+        group = self.book.parse_group(rhyme)
+        cls = self.book.class_of(group)
+        sets = [s for s, tone in form.rhymes.items() if cls is None or tone == cls]
+        if not sets:
+            raise GenerationError(
+                f"--rhyme {rhyme}: {group} is a {cls} group, but {form.name} rhymes on "
+                f"{'/'.join(sorted(set(form.rhymes.values())))}; choose a matching group "
+                "or auto"
+            )
+        for s in sets:
+            self.fixed[s] = frozenset([group])
+        for k, c in enumerate(form.clauses):
+            if c.rhyme in self.fixed:
+                last = self.masks[0][k][-1] & self.book_table.masks.get(group, False)
+                if not np.any(last):
+                    raise GenerationError(
+                        f"--rhyme {rhyme}: no vocabulary entry of {group} can end clause "
+                        f"{k + 1} of {form.name} ({c.tones[-1]}); choose another group or auto"
+                    )
+
+    def _seed(self, v: int) -> dict[str, frozenset[str]]:
+        """The groups each rhyme set of variant v keeps to because of fixed characters at
+        its rhyme positions (those of the first fixed one that the others share)."""
+        seeds: dict[str, frozenset[str]] = {}
+        f = self.forms[v]
+        for k, c in enumerate(f.clauses):
+            tok = self.fixed_ids.get((k, c.length - 1))
+            if c.rhyme is None or tok is None:
+                continue
+            tone = f.rhymes.get(c.rhyme)
+            groups = frozenset(
+                g for g in self.book_table.groups[tok] if self.book.class_of(g) in (None, tone)
+            )
+            if not groups:
+                continue
+            known = self.fixed.get(c.rhyme) or seeds.get(c.rhyme)
+            seeds[c.rhyme] = groups if known is None else (known & groups) or known
+        return seeds
 
     def _class_mask(self, tone: str | None) -> np.ndarray:
         """Tokens with at least one rhyme group of the given class (None: any group)."""
@@ -546,7 +592,32 @@ class FormShape(Constraint):
         return m
 
     def start(self) -> FormState:
-        return FormState()
+        return FormState(live=tuple(range(len(self.forms))))
+
+    def variant(self, state: FormState) -> Form:
+        """The variant the text written so far keeps (the first, where several still fit)."""
+        return self.forms[state.live[0]]
+
+    def _target(self, state: FormState, v: int, label: str) -> frozenset[str] | None:
+        return self.fixed.get(label) or state.targets.get((v, label)) or self.seeds[v].get(label)
+
+    def _variant_mask(self, state: FormState, v: int, k: int, p: int) -> np.ndarray:
+        m = self.masks[v][k][p]
+        c = self.forms[v].clauses[k]
+        if c.rhyme is not None and p == c.length - 1 and (k, p) not in self.fixed_ids:
+            target = self._target(state, v, c.rhyme)
+            if target is not None:
+                m = m & self._group_mask(target)
+        return m
+
+    def position_mask(self, state: FormState, k: int, p: int) -> np.ndarray:
+        """What clause k, position p may take, under the variants still in play."""
+        if len(state.live) == 1:
+            return self._variant_mask(state, state.live[0], k, p)
+        m = np.zeros(self.table.size, dtype=bool)
+        for v in state.live:
+            m |= self._variant_mask(state, v, k, p)
+        return m
 
     def _mark_or_break(self, state: FormState) -> str:
         if self.marks[state.clause] is not None:
@@ -555,17 +626,14 @@ class FormShape(Constraint):
 
     def restrict(self, row: SampleState, state: FormState, ok: np.ndarray) -> None:
         if state.phase == "chars":
-            c = self.form.clauses[state.clause]
-            ok &= self.masks[state.clause][state.pos]
-            if c.rhyme is not None and state.pos == c.length - 1:
-                target = self.fixed.get(c.rhyme) or state.targets.get(c.rhyme)
-                if target is not None:
-                    ok &= self._group_mask(target)
-                if state.used:  # no rhyme character twice (重韵), where another one fits
-                    fresh = ok.copy()
-                    fresh[list(state.used)] = False
-                    if fresh.any():
-                        ok[:] = fresh
+            k, p = state.clause, state.pos
+            ok &= self.position_mask(state, k, p)
+            rhymed = any(self.forms[v].clauses[k].rhyme is not None for v in state.live)
+            if rhymed and p == self.form.clauses[k].length - 1 and state.used:
+                fresh = ok.copy()  # no rhyme character twice (重韵), where another one fits
+                fresh[list(state.used)] = False
+                if fresh.any():
+                    ok[:] = fresh
         elif state.phase == "mark":
             keep = ok[self.marks[state.clause]]
             ok[:] = False
@@ -575,12 +643,17 @@ class FormShape(Constraint):
 
     def observe(self, row: SampleState, state: FormState, token: int) -> None:
         if state.phase == "chars":
-            c = self.form.clauses[state.clause]
-            if c.rhyme is not None and state.pos == c.length - 1:
-                self._rhymed(state, c.rhyme, token)
-                state.used.add(token)
+            k, p = state.clause, state.pos
+            if len(state.live) > 1:
+                live = tuple(v for v in state.live if self._variant_mask(state, v, k, p)[token])
+                state.live = live or state.live
+            for v in state.live:
+                c = self.forms[v].clauses[k]
+                if c.rhyme is not None and p == c.length - 1:
+                    self._rhymed(state, v, c.rhyme, token)
+                    state.used.add(token)
             state.pos += 1
-            if state.pos == c.length:
+            if state.pos == self.form.clauses[k].length:
                 state.phase = self._mark_or_break(state)
         elif state.phase == "mark":
             c = self.form.clauses[state.clause]
@@ -591,12 +664,12 @@ class FormShape(Constraint):
         elif state.phase == "newline":
             self._next_clause(state)
 
-    def _rhymed(self, state: FormState, label: str, token: int) -> None:
+    def _rhymed(self, state: FormState, v: int, label: str, token: int) -> None:
         groups = self.book_table.groups[token]
-        tone = self.form.rhymes.get(label)
+        tone = self.forms[v].rhymes.get(label)
         groups = frozenset(g for g in groups if self.book.class_of(g) in (None, tone))
-        known = self.fixed.get(label) or state.targets.get(label)
-        state.targets[label] = groups if known is None else (known & groups) or known
+        known = self._target(state, v, label)
+        state.targets[(v, label)] = groups if known is None else (known & groups) or known
 
     def _next_clause(self, state: FormState) -> None:
         state.clause += 1
@@ -612,7 +685,7 @@ class FormShape(Constraint):
         tok = self.table.vocab.itos[token]
         if state.phase != "chars":
             return f"{tok!r} comes after clause {state.clause + 1} is full"
-        c = self.form.clauses[state.clause]
+        c = self.variant(state).clauses[state.clause]
         tone = c.tones[state.pos]
         return (
             f"{tok!r} cannot stand at clause {state.clause + 1}, position {state.pos + 1} "
@@ -641,6 +714,190 @@ class CopyGuard(Constraint):
                 ok[self.table.newline] = keep
 
 
+@dataclass
+class KeywordState:
+    line: int = 0  # text lines finished
+    pending: list[str] = field(default_factory=list)  # keywords this line still needs
+    done: int = 0  # characters of pending[0] written (0: not begun)
+    later: set[str] = field(default_factory=set)  # keywords of later lines not yet written
+    line_text: str = ""
+
+    def copy(self) -> KeywordState:
+        return replace(self, pending=list(self.pending), later=set(self.later))
+
+
+# A free line (no length) that must still take a keyword begins it after this many counted
+# characters at the latest, so the keyword is in the line rather than after a long run-on.
+KEYWORD_BY = 8
+# logits added to the tokens of a line's related words (and of --keyword-mode prefer's
+# keywords): a nudge the sampler may ignore, never a mask
+RELATED_BONUS = 1.0
+PREFER_BONUS = 2.0
+
+
+class Keywords(Constraint):
+    """--keywords: text line i holds the keywords `plan.lines[i]` gives it, in order, each
+    wherever the sampling puts it in the line: the constraint only steps in at the last
+    position from which every keyword the line still needs would fit (under a form: where
+    each character's tone and the rhyme fit the form's positions), and there makes the
+    keyword begin; once begun, it is written out. Until its keywords are in, a line cannot
+    end. A keyword written earlier than planned counts where it stands.
+
+    `prefer` mode masks nothing: the keywords' tokens (and every line's related words) only
+    get a bonus on their logits (`bonus`)."""
+
+    def __init__(self, table: TokenTable, plan: Any, *, prefer: bool = False,
+                 form: FormShape | None = None, shape: LineShape | None = None,
+                 rhyme: bool = False, max_tokens: int = 0):  # fmt: skip
+        self.table, self.plan, self.prefer = table, plan, prefer
+        self.hard = not prefer
+        self.form, self.shape, self.rhyme, self.max_tokens = form, shape, rhyme, max_tokens
+        self.form_slot = -1  # index of the FormShape's state in SampleState.states
+        self._prefix: dict[str, np.ndarray] = {}
+        self._bonus_ids: dict[str, np.ndarray] = {}
+        self.char_level = table.vocab.level == "char"
+
+    def start(self) -> KeywordState:
+        first = [] if self.prefer else list(self.plan.for_line(0))
+        return KeywordState(pending=first, later=set(self.plan.keywords) - set(first))
+
+    def prefix_mask(self, text: str) -> np.ndarray:
+        """Tokens that `text` begins with (the next piece of a keyword)."""
+        m = self._prefix.get(text)
+        if m is None:
+            m = np.array([bool(t) and text.startswith(t) for t in self.table.vocab.itos])
+            m &= self.table.content
+            self._prefix[text] = m
+        return m
+
+    # -- where the line's keywords still fit ------------------------------------------
+    def _form_fits(self, row: SampleState, words: list[str], skip: int) -> bool:
+        """Whether `words` fit, in order, in the rest of the form's current line when the
+        next `skip` positions are left to other characters."""
+        fs = row.states[self.form_slot]
+        if fs.phase != "chars":
+            return False
+        form = self.form.form
+        stoi = self.table.vocab.stoi
+        k, p = fs.clause, fs.pos + skip
+        for w in words:
+            ids = [stoi.get(ch) for ch in w]
+            if None in ids:
+                return False
+            while True:
+                n = form.clauses[k].length
+                if p + len(w) <= n and all(
+                    self.form.position_mask(fs, k, p + j)[i] for j, i in enumerate(ids)
+                ):
+                    p += len(w)
+                    break
+                p += 1
+                if p + len(w) > n:
+                    if form.clauses[k].line_end or k + 1 >= len(form.clauses):
+                        return False
+                    k, p = k + 1, 0
+        return True
+
+    def _tokens_left(self, row: SampleState) -> int:
+        return self.max_tokens - len(row.tokens)
+
+    def _needed(self, st: KeywordState) -> int:
+        """Tokens (at most) that the keywords not yet written still take, line breaks included."""
+        rest = [w for w in st.later if w not in st.pending]
+        return sum(len(w) + 1 for w in st.pending) + sum(len(w) + 1 for w in rest)
+
+    def restrict(self, row: SampleState, st: KeywordState, ok: np.ndarray) -> None:
+        if self.prefer:
+            return
+        if not st.pending:
+            if st.later and row.last_newline and self.table.newline is not None:
+                ok[self.table.newline] = False  # no blank line while keywords are due
+            if st.later and self.form is None and self._tokens_left(row) <= self._needed(st):
+                if row.line_ids and self.table.newline is not None:  # room only for them now
+                    ok &= self.table.newline_mask
+            return
+        kw = st.pending[0]
+        if st.done:
+            ok &= self.prefix_mask(kw[st.done :])
+            return
+        begin = self.prefix_mask(kw)
+        if self.form is not None:
+            if row.states[self.form_slot].phase != "chars":
+                return  # a clause's mark: the keywords may still fit in the line's next clause
+            if not self._form_fits(row, st.pending, skip=1):
+                ok &= begin  # the last place they all fit: begin here
+            return
+        need = sum(len(w) for w in st.pending)
+        n = self.shape.target(row) if self.shape is not None else None
+        if n is not None:
+            room = n - row.line_chars - need - (1 if self.rhyme else 0)  # the rhyme ends it
+            if room <= 0:
+                ok &= begin
+            else:
+                ok &= begin | (self.table.length <= room) | ~self.table.in_line
+            return
+        if self.table.newline is not None:
+            ok[self.table.newline] = False
+        ok &= ~self.table.final_punct
+        if row.line_chars >= KEYWORD_BY or self._tokens_left(row) <= self._needed(st) + 1:
+            ok &= begin
+
+    def observe(self, row: SampleState, st: KeywordState, token: int) -> None:
+        if token == self.table.newline:
+            if st.line_text:
+                st.line += 1
+                st.line_text = ""
+            if not self.prefer:
+                st.pending = [w for w in self.plan.for_line(st.line) if w in st.later]
+                st.later -= set(st.pending)
+            st.done = 0
+            return
+        tok = self.table.vocab.itos[token]
+        if st.pending:
+            kw = st.pending[0]
+            if st.done:
+                st.done += len(tok)
+            elif tok and kw.startswith(tok) and self._begins_here(row, st):
+                st.done = len(tok)
+            if st.done >= len(kw):
+                st.pending.pop(0)
+                st.done = 0
+        st.line_text += tok
+        if not st.done:  # another of the line's keywords, written before its turn, counts
+            st.pending[1:] = [w for w in st.pending[1:] if not st.line_text.endswith(w)]
+        for w in [w for w in st.later if st.line_text.endswith(w)]:
+            st.later.discard(w)  # written before its line: it counts where it stands
+
+    def _begins_here(self, row: SampleState, st: KeywordState) -> bool:
+        """Whether the keyword (and the line's others after it) fit from this position."""
+        if self.form is not None:
+            return self._form_fits(row, st.pending, skip=0)
+        n = self.shape.target(row) if self.shape is not None else None
+        if n is None:
+            return True
+        return n - row.line_chars >= sum(len(w) for w in st.pending)
+
+    def bonus(self, row: SampleState, st: KeywordState) -> tuple[np.ndarray, float] | None:
+        """Token ids to favour for this row and by how much (related words of the line,
+        or prefer-mode keywords not yet written), or None."""
+        if self.prefer:
+            words = [w for w in st.later if w not in st.line_text]
+            amount = PREFER_BONUS
+        else:
+            words = [w for w in self.plan.related_for(st.line) if w not in st.line_text]
+            amount = RELATED_BONUS
+        if not words:
+            return None
+        key = "\n".join(sorted(words))
+        ids = self._bonus_ids.get(key)
+        if ids is None:
+            stoi = self.table.vocab.stoi
+            pieces = {c for w in words for c in (w if self.char_level else [w])}
+            ids = np.array(sorted(stoi[c] for c in pieces if c in stoi), dtype=np.int64)
+            self._bonus_ids[key] = ids
+        return ids, amount
+
+
 class Constraints:
     """The constraints of one request: builds each row's allowed-token mask and keeps the
     row state up to date."""
@@ -652,21 +909,30 @@ class Constraints:
         context: list[int],
         copy_index: CopyIndex | None = None,
         rhyme_table: dict[str, list] | None = None,
+        *,
+        forms: list[Form] | None = None,
+        fixed: dict[tuple[int, int], int] | None = None,
+        plan: Any = None,
     ):
+        """`forms`: the form variants in play (default: the one --form names); `fixed`:
+        (clause, position) -> token id a template fixes; `plan`: the keywords' plan
+        (`plan.Plan`), see `generate.prepare`."""
         self.table = table = TokenTable.of(vocab)
         self.opts = opts
         self.context = context  # ids fed before generation (no-repeat n-grams span them)
-        self.form = opts.form_template
+        if forms is None and opts.form is not None:
+            forms = [opts.form_template]
+        self.form = forms[0] if forms else None
         self.n_lines = opts.n_lines
         self.max_tokens = opts.max_tokens
         self.lengths = opts.line_length_list
         self.items: list[Constraint] = []
         self.shape: LineShape | None = None
         self.form_shape: FormShape | None = None
-        if self.form is not None:
-            self.form_shape = FormShape(
-                table, self.form, opts.book, opts.tones != "off", opts.rhyme
-            )
+        self.keywords: Keywords | None = None
+        if forms:
+            tonal = opts.tones != "off" and self.form.tonal
+            self.form_shape = FormShape(table, forms, opts.book, tonal, opts.rhyme, fixed)
             self.items.append(self.form_shape)
             self.n_lines = self.form_shape.lines
         else:
@@ -676,6 +942,15 @@ class Constraints:
             self.items.append(Acrostic(table, opts.heads))
         if opts.rhyme and self.shape is not None:
             self.items.append(Rhyme(table, opts.rhyme, opts.rhyme_lines, self.shape, rhyme_table))
+        if plan is not None and plan.keywords:
+            self.keywords = Keywords(
+                table, plan, prefer=opts.keyword_mode == "prefer", form=self.form_shape,
+                shape=self.shape, rhyme=bool(opts.rhyme), max_tokens=self.max_tokens,
+            )  # fmt: skip
+            # first, so that it sees each token before the form's state moves past it
+            self.items.insert(0, self.keywords)
+            if self.form_shape is not None:
+                self.keywords.form_slot = self.items.index(self.form_shape)
         if opts.no_repeat_ngram:
             self.items.append(NoRepeatNgram(opts.no_repeat_ngram))
         limit = opts.copy_limit(vocab.level, copy_index is not None)
@@ -685,6 +960,13 @@ class Constraints:
         self.soft = [i for i, c in enumerate(self.items) if not c.hard]
         self.context_watchers = [i for i, c in enumerate(self.items) if c.sees_context]
         self.line_watchers = [i for i, c in enumerate(self.items) if not c.sees_context]
+        self.keyword_slot = self.items.index(self.keywords) if self.keywords else -1
+
+    def variant(self, row: SampleState) -> Form | None:
+        """The form variant a finished row keeps, or None without a form."""
+        if self.form_shape is None:
+            return None
+        return self.form_shape.variant(row.states[self.items.index(self.form_shape)])
 
     def allowed(self, row: SampleState) -> np.ndarray:
         ok = np.ones(self.table.size, dtype=bool)
@@ -710,7 +992,9 @@ class Constraints:
 
     def _impossible(self, row: SampleState) -> str:
         o = self.opts
-        if self.form is not None:
+        if self.form is not None and self.form.kind == "template":
+            what = ["--template"]
+        elif self.form is not None:
             what = [f"--form {self.form.name}"]
         elif o.line_lengths:
             what = [f"--line-lengths {o.line_lengths}"]
@@ -718,6 +1002,8 @@ class Constraints:
             what = [f"--line-length {o.line_length}"]
         if o.heads and row.lines_done < len(o.heads):
             what.insert(0, f"--acrostic's {o.heads[row.lines_done]!r}")
+        if self.keywords is not None and not self.keywords.prefer:
+            what.append("--keywords")
         if o.rhyme and self.form is None:
             i = next(i for i, c in enumerate(self.items) if isinstance(c, Rhyme))
             target = "/".join(sorted(row.states[i].target or [])) or o.rhyme
@@ -730,16 +1016,22 @@ class Constraints:
 
     def penalize(self, logits: np.ndarray, rows: list[SampleState]) -> np.ndarray:
         """CTRL's repetition penalty: logits of ids already used are divided by it
-        (multiplied when negative); line breaks and spaces are exempt."""
+        (multiplied when negative); line breaks and spaces are exempt. Then the bonus of
+        each row's related words (and of prefer-mode keywords), see `Keywords.bonus`."""
         p = self.opts.repetition_penalty
-        if p == 1.0:
+        if p == 1.0 and self.keywords is None:
             return logits
         logits = logits.copy()
         for b, row in enumerate(rows):
-            seen = np.fromiter(row.seen, dtype=np.int64, count=len(row.seen))
-            seen = seen[~self.table.exempt[seen]]
-            v = logits[b, seen]
-            logits[b, seen] = np.where(v > 0, v / p, v * p)
+            if p != 1.0:
+                seen = np.fromiter(row.seen, dtype=np.int64, count=len(row.seen))
+                seen = seen[~self.table.exempt[seen]]
+                v = logits[b, seen]
+                logits[b, seen] = np.where(v > 0, v / p, v * p)
+            if self.keywords is not None:
+                favour = self.keywords.bonus(row, row.states[self.keyword_slot])
+                if favour is not None:
+                    logits[b, favour[0]] += favour[1]
         return logits
 
     # ----------------------------------------------------------------- row state

@@ -322,7 +322,20 @@ class CopyIndex:
     def __repr__(self) -> str:
         return f"CopyIndex({str(self.folder)!r}, n={self._n}, k={self.k}, chunks={len(self._sas)})"
 
+    @property
+    def ids(self) -> np.ndarray:
+        """The indexed token ids, separators included (n,), memory-mapped."""
+        return self._ids
+
     # -- queries ------------------------------------------------------------------------
+
+    def occurrences(self, seq: Sequence[int]) -> np.ndarray:
+        """Start positions (unsorted, int64) of every occurrence of `seq` in the text."""
+        q = _as_list(seq)
+        if not q or (self.sep is not None and self.sep in q):
+            return np.zeros(0, dtype=np.int64)
+        pos = self._positions(q)
+        return np.zeros(0, dtype=np.int64) if pos is None else np.asarray(pos, dtype=np.int64)
 
     def followers(self, context: Sequence[int]) -> np.ndarray:
         """Sorted unique ids t (int64, shape (m,)) such that context + [t] occurs in the text.

@@ -238,3 +238,140 @@ def parse_line_lengths(text: str) -> list[int]:
             )
         out.append(int(p))
     return out
+
+
+# ------------------------------------------------------------------------------ variants
+
+
+def form_variants(name: str) -> list[Form]:
+    """The forms a --form name allows: a bare 近体 name (七绝) stands for its four variants
+    (平起/仄起, 首句入韵 or not), the usual one first; any other name for itself."""
+    key = _norm(name)
+    if key in JINTI:
+        size = JINTI[key][0]
+        default = _DEFAULT_VARIANT[size]
+        combos = [default] + [
+            (s, f) for s in ("平起", "仄起") for f in (True, False) if (s, f) != default
+        ]
+        return [jinti(key, s, f) for s, f in combos]
+    return [find_form(name)]
+
+
+# ------------------------------------------------------------------------------ templates
+
+BLANKS = "_＿"
+LINE_BREAKS = "/\n"
+SENTENCE_ENDS = "。！？!?"
+
+
+@dataclass(frozen=True)
+class Template:
+    """A text with fixed characters and blanks (`--template 明月__，____。`): one list of
+    slots per clause (a character, or None for a blank the model writes), the clause's mark
+    ("" where a line break or the end closes it), and where lines and stanzas end."""
+
+    slots: tuple[tuple[str | None, ...], ...]
+    marks: tuple[str, ...]
+    line_ends: tuple[bool, ...]
+    stanza_ends: tuple[bool, ...]
+
+    @property
+    def blanks(self) -> int:
+        return sum(s is None for c in self.slots for s in c)
+
+    def fixed(self) -> dict[tuple[int, int], str]:
+        """(clause, position) -> the fixed character there."""
+        return {(k, p): s for k, c in enumerate(self.slots) for p, s in enumerate(c) if s}
+
+    def form(self) -> Form:
+        """The template as a form of its own: its lengths and marks, no tones or rhymes."""
+        clauses = tuple(
+            Clause(EITHER * len(s), m, None, e, st)
+            for s, m, e, st in zip(self.slots, self.marks, self.line_ends, self.stanza_ends,
+                                   strict=True)  # fmt: skip
+        )
+        return Form("template", "template", clauses, {}, ("template",),
+                    note="--template", tonal=False)  # fmt: skip
+
+
+def parse_template(text: str) -> Template:
+    """'明月__，____。/…' -> Template. `_` (or ＿) is a blank, a punctuation mark closes a
+    clause, `/` or a line break closes a line (a blank line, a stanza); without any line
+    break, a line ends at each 。！？ and at the end. One-line errors for an empty template or
+    one without a blank."""
+    import unicodedata
+
+    if not text or not text.strip():
+        raise GenerationError("--template is empty; write the text with _ for each character "
+                               "to generate, e.g. 明月__，____。")  # fmt: skip
+    explicit_lines = any(c in LINE_BREAKS for c in text.strip())
+    slots: list[tuple] = []
+    marks: list[str] = []
+    line_ends: list[bool] = []
+    stanza_ends: list[bool] = []
+    cur: list[str | None] = []
+
+    def close(mark: str, line_end: bool) -> None:
+        nonlocal cur
+        if cur:
+            slots.append(tuple(cur))
+            marks.append(mark)
+            line_ends.append(line_end)
+            stanza_ends.append(False)
+        elif mark and marks and not marks[-1]:
+            marks[-1] = mark  # a mark right after a line break belongs to nothing: keep it
+        cur = []
+
+    text = text.strip().replace("\r\n", "\n")
+    for i, ch in enumerate(text):
+        if ch in LINE_BREAKS:
+            if cur:
+                close("", True)
+            elif line_ends and ch == "\n" and text[i - 1 : i] == "\n":
+                stanza_ends[-1] = True
+            elif line_ends:
+                line_ends[-1] = True
+            continue
+        if ch.isspace():
+            continue
+        if ch in BLANKS:
+            cur.append(None)
+        elif unicodedata.category(ch)[0] == "P":
+            if not cur:
+                raise GenerationError(
+                    f"--template: the mark {ch!r} at character {i + 1} closes no clause; put "
+                    "characters or _ before each mark"
+                )
+            close(ch, not explicit_lines and ch in SENTENCE_ENDS)
+        else:
+            cur.append(ch)
+    close("", True)
+    line_ends[-1] = True
+    stanza_ends[-1] = False
+    t = Template(tuple(slots), tuple(marks), tuple(line_ends), tuple(stanza_ends))
+    if not t.blanks:
+        raise GenerationError(
+            "--template has no _ to fill; mark each character the model should write with _"
+        )
+    return t
+
+
+def check_template(t: Template, form: Form) -> None:
+    """The template's clause lengths and marks against the form's; one-line error naming
+    the first clause that differs. Line breaks in the template do not count (the form
+    decides them); a clause the template closes with a line break takes the form's mark."""
+    if len(t.slots) != len(form.clauses):
+        raise GenerationError(
+            f"--template has {len(t.slots)} clauses but {form.name} has {len(form.clauses)} "
+            f"({form.lengths}); write one clause per clause of the form"
+        )
+    for k, (s, m, c) in enumerate(zip(t.slots, t.marks, form.clauses, strict=True)):
+        if len(s) != c.length:
+            raise GenerationError(
+                f"--template: clause {k + 1} has {len(s)} characters but {form.name} has "
+                f"{c.length} there ({form.lengths})"
+            )
+        if m and m != c.mark:
+            raise GenerationError(
+                f"--template: clause {k + 1} ends in {m!r} but {form.name} puts {c.mark!r} there"
+            )

@@ -32,6 +32,9 @@ DEFAULT_MAX_COPY = {"char": 6, "word": 4, "space": 5}
 RHYME_LINES = ("all", "even")
 TONES = ("form", "off")
 RHYME_BOOKS = ("pingshui", "xinyun", "shisanzhe")  # see lyricgen.craft.books
+KEYWORD_MODES = ("must", "prefer")
+EXPAND = ("related", "off")
+THEME_METHODS = ("tfidf", "textrank")  # see lyricgen.craft.plan
 # --candidates when it is not given, for requests with shaped lines (forms, line lengths,
 # rhyme): measured in docs/BENCHMARKS.md ("Forms"); free text samples token by token
 DEFAULT_CANDIDATES = 8
@@ -135,6 +138,33 @@ class SamplingOptions:
         off="0",
     )
 
+    keywords: str | None = _opt(
+        None,
+        "Words the text is about, e.g. 秋,月,故乡: each appears, on the line the plan gives "
+        "it, wherever the model finds it likeliest in that line.",
+    )
+    theme: str | None = _opt(
+        None, "A sentence the text is about; its keywords are chosen from it (printed)."
+    )
+    theme_method: str = _opt(
+        "tfidf", "How --theme chooses keywords: tfidf or textrank (jieba).", choices=THEME_METHODS
+    )
+    keyword_mode: str = _opt(
+        "must",
+        "must (every keyword appears) or prefer (keywords are only favoured).",
+        choices=KEYWORD_MODES,
+    )
+    expand: str = _opt(
+        "related",
+        "Lines without a keyword: related (nudged towards words found near the keywords in "
+        "the training text) or off.",
+        choices=EXPAND,
+    )
+    template: str | None = _opt(
+        None,
+        "Fixed characters: e.g. 明月__，____。 keeps every character but _ in place (with "
+        "--form, checked against it; / or a line break ends a line).",
+    )
     explain: bool = _opt(
         False,
         "Show how sure the model was of each token: its probability, the entropy of the "
@@ -185,6 +215,7 @@ class SamplingOptions:
                 "turns line candidates off)"
             )
         self._validate_forms()
+        self._validate_subject()
         if self.rhyme is not None and self.rhyme.strip().lower() != "auto":
             from lyricgen.craft.books import book
 
@@ -211,6 +242,11 @@ class SamplingOptions:
             raise GenerationError(
                 "this model's vocabulary has no line break, so it cannot shape lines"
             )
+        if self.template is not None and self.form is None and (level != "char" or not han):
+            raise GenerationError(
+                f"--template needs a character-level Chinese model (this run is {level} level); "
+                "each _ is one character"
+            )
         if self.form is not None and (level != "char" or not han):
             raise GenerationError(
                 f"--form needs a character-level Chinese model (this run is "
@@ -222,6 +258,39 @@ class SamplingOptions:
             raise GenerationError(
                 "--max-copy needs the run's copy index; this run has none (give --corpus "
                 "FILE, the text it was trained on, to build it)"
+            )
+
+    def _validate_subject(self) -> None:
+        """--keywords, --theme and --template, and how they meet the rest."""
+        if self.keywords is not None and self.theme is not None:
+            raise GenerationError(
+                "--keywords and --theme both say what to write about; give one"
+            )
+        if self.keywords is not None:
+            from lyricgen.craft.plan import parse_keywords
+
+            parse_keywords(self.keywords)
+        if self.theme is not None and not self.theme.strip():
+            raise GenerationError("--theme is empty; describe the subject, e.g. 一个人在秋夜想念家乡")
+        if self.template is None:
+            return
+        from lyricgen.craft.forms import parse_template
+
+        lines = sum(parse_template(self.template).line_ends)
+        if self.acrostic is not None and self.form is None and len(self.heads) != lines:
+            raise GenerationError(
+                f"--acrostic has {len(self.heads)} characters but --template has {lines} "
+                "lines; give one head character per line"
+            )
+        for name, value in (("--line-length", self.line_length),
+                            ("--line-lengths", self.line_lengths), ("--lines", self.lines)):  # fmt: skip
+            if value is not None:
+                raise GenerationError(
+                    f"--template sets the lines and their lengths; leave {name} out"
+                )
+        if self.rhyme and self.form is None:
+            raise GenerationError(
+                "--rhyme with --template needs --form (the form says which clauses rhyme)"
             )
 
     def _validate_forms(self) -> None:
@@ -309,7 +378,9 @@ class SamplingOptions:
         if self.greedy or self.beam:
             return 1
         shaped = self.form or self.line_length or self.line_lengths or self.rhyme
-        return DEFAULT_CANDIDATES if shaped else 1
+        if shaped or self.template or self.keywords or self.theme:
+            return DEFAULT_CANDIDATES
+        return 1
 
     def copy_limit(self, level: str, have_index: bool) -> int | None:
         """The copy guard's N for a model of this level, or None when it is off."""
@@ -325,6 +396,10 @@ class SamplingOptions:
     def n_lines(self) -> int | None:
         if self.form is not None:
             return self.form_template.lines
+        if self.template is not None:
+            from lyricgen.craft.forms import parse_template
+
+            return sum(parse_template(self.template).line_ends)
         if self.acrostic:
             return len(self.heads)
         if self.lines is None and self.line_lengths is not None:

@@ -2,6 +2,7 @@
 
     import lyricgen
     from lyricgen.craft.options import SamplingOptions
+from lyricgen.craft.revise import Revision
 
     lyricist = lyricgen.load("checkpoints/default")
     for s in lyricist.generate("星星", SamplingOptions(lines=4, line_length=7, seed=1)):
@@ -26,6 +27,7 @@ from lyricgen.config import Config
 from lyricgen.corpus.vocab import Vocab
 from lyricgen.craft.generate import Sample, generate
 from lyricgen.craft.options import SamplingOptions
+from lyricgen.craft.revise import Revision
 from lyricgen.errors import LyricgenError
 
 BACKENDS = ("auto", "numpy", "torch")
@@ -65,9 +67,13 @@ class Lyricist:
         start: str = "",
         opts: SamplingOptions | None = None,
         on_token: Callable[[int, str], None] | None = None,
+        **options: Any,
     ) -> list[Sample]:
-        """Samples continuing `start` (or following `opts.acrostic`)."""
-        opts = opts or SamplingOptions()
+        """Samples continuing `start` (or following `opts.acrostic`). Any option may also
+        be given by name on top of `opts`: `generate("", keywords="秋,月", form="七绝")`,
+        `theme=...`, `template="明月__，____。"`. Each sample carries the form variant it
+        keeps (`variant`) and the keywords' plan (`plan`)."""
+        opts = self._options(opts, options)
         table = self.rhyme_table if opts.rhyme else None
         return generate(
             self.stepper,
@@ -78,6 +84,38 @@ class Lyricist:
             copy_index=self.copy_index,
             rhyme_table=table,
         )
+
+    def revise(
+        self,
+        text: str,
+        lines: list[int] | None = None,
+        opts: SamplingOptions | None = None,
+        *,
+        show: int = 0,
+        rank: str = "text",
+        max_chars: int | None = None,
+        **options: Any,
+    ) -> Revision:
+        """Rewrite `lines` (1-based) of `text`, fill its `____` and blank lines, and keep
+        every other line byte for byte (`lyricgen.craft.revise`). The result holds the new
+        text and, per line written, the best alternatives (at least `show`) with their
+        scores: the log-probability of the whole text with each."""
+        from lyricgen.craft.revise import MAX_DRAFT_CHARS, revise
+
+        opts = self._options(opts, options)
+        return revise(
+            self.stepper, self.vocab, text, lines, opts, copy_index=self.copy_index,
+            rhyme_table=self.rhyme_table if opts.rhyme else None, show=show, rank=rank,
+            max_chars=max_chars or MAX_DRAFT_CHARS,
+        )  # fmt: skip
+
+    @staticmethod
+    def _options(opts: SamplingOptions | None, options: dict[str, Any]) -> SamplingOptions:
+        if not options:
+            return opts or SamplingOptions()
+        from lyricgen.craft.options import options_from_mapping
+
+        return options_from_mapping(options, base=opts)
 
     def history(self) -> list[dict]:
         """The run's per-epoch metrics (metrics.jsonl); empty when it has none yet."""

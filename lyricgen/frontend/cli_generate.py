@@ -28,6 +28,17 @@ def _generate(
     interactive: Annotated[
         bool, typer.Option("--interactive", help="Read start texts (and :key value) from stdin.")
     ] = False,
+    pick: Annotated[
+        bool,
+        typer.Option(
+            "--pick",
+            help="Write line by line with you (in a terminal): choose each line among "
+            "numbered candidates, type your own, or ask for more.",
+        ),
+    ] = False,
+    plan: Annotated[
+        bool, typer.Option("--plan", help="Print the plan: the keywords of each line (stderr).")
+    ] = False,
     corpus: Annotated[
         Path | None,
         typer.Option(help="The run's training corpus, to build its copy index if it has none."),
@@ -49,13 +60,25 @@ def _generate(
 
     values = {k: v.value if isinstance(v, Enum) else v for k, v in sampling.items()}
     opts = options_from_mapping(values)
+    if pick and (interactive or as_json):
+        raise LyricgenError("--pick is its own conversation; leave out --interactive and --json")
+    if pick and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise LyricgenError(
+            "--pick needs a terminal to ask you which line to keep; run it in one (or use "
+            "`lyricgen revise --show K` to list alternatives)"
+        )
     lyricist = lyricgen.load(
         checkpoint, backend.value, device.value, corpus, require_index=bool(opts.max_copy)
     )
+    if pick:
+        from lyricgen.frontend.pick import pick_lines
+
+        pick_lines(lyricist, start, opts)
+        return
     if interactive:
         _interactive(lyricist, opts, as_json)
         return
-    _generate_once(lyricist, start, opts, as_json)
+    _generate_once(lyricist, start, opts, as_json, show_plan=plan)
 
 
 def _sampling_parameters() -> list[inspect.Parameter]:
@@ -98,7 +121,117 @@ def _register_generate() -> None:
 _register_generate()
 
 
-def _generate_once(lyricist, start: str, opts, as_json: bool) -> None:
+class Rank(str, Enum):
+    text = "text"
+    line = "line"
+
+
+def _revise(
+    draft: Annotated[
+        Path, typer.Argument(help="The draft: a text file, or - to read it from stdin.")
+    ],
+    line: Annotated[
+        str | None,
+        typer.Option(help="Lines to rewrite, 1-based as in the file: 3, or 3,5 (lines of _ "
+                     "and blank lines between text lines are filled anyway)."),  # fmt: skip
+    ] = None,
+    show: Annotated[
+        int, typer.Option(help="List the K best alternatives of each line with their scores.")
+    ] = 0,
+    rank: Annotated[
+        Rank,
+        typer.Option(help="text: by the whole text's probability, the lines after included; "
+                     "line: by the line alone."),  # fmt: skip
+    ] = Rank.text,
+    checkpoint: Annotated[
+        Path, typer.Option(help="Run directory written by `lyricgen train`.")
+    ] = lyricgen.DEFAULT_RUN,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the revision as one JSON object.")
+    ] = False,
+    corpus: Annotated[
+        Path | None,
+        typer.Option(help="The run's training corpus, to build its copy index if it has none."),
+    ] = None,
+    backend: Annotated[Backend, typer.Option(help="auto: NumPy on the CPU.")] = Backend.auto,
+    **sampling: Any,
+) -> None:
+    """Rewrite chosen lines of a draft (and fill its ____ and blank lines), keeping every
+    other line byte for byte; candidates are ranked by the whole text's probability."""
+    from lyricgen.craft.options import options_from_mapping
+
+    if not 0 <= show <= 64:
+        raise LyricgenError(f"--show is {show}; give 1 to 64 (0: just the revised text)")
+    lines = _parse_lines(line) if line is not None else None
+    text = _read_draft(draft)
+    values = {k: v.value if isinstance(v, Enum) else v for k, v in sampling.items()}
+    opts = options_from_mapping(values)
+    lyricist = lyricgen.load(checkpoint, backend.value, "auto", corpus,
+                             require_index=bool(opts.max_copy))  # fmt: skip
+    r = lyricist.revise(text, lines, opts, show=show, rank=rank.value)
+    if as_json:
+        typer.echo(json.dumps(r.to_dict(), ensure_ascii=False))
+        return
+    if r.plan is not None and r.plan.theme_method:
+        typer.echo(f"keywords (--theme): {'、'.join(r.plan.keywords)}", err=True)
+    if r.form and r.form != opts.form:
+        typer.echo(f"form: {r.form}", err=True)
+    if show:
+        for n, alts in r.alternatives.items():
+            typer.echo(f"line {n}:")
+            for i, a in enumerate(alts[:show], 1):
+                typer.echo(f"  {i}. {a.text}   (score {a.score:.2f}: line {a.line_logprob:.2f}"
+                           f", rest {a.rest_logprob:.2f})")  # fmt: skip
+        return
+    typer.echo(r.text)
+
+
+def _parse_lines(text: str) -> list[int]:
+    out = []
+    for part in text.replace("，", ",").split(","):
+        part = part.strip()
+        if not part.isdigit() or int(part) < 1:
+            raise LyricgenError(f"--line {text!r}: {part!r} is not a line number; give e.g. 3 or 3,5")
+        out.append(int(part))
+    return sorted(set(out))
+
+
+def _read_draft(path: Path) -> str:
+    """The draft's text (stdin for -); one-line errors for a missing file or one that is not
+    UTF-8 text."""
+    try:
+        data = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+    except FileNotFoundError:
+        raise LyricgenError(f"draft {path} does not exist; give a text file (or - for stdin)") from None
+    except IsADirectoryError:
+        raise LyricgenError(f"draft {path} is a folder; give a text file") from None
+    except OSError as exc:
+        raise LyricgenError(f"draft {path} cannot be read ({exc.strerror})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise LyricgenError(f"draft {path} is not UTF-8 text; save it as UTF-8") from None
+
+
+def _register_revise() -> None:
+    fixed = inspect.signature(_revise, eval_str=True)
+    params = [p for p in fixed.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    params = [params[0]] + [p.replace(kind=p.KEYWORD_ONLY) for p in params[1:]]
+    params += [p for p in _sampling_parameters() if p.name not in REVISE_LEAVES_OUT]
+    _revise.__signature__ = fixed.replace(parameters=params)  # type: ignore[attr-defined]
+    _revise.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
+    app.command("revise")(_revise)
+
+
+# options a revision takes from the draft itself
+REVISE_LEAVES_OUT = {"acrostic", "template", "lines", "line_length", "line_lengths", "length",
+                     "num_samples", "beam", "length_penalty", "stop_at_blank", "explain"}  # fmt: skip
+
+
+_register_revise()
+
+
+def _generate_once(lyricist, start: str, opts, as_json: bool, show_plan: bool = False) -> None:
     """Generate and print; streams token by token when stdout is a terminal."""
     vocab = lyricist.vocab
     stream = (
@@ -107,6 +240,8 @@ def _generate_once(lyricist, start: str, opts, as_json: bool) -> None:
         and opts.num_samples == 1
         and not opts.beam
         and not opts.explain
+        and not show_plan
+        and not (opts.theme or opts.form)  # their choices are printed before the text
     )
     if stream:
         typer.echo(start, nl=False)
@@ -116,6 +251,7 @@ def _generate_once(lyricist, start: str, opts, as_json: bool) -> None:
         typer.echo("")
         return
     samples = lyricist.generate(start, opts)
+    _print_choices(samples, opts, show_plan)
     if as_json:
         for s in samples:
             typer.echo(json.dumps(s.to_dict(), ensure_ascii=False))
@@ -129,6 +265,21 @@ def _generate_once(lyricist, start: str, opts, as_json: bool) -> None:
         if i:
             typer.echo("\n----\n")
         typer.echo(s.text.rstrip("\n"))
+
+
+def _print_choices(samples, opts, show_plan: bool) -> None:
+    """On stderr: the keywords a --theme chose, the form variant of a bare name, the plan."""
+    if not samples:
+        return
+    s = samples[0]
+    if s.plan is not None and s.plan.theme_method:
+        typer.echo(f"keywords (--theme, {s.plan.theme_method}): {'、'.join(s.plan.keywords)}",
+                   err=True)  # fmt: skip
+    variants = sorted({x.variant for x in samples if x.variant and x.variant != opts.form})
+    if variants:
+        typer.echo(f"form: {'; '.join(variants)}", err=True)
+    if show_plan:
+        typer.echo(s.plan.describe() if s.plan is not None else "plan: no keywords", err=True)
 
 
 def _stream_piece(token: str, vocab) -> str:

@@ -73,13 +73,14 @@ def quality_report(
         opts = replace(opts, lines=8)
     if not starts:
         starts = [""] if opts.acrostic or opts.form else default_starts(vocab)
-    texts, ids, ppls = [], [], []
+    texts, ids, ppls, variants = [], [], [], []
     t0 = time.perf_counter()
     for i in range(n_samples):
         o = replace(opts, seed=seed + i, num_samples=1)
         start = starts[i % len(starts)]
         (s,) = lyricist.generate(start, o)
         texts.append(s.text)
+        variants.append(s.variant)
         prompt = encode_prompt(start, vocab) if start.strip() else []
         ids.append(vocab.encode(prompt + s.tokens))  # the printed text, start included
         ppls.append(s.perplexity)
@@ -121,9 +122,15 @@ def quality_report(
     }
     if opts.form is not None:
         from lyricgen.craft.formcheck import FormScore, score
+        from lyricgen.craft.forms import find_form
 
         form = opts.form_template
-        total = sum((score(t, form, opts.book) for t in texts), FormScore())
+        # each sample against the variant it keeps (a bare 七绝 may take any of four)
+        total = sum(
+            (score(t, find_form(v) if v else form, opts.book)
+             for t, v in zip(texts, variants, strict=True)),
+            FormScore(),
+        )  # fmt: skip
         report.update(total.rates())
         report["form"] = form.name
         report["rhyme_book"] = opts.book
