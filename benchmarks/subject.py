@@ -32,10 +32,7 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -170,8 +167,11 @@ def poets_rates() -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("run")
-    ap.add_argument("--sections", nargs="*",
-                    default=["repetition", "keywords", "relevance", "revision", "speed"])
+    ap.add_argument(
+        "--sections",
+        nargs="*",
+        default=["repetition", "keywords", "relevance", "revision", "speed"],
+    )
     ap.add_argument("--samples", type=int, default=10)
     ap.add_argument("--songs", type=int, default=100)
     ap.add_argument("--json", type=Path)
@@ -194,10 +194,18 @@ def main() -> None:
         out["repetition"] = rows
         H.table(
             ["form", "repeated chars", "poets", "ppl / free ppl", "format", "tones", "rhyme"],
-            [[r["form"], H.fmt(r["repeat"], ".1%"), H.fmt(r["poets"], ".1%"),
-              H.fmt(r["ppl"] / r["free_ppl"], ".2f"), H.fmt(r["format_accuracy"], ".0%"),
-              H.fmt(r["tone_accuracy"], ".0%"), H.fmt(r["rhyme_accuracy"], ".0%")]
-             for r in rows],  # fmt: skip
+            [
+                [
+                    r["form"],
+                    H.fmt(r["repeat"], ".1%"),
+                    H.fmt(r["poets"], ".1%"),
+                    H.fmt(r["ppl"] / r["free_ppl"], ".2f"),
+                    H.fmt(r["format_accuracy"], ".0%"),
+                    H.fmt(r["tone_accuracy"], ".0%"),
+                    H.fmt(r["rhyme_accuracy"], ".0%"),
+                ]
+                for r in rows
+            ],  # fmt: skip
         )
     H.write_json(args.json, out)
 

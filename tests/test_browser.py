@@ -168,3 +168,32 @@ def test_look_inside_colours_the_sample_and_hover_lists_the_alternatives(page, s
     page.click("#similar-go")
     page.wait_for_selector("#neighbours span")
     assert "input embedding" in page.inner_text("#neighbours")
+
+
+def test_lock_two_lines_and_regenerate_keeps_them_and_rewrites_the_rest(page, server):
+    page.goto(f"{server}?lines=4&line_length=5&seed=2&keywords={quote('星')}")
+    [before] = result_lines(page)
+    assert len(before) == 4 and "星" in "".join(before)
+    assert "星" in page.text_content("#results .plan")  # the plan is shown with the sample
+    lines = page.locator("#results .sample .text .line")
+    # a click on a line lists its alternatives, ranked as `lyricgen revise` ranks them
+    lines.nth(1).click()
+    page.wait_for_selector("#results .alts .alt-list li")
+    alts = page.eval_on_selector_all("#results .alts .alt-list li", "xs => xs.length")
+    assert alts >= 1
+    page.click("#results .alts .lock")
+    lines.nth(3).click()
+    page.wait_for_selector("#results .alts .lock")
+    page.click("#results .alts .lock")
+    assert page.locator("#results .line.locked").count() == 2
+    page.click("#results .regenerate")
+    page.wait_for_function(
+        "texts => { const l = [...document.querySelectorAll('#results .sample .text .line')]"
+        ".map(d => d.textContent); return l[0] !== texts[0] && l[2] !== texts[2]; }",
+        arg=before,
+    )
+    [after] = result_lines(page)
+    assert after[1] == before[1] and after[3] == before[3]  # locked: byte for byte
+    assert after[0] != before[0] and after[2] != before[2]  # the others are new
+    assert [len(han(line)) for line in after] == [5, 5, 5, 5]
+    assert page.text_content("#error") == ""

@@ -118,7 +118,8 @@ def test_form_with_named_group_start_and_xinyun(verse_run):
     assert all("下平七阳" in ps.groups(ch) for ch in rhymed), s.text
     (s,) = lyr.generate("春风", SamplingOptions(form="七绝", seed=2))
     assert (
-        s.text.startswith("春风") and score(s.text, find_form(s.variant)).rates()["tone_accuracy"] == 1
+        s.text.startswith("春风")
+        and score(s.text, find_form(s.variant)).rates()["tone_accuracy"] == 1
     )
     (s,) = lyr.generate("", SamplingOptions(form="七绝", rhyme_book="xinyun", seed=3))
     assert score(s.text, find_form(s.variant), "xinyun").rates()["tone_accuracy"] == 1.0

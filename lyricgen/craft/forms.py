@@ -287,8 +287,9 @@ class Template:
         """The template as a form of its own: its lengths and marks, no tones or rhymes."""
         clauses = tuple(
             Clause(EITHER * len(s), m, None, e, st)
-            for s, m, e, st in zip(self.slots, self.marks, self.line_ends, self.stanza_ends,
-                                   strict=True)  # fmt: skip
+            for s, m, e, st in zip(
+                self.slots, self.marks, self.line_ends, self.stanza_ends, strict=True
+            )  # fmt: skip
         )
         return Form("template", "template", clauses, {}, ("template",),
                     note="--template", tonal=False)  # fmt: skip

@@ -263,15 +263,15 @@ class SamplingOptions:
     def _validate_subject(self) -> None:
         """--keywords, --theme and --template, and how they meet the rest."""
         if self.keywords is not None and self.theme is not None:
-            raise GenerationError(
-                "--keywords and --theme both say what to write about; give one"
-            )
+            raise GenerationError("--keywords and --theme both say what to write about; give one")
         if self.keywords is not None:
             from lyricgen.craft.plan import parse_keywords
 
             parse_keywords(self.keywords)
         if self.theme is not None and not self.theme.strip():
-            raise GenerationError("--theme is empty; describe the subject, e.g. 一个人在秋夜想念家乡")
+            raise GenerationError(
+                "--theme is empty; describe the subject, e.g. 一个人在秋夜想念家乡"
+            )
         if self.template is None:
             return
         from lyricgen.craft.forms import parse_template

@@ -96,7 +96,9 @@ def parse_keywords(text: str) -> list[str]:
     """'秋,月 故乡' -> ['秋', '月', '故乡']; duplicates dropped, order kept."""
     words = [w for w in re.split(r"[,，、;；\s]+", text.strip()) if w]
     if not words:
-        raise GenerationError("--keywords is empty; give words separated by commas, e.g. 秋,月,故乡")
+        raise GenerationError(
+            "--keywords is empty; give words separated by commas, e.g. 秋,月,故乡"
+        )
     if len(words) > MAX_KEYWORDS:
         raise GenerationError(f"--keywords has {len(words)} words; give at most {MAX_KEYWORDS}")
     return list(dict.fromkeys(words))
@@ -315,7 +317,7 @@ def related_words(index: CopyIndex, vocab: Vocab, words: list[str], n: int,
         pos = index.occurrences(vocab.encode(toks))
         if pos is None or not len(pos):
             continue
-        pos = pos[: 20_000]
+        pos = pos[:20_000]
         offsets = np.arange(-radius, radius + len(toks))
         window = (pos[:, None] + offsets[None, :]).ravel()
         window = window[(window >= 0) & (window < total)]
@@ -343,4 +345,3 @@ def spread_related(lines: list[list[str]], related: list[str]) -> list[list[str]
     for hard in lines:
         out.append([] if hard else [w for w in [next(it, None)] if w])
     return out
-

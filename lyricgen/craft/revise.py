@@ -79,7 +79,9 @@ class Revision:
         return {
             "text": self.text,
             "lines": self.lines,
-            "alternatives": {str(k): [a.to_dict() for a in v] for k, v in self.alternatives.items()},
+            "alternatives": {
+                str(k): [a.to_dict() for a in v] for k, v in self.alternatives.items()
+            },
             "logprob": round(self.logprob, 4),
             **({"form": self.form} if self.form else {}),
             **({"plan": self.plan.to_dict()} if self.plan else {}),
@@ -277,7 +279,9 @@ def _revise(stepper, vocab, draft_lines, order, gaps, forms, opts, copy_index, r
 
     table = TokenTable.of(vocab)
     if table.newline is None:
-        raise GenerationError("this model's vocabulary has no line break, so it cannot revise lines")
+        raise GenerationError(
+            "this model's vocabulary has no line break, so it cannot revise lines"
+        )
     tokens: dict[int, list[int]] = {}
     for i in order:
         if i not in gaps:
@@ -333,7 +337,9 @@ def _revise(stepper, vocab, draft_lines, order, gaps, forms, opts, copy_index, r
     alternatives: dict[int, list] = {}
     for j, i in enumerate(order):
         if i not in gaps:
-            total += _feed(stepper, cons, row, tokens[i] + [table.newline], logits, hidden, out := [])
+            total += _feed(
+                stepper, cons, row, tokens[i] + [table.newline], logits, hidden, out := []
+            )
             logits, hidden = out
             continue
         rows = [row.copy() for _ in range(k)]
@@ -350,10 +356,15 @@ def _revise(stepper, vocab, draft_lines, order, gaps, forms, opts, copy_index, r
             score = line_lp + rest
         else:
             score = np.array([line_score(r, begin, row.seen, table) for r in rows])
+        # a line named for rewriting gets a new one: its old text is no candidate, unless
+        # the model writes nothing else
+        old = draft_lines[i].strip()
+        if any(t != old for t in texts):
+            score = np.where([t == old for t in texts], -np.inf, score)
         alts: list[Alternative] = []
         seen_texts: set[str] = set()
         for c in np.argsort(-score, kind="stable"):
-            if texts[c] in seen_texts or not texts[c]:
+            if texts[c] in seen_texts or not texts[c] or not np.isfinite(score[c]):
                 continue
             seen_texts.add(texts[c])
             alts.append(Alternative(texts[c], float(line_lp[c]), float(rest[c])))

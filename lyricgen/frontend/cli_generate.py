@@ -132,16 +132,20 @@ def _revise(
     ],
     line: Annotated[
         str | None,
-        typer.Option(help="Lines to rewrite, 1-based as in the file: 3, or 3,5 (lines of _ "
-                     "and blank lines between text lines are filled anyway)."),  # fmt: skip
+        typer.Option(
+            help="Lines to rewrite, 1-based as in the file: 3, or 3,5 (lines of _ "
+            "and blank lines between text lines are filled anyway)."
+        ),  # fmt: skip
     ] = None,
     show: Annotated[
         int, typer.Option(help="List the K best alternatives of each line with their scores.")
     ] = 0,
     rank: Annotated[
         Rank,
-        typer.Option(help="text: by the whole text's probability, the lines after included; "
-                     "line: by the line alone."),  # fmt: skip
+        typer.Option(
+            help="text: by the whole text's probability, the lines after included; "
+            "line: by the line alone."
+        ),  # fmt: skip
     ] = Rank.text,
     checkpoint: Annotated[
         Path, typer.Option(help="Run directory written by `lyricgen train`.")
@@ -191,7 +195,9 @@ def _parse_lines(text: str) -> list[int]:
     for part in text.replace("，", ",").split(","):
         part = part.strip()
         if not part.isdigit() or int(part) < 1:
-            raise LyricgenError(f"--line {text!r}: {part!r} is not a line number; give e.g. 3 or 3,5")
+            raise LyricgenError(
+                f"--line {text!r}: {part!r} is not a line number; give e.g. 3 or 3,5"
+            )
         out.append(int(part))
     return sorted(set(out))
 
@@ -202,7 +208,9 @@ def _read_draft(path: Path) -> str:
     try:
         data = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
     except FileNotFoundError:
-        raise LyricgenError(f"draft {path} does not exist; give a text file (or - for stdin)") from None
+        raise LyricgenError(
+            f"draft {path} does not exist; give a text file (or - for stdin)"
+        ) from None
     except IsADirectoryError:
         raise LyricgenError(f"draft {path} is a folder; give a text file") from None
     except OSError as exc:

@@ -15,7 +15,14 @@ Routes:
 - `POST /api/generate`: a JSON object with `start` (default ""), `run` (default the first
   run) and any generation option under its snake_case name (`lines`, `line_length`,
   `acrostic`, `temperature`, `top_p`, `seed`, `num_samples`, `beam`, `rhyme`, ...).
-  Answers `{"samples": [Sample.to_dict(), ...], "run": name}`.
+  Answers `{"samples": [Sample.to_dict(), ...], "run": name}`. `keywords`, `theme` and
+  `template` say what to write about; each sample carries its `plan` and, under a bare
+  form name, the variant it keeps (`form`).
+- `POST /api/revise`: `text` (the draft), `lines` (1-based line numbers to rewrite; lines of
+  `_` and blank lines between text lines are filled anyway), `show` (alternatives per line,
+  default 5), `rank` ("text" or "line"), `run`, and the generation options. Answers
+  `Revision.to_dict()` (the new text, each written line's alternatives with their scores)
+  with `run`. Every line not named keeps its bytes.
 
 Every request is cheap: `LIMITS` caps length, samples, beams, lines and line length, and
 `TEXT_LIMITS` the start, prefix and acrostic text. A sample is at most 500 tokens
@@ -67,7 +74,16 @@ DRAIN_SECONDS = 2.0
 # upper bounds on the options that set how much work one request is
 LIMITS = {"length": 500, "num_samples": 8, "beam": 8, "lines": 40, "line_length": 40,
           "candidates": 32}  # fmt: skip
-TEXT_LIMITS = {"start": 200, "prefix": 500, "acrostic": LIMITS["lines"]}  # characters
+TEXT_LIMITS = {
+    "start": 200,
+    "prefix": 500,
+    "acrostic": LIMITS["lines"],
+    "keywords": 200,
+    "theme": 500,
+    "template": 1000,
+}  # characters
+DRAFT_CHARS = 2000  # characters of a draft /api/revise takes
+REVISE_FIELDS = ("text", "lines", "show", "rank", "run")  # /api/revise's non-option fields
 FREE_LINE_CAP = 40  # tokens a line without line_length may take before `length` ends it
 REQUEST_FIELDS = ("start", "run")  # the fields of /api/generate that are not options
 
@@ -212,6 +228,49 @@ def request_options(
         raise RequestError(f"unknown run {run!r}; this server has {', '.join(runs)}")
     opts = options_from_mapping({k: v for k, v in values.items() if k not in REQUEST_FIELDS})
     return lyricist, start, bounded_options(opts)
+
+
+def revise_request(values: dict[str, Any], runs: dict[str, Lyricist]) -> tuple[Lyricist, dict]:
+    """The run and the `Lyricist.revise` arguments a /api/revise body asks for."""
+    from lyricgen.craft.options import option_specs, options_from_mapping
+
+    names = {s.name for s in option_specs()}
+    unknown = sorted(set(values) - names - set(REVISE_FIELDS))
+    if unknown:
+        known = ", ".join([*REVISE_FIELDS, *sorted(names)])
+        raise RequestError(f"unknown field {unknown[0]!r}; known: {known}")
+    text = values.get("text")
+    if not isinstance(text, str):
+        raise RequestError("text must be a string: the draft to revise")
+    if len(text) > DRAFT_CHARS:
+        raise RequestError(
+            f"text has {len(text)} characters; this server revises at most {DRAFT_CHARS}", 413
+        )
+    lines = values.get("lines")
+    if lines is not None and (
+        not isinstance(lines, list)
+        or not all(isinstance(n, int) and not isinstance(n, bool) for n in lines)
+    ):
+        raise RequestError("lines must be an array of line numbers, e.g. [3, 5]")
+    show = values.get("show", 5)
+    if not isinstance(show, int) or isinstance(show, bool) or not 0 <= show <= 16:
+        raise RequestError(f"show is {show!r}; give 0 to 16")
+    rank = values.get("rank", "text")
+    if rank not in ("text", "line"):
+        raise RequestError(f"rank is {rank!r}; choose text or line")
+    run = values.get("run")
+    if run is None:
+        lyricist = next(iter(runs.values()))
+    elif isinstance(run, str) and run in runs:
+        lyricist = runs[run]
+    else:
+        raise RequestError(f"unknown run {run!r}; this server has {', '.join(runs)}")
+    option_values = {k: v for k, v in values.items() if k not in REVISE_FIELDS}
+    check_limits(option_values)
+    opts = options_from_mapping(option_values)
+    args = {"text": text, "lines": lines, "opts": opts, "show": show, "rank": rank,
+            "max_chars": DRAFT_CHARS}  # fmt: skip
+    return lyricist, args
 
 
 # ---------------------------------------------------------------------------------------
@@ -459,6 +518,22 @@ class _Handlers:
                 body["cell"] = _finite(trace)  # the JSON field keeps its 0.3 name
         return body
 
+    async def revise(self, request: Request) -> Any:
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            values = parse_body(await _read_body(request))
+            lyricist, args = revise_request(values, self.runs)
+            r = await run_in_threadpool(lambda: lyricist.revise(**args))
+            return _json({**_finite(r.to_dict()), "run": lyricist.name})
+        except RequestError as exc:
+            return _error(str(exc), exc.status)
+        except LyricgenError as exc:
+            return _error(str(exc), 400)
+        except Exception as exc:  # noqa: BLE001 - nothing a client sends may stop the server
+            log.exception("POST /api/revise failed")
+            return _error(f"internal error: {type(exc).__name__}: {exc}", 500)
+
     async def similar(self, request: Request) -> Any:
         from starlette.concurrency import run_in_threadpool
 
@@ -497,6 +572,7 @@ def create_app(lyricists: list[Lyricist]) -> Any:
         Route("/api/options", h.list_options, methods=["GET"]),
         Route("/api/forms", h.list_forms, methods=["GET"]),
         Route("/api/generate", h.generate, methods=["POST"]),
+        Route("/api/revise", h.revise, methods=["POST"]),
         Route("/api/similar", h.similar, methods=["GET"]),
     ]
     return Starlette(
