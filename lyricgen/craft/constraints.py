@@ -619,6 +619,13 @@ class FormShape(Constraint):
             m |= self._variant_mask(state, v, k, p)
         return m
 
+    def rhymes_at(self, state: FormState, k: int, p: int) -> bool:
+        """Whether clause k, position p is a rhyme position (in any variant in play) that no
+        template fixes."""
+        if (k, p) in self.fixed_ids or p != self.form.clauses[k].length - 1:
+            return False
+        return any(self.forms[v].clauses[k].rhyme is not None for v in state.live)
+
     def _mark_or_break(self, state: FormState) -> str:
         if self.marks[state.clause] is not None:
             return "mark"
@@ -771,9 +778,10 @@ class Keywords(Constraint):
         return m
 
     # -- where the line's keywords still fit ------------------------------------------
-    def _form_fits(self, row: SampleState, words: list[str], skip: int) -> bool:
+    def _form_fits(self, row: SampleState, words: list[str], skip: int, here: bool = False) -> bool:
         """Whether `words` fit, in order, in the rest of the form's current line when the
-        next `skip` positions are left to other characters."""
+        next `skip` positions are left to other characters (`here`: the first one starting
+        exactly there)."""
         fs = row.states[self.form_slot]
         if fs.phase != "chars":
             return False
@@ -784,13 +792,17 @@ class Keywords(Constraint):
             ids = [stoi.get(ch) for ch in w]
             if None in ids:
                 return False
-            while True:
+            while True:  # the first word from (k, p) on; the rest after it
                 n = form.clauses[k].length
                 if p + len(w) <= n and all(
-                    self.form.position_mask(fs, k, p + j)[i] for j, i in enumerate(ids)
+                    self.form.position_mask(fs, k, p + j)[i]
+                    and not self.form.rhymes_at(fs, k, p + j)
+                    for j, i in enumerate(ids)
                 ):
                     p += len(w)
                     break
+                if here:
+                    return False
                 p += 1
                 if p + len(w) > n:
                     if form.clauses[k].line_end or k + 1 >= len(form.clauses):
@@ -871,7 +883,9 @@ class Keywords(Constraint):
     def _begins_here(self, row: SampleState, st: KeywordState) -> bool:
         """Whether the keyword (and the line's others after it) fit from this position."""
         if self.form is not None:
-            return self._form_fits(row, st.pending, skip=0)
+            return self._form_fits(row, st.pending[:1], skip=0, here=True) and self._form_fits(
+                row, st.pending, skip=0
+            )
         n = self.shape.target(row) if self.shape is not None else None
         if n is None:
             return True

@@ -223,7 +223,7 @@ def prepare(vocab: Vocab, start: str, opts: SamplingOptions,
     lines: list[list[str]] = []
     if forms is not None:
         tonal = opts.tones != "off" and forms[0].tonal
-        fits: list[tuple[Form, list[list[str]]]] = []
+        fits: list[tuple[Form, tuple]] = []
         first_problem = None
         for f in forms:
             fixed = planning.fixed_positions(
@@ -235,7 +235,7 @@ def prepare(vocab: Vocab, start: str, opts: SamplingOptions,
             if problem is None and placed is None:
                 problem = _keywords_misfit(f, words, opts.book, tonal, fixed)
             if problem is None:
-                fits.append((f, placed or []))
+                fits.append((f, placed or ([], {})))
             elif first_problem is None:
                 first_problem = problem
         if not fits:
@@ -244,8 +244,19 @@ def prepare(vocab: Vocab, start: str, opts: SamplingOptions,
             raise GenerationError(
                 f"{first_problem}; nothing fits {what} (see `lyricgen forms`), or use --tones off"
             )
-        req.forms = [f for f, _ in fits]
-        lines = fits[0][1]
+        lines, pinned = fits[0][1]
+        # the variants the plan made for the first one also fits (a keyword pinned to a
+        # rhyme position fixes its characters there, like a template's)
+        req.forms = [
+            f for f, _ in fits
+            if all(planning.Slots(f, opts.book, tonal, {}).place(ln, i) is not None
+                   for i, ln in enumerate(lines) if ln)
+            and planning.where_it_breaks(f, opts.book, tonal, pinned) is None
+        ]  # fmt: skip
+        for kp, ch in pinned.items():
+            if ch not in vocab:
+                planning.check_keywords_in_vocab([ch], vocab)
+            req.fixed[kp] = vocab.stoi[ch]
     elif words:
         lines = planning.plan_free(words, opts.n_lines, opts.line_length_list)
     if words:
@@ -264,7 +275,7 @@ def _keywords_misfit(form: Form, words: list[str], book_name: str, tonal: bool,
     more than the free positions hold."""
     from lyricgen.craft.plan import Slots
 
-    slots = Slots(form, book_name, tonal, fixed)
+    slots = Slots(form, book_name, tonal, fixed, avoid_rhyme=False)
     for w in words:
         if all(slots.place([w], i) is None for i in range(len(slots.line_clauses))):
             why = "its tones fit no position" if tonal else "it fits no free position"

@@ -232,7 +232,7 @@ class SamplingOptions:
                 "--start and --acrostic cannot be combined: the acrostic decides how each line "
                 "begins (use --prefix to set the mood)"
             )
-        if not self.n_lines and not start.strip():
+        if not self.n_lines and not start.strip() and not (self.keywords or self.theme):
             raise GenerationError(
                 "--start is empty; give at least one word, e.g. --start 星星 (or --lines M, "
                 "--form or --acrostic to begin a song from scratch)"

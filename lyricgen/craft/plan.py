@@ -170,6 +170,9 @@ class Slots:
     book_name: str
     tones: bool
     fixed: dict[tuple[int, int], str]
+    # keep keywords off the rhyme positions: a rhyme written there would have to agree
+    # with rhymes chosen before it, which no plan made in advance can promise
+    avoid_rhyme: bool = True
 
     def __post_init__(self) -> None:
         self.book = book(self.book_name)
@@ -185,6 +188,8 @@ class Slots:
         if fixed is not None:
             return fixed == ch
         c = self.form.clauses[k]
+        if self.avoid_rhyme and c.rhyme is not None and p == c.length - 1:
+            return False
         tone = c.tones[p]
         if self.tones and tone != EITHER and tone not in self.book.tones(ch):
             return False
@@ -243,7 +248,7 @@ def where_it_breaks(form: Form, book_name: str, tones: bool,
                     fixed: dict[tuple[int, int], str]) -> str | None:  # fmt: skip
     """The first fixed character that cannot stand where it stands in `form`, as words
     ('月' at clause 1, position 2 wants 平), or None."""
-    slots = Slots(form, book_name, tones, {})
+    slots = Slots(form, book_name, tones, {}, avoid_rhyme=False)
     for (k, p), ch in sorted(fixed.items()):
         if not slots.fits(ch, k, p):
             c = form.clauses[k]
@@ -254,10 +259,37 @@ def where_it_breaks(form: Form, book_name: str, tones: bool,
 
 
 def plan_form(form: Form, words: list[str], book_name: str, tones: bool,
-              fixed: dict[tuple[int, int], str]) -> list[list[str]] | None:  # fmt: skip
+              fixed: dict[tuple[int, int], str]
+              ) -> tuple[list[list[str]], dict[tuple[int, int], str]] | None:  # fmt: skip
     """Keywords spread over the form's lines (keyword j of n on line j*L//n), each moved to
-    the nearest line where it fits when its own does not; None when some cannot fit."""
-    slots = Slots(form, book_name, tones, fixed)
+    the nearest line where it fits when its own does not, off the rhyme positions; then
+    (lines, {}). Where some keyword only fits on a rhyme position, every keyword is placed
+    now instead, and those on rhyme positions are pinned there: (lines without them,
+    {(clause, position): character}), so that the other rhymes follow them. None when some
+    keyword cannot fit at all."""
+    lines = _spread(Slots(form, book_name, tones, fixed), words)
+    if lines is not None:
+        return lines, {}
+    slots = Slots(form, book_name, tones, fixed, avoid_rhyme=False)
+    lines = _spread(slots, words)
+    if lines is None:
+        return None
+    pinned: dict[tuple[int, int], str] = {}
+    kept: list[list[str]] = []
+    for i, line in enumerate(lines):
+        spots = slots.place(line, i) or []
+        keep = []
+        for w, (k, p) in zip(line, spots, strict=True):
+            c = form.clauses[k]
+            if c.rhyme is not None and p + len(w) == c.length:
+                pinned.update({(k, p + j): ch for j, ch in enumerate(w)})
+            else:
+                keep.append(w)
+        kept.append(keep)
+    return kept, pinned
+
+
+def _spread(slots: Slots, words: list[str]) -> list[list[str]] | None:
     n_lines = len(slots.line_clauses)
     lines: list[list[str]] = [[] for _ in range(n_lines)]
     for j, w in enumerate(words):

@@ -289,6 +289,10 @@ def _revise(stepper, vocab, draft_lines, order, gaps, forms, opts, copy_index, r
             tokens[i] = vocab.encode(toks)
     fixed: dict[tuple[int, int], int] = {}
     lengths: list[int | None] | None = None
+    book_name = opts.rhyme_book or ("pingshui" if forms is not None else "shisanzhe")
+    if forms is None and vocab.level == "char" and table.cjk:
+        shaped = _draft_form([draft_lines[i] for i in order], [i in gaps for i in order])
+        forms = [shaped] if shaped is not None else None
     if forms is not None:
         if vocab.level != "char":
             raise GenerationError("a form needs a character-level Chinese model")
@@ -320,12 +324,15 @@ def _revise(stepper, vocab, draft_lines, order, gaps, forms, opts, copy_index, r
     if opts.keywords or opts.theme:
         req = prepare(vocab, "", replace(req_opts, form=None, lines=None), copy_index)
         words = [w for w in req.plan.keywords if w not in kept_text] if req.plan else []
-        plan = _plan_gaps(words, order, gaps, forms, fixed, opts, vocab) if words else None
+        plan = (
+            _plan_gaps(words, order, gaps, forms, fixed, book_name, opts, vocab) if words else None
+        )
         if plan is not None and req.plan is not None:
             plan.theme_method = req.plan.theme_method
     ids, _ = _context(vocab, "", opts)
-    cons = Constraints(vocab, replace(opts, form=None, lines=len(order)), ids, copy_index,
-                       rhyme_table, forms=forms, fixed=fixed, plan=plan)  # fmt: skip
+    inner = replace(opts, form=None, lines=len(order), rhyme_book=book_name)
+    cons = Constraints(vocab, inner, ids, copy_index, rhyme_table, forms=forms, fixed=fixed,
+                       plan=plan)  # fmt: skip
     if lengths is not None and cons.shape is not None:
         cons.shape.lengths = lengths
     k = max(opts.n_candidates if opts.candidates else DEFAULT_CANDIDATES, show, 1)
@@ -386,6 +393,44 @@ def _revise(stepper, vocab, draft_lines, order, gaps, forms, opts, copy_index, r
                     plan, total)  # fmt: skip
 
 
+def _draft_form(lines: list[str], gap: list[bool]) -> Form | None:
+    """A free draft of Han characters and marks as a form of its own (no tones or rhymes):
+    each line's clauses as they stand, so a rewritten line keeps its clause lengths and
+    marks; None where a line holds anything else, or a blank line is to be filled."""
+    import unicodedata
+
+    from lyricgen.craft.forms import Template
+
+    slots, marks, ends = [], [], []
+    for ln, is_gap in zip(lines, gap, strict=True):
+        text = ln.strip()
+        if not text:
+            return None
+        if _is_blankmark(text):
+            slots.append((None,) * len(text))
+            marks.append("")
+            ends.append(True)
+            continue
+        cur: list = []
+        for ch in text:
+            if is_han(ch):
+                cur.append(None if is_gap else ch)
+            elif unicodedata.category(ch)[0] == "P" and cur:
+                slots.append(tuple(cur))
+                marks.append(ch)
+                ends.append(False)
+                cur = []
+            else:
+                return None
+        if cur:
+            slots.append(tuple(cur))
+            marks.append("")
+            ends.append(False)
+        ends[-1] = True
+    t = Template(tuple(slots), tuple(marks), tuple(ends), (False,) * len(slots))
+    return t.form()
+
+
 def _counted(line: str, vocab: Vocab, table: TokenTable) -> int | None:
     toks = encode_prompt(line, vocab, "draft line")
     n = int(sum(table.length[vocab.stoi[t]] for t in toks if table.in_line[vocab.stoi[t]]))
@@ -420,7 +465,7 @@ def _score_suffix(stepper, logits, hidden, suffix: list[int]) -> np.ndarray:
     return total
 
 
-def _plan_gaps(words, order, gaps, forms, fixed, opts, vocab) -> Plan:
+def _plan_gaps(words, order, gaps, forms, fixed, book_name, opts, vocab) -> Plan:
     """Keywords spread over the lines being written (under a form, each where it fits)."""
     gap_lines = [j for j, i in enumerate(order) if i in gaps]
     lines: list[list[str]] = [[] for _ in order]
@@ -428,7 +473,7 @@ def _plan_gaps(words, order, gaps, forms, fixed, opts, vocab) -> Plan:
         from lyricgen.craft.plan import Slots
 
         fixed_chars = {kp: vocab.itos[t] for kp, t in fixed.items()}
-        slots = Slots(forms[0], opts.book, opts.tones != "off", fixed_chars)
+        slots = Slots(forms[0], book_name, opts.tones != "off" and forms[0].tonal, fixed_chars)
     for n, w in enumerate(words):
         want = gap_lines[n * len(gap_lines) // len(words)]
         for j in sorted(gap_lines, key=lambda g: (abs(g - want), g)):
