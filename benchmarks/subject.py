@@ -33,6 +33,8 @@ import argparse
 import math
 import statistics
 import sys
+import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -59,16 +61,21 @@ def repeat_share(text: str) -> float:
 
 def split_songs(run: str) -> tuple[list[str], list[str], list[str]]:
     """(training songs, held-out songs, tunes of the held-out songs) of the run's corpus,
-    split as the trainer splits it: the last val_fraction of the songs are held out."""
+    split exactly as the trainer splits it (`corpus.text.train_val_split`)."""
     from lyricgen.config import load_config
+    from lyricgen.corpus.text import train_val_split
 
     cfg = load_config(Path(run) / "config.yaml")
     text = Path(cfg.data.corpus).read_text(encoding="utf-8")
-    songs = [s.strip("\n") for s in text.split("\n\n") if s.strip()]
-    n_val = max(1, round(len(songs) * cfg.data.val_fraction))
+    train, val = train_val_split(text, cfg.data.val_fraction)
+
+    def songs(t: str) -> list[str]:
+        return [x.strip("\n") for x in t.split("\n\n") if x.strip()]
+
+    tr, va = songs(train), songs(val)
     tunes_file = Path(cfg.data.corpus).with_name("songci_tunes.txt")
     tunes = tunes_file.read_text(encoding="utf-8").splitlines() if tunes_file.exists() else []
-    return songs[:-n_val], songs[-n_val:], tunes[len(songs) - n_val :]
+    return tr, va, tunes[len(tr) :]
 
 
 class Tfidf:
@@ -164,6 +171,136 @@ def poets_rates() -> dict[str, float]:
     return out
 
 
+def keyword_sets(train: list[str], held: list[str], n: int, vocab, seed: int = 0):
+    """Each of `n` held-out songs' top three characters by TF-IDF (IDF from the training
+    split) among those the model can write, songs drawn with a fixed seed; and the songs."""
+    import random
+
+    tf = Tfidf(train)
+    rng = random.Random(seed)
+    songs = rng.sample(held, min(n, len(held)))
+    sets = []
+    for s in songs:
+        ranked = tf.top(s, 50)
+        sets.append([c for c in ranked if c in vocab][:3])
+    return sets, songs, tf
+
+
+def keywords_section(lyr, sets: list[list[str]], samples: int) -> dict:
+    """Inclusion free (8 lines) and under FORMS12, with format/tone/rhyme and fluency."""
+    from lyricgen.craft.formcheck import FormScore, score
+    from lyricgen.craft.forms import find_form
+    from lyricgen.craft.options import SamplingOptions
+    from lyricgen.errors import GenerationError
+
+    out = {}
+    ok = n = 0
+    for i, kws in enumerate(sets):
+        (s,) = lyr.generate("", SamplingOptions(lines=8, keywords=",".join(kws), seed=i))
+        n += 1
+        ok += all(w in s.text for w in kws)
+    out["free"] = {"samples": n, "inclusion": ok / n}
+    rows = []
+    for name in FORMS12:
+        total, n, ok, refused, ppl_kw, ppl_free, secs = FormScore(), 0, 0, 0, [], [], []
+        for i, kws in enumerate(sets[:samples]):
+            opts = SamplingOptions(form=name, keywords=",".join(kws), seed=i)
+            try:
+                t0 = time.perf_counter()
+                (s,) = lyr.generate("", opts)
+                secs.append(time.perf_counter() - t0)
+            except GenerationError:
+                refused += 1  # a set that cannot fit the form: a clear error
+                continue
+            n += 1
+            ok += all(w in s.text for w in kws)
+            total = total + score(s.text, find_form(s.variant or name))
+            ppl_kw.append(s.perplexity)
+            (f,) = lyr.generate("", SamplingOptions(form=name, seed=i))
+            ppl_free.append(f.perplexity)
+        rows.append({"form": name, "samples": n, "refused": refused,
+                     "inclusion": ok / n if n else None, "ppl_kw": H.median(ppl_kw),
+                     "ppl_plain": H.median(ppl_free), "seconds": H.median(secs),
+                     **total.rates()})  # fmt: skip
+        print(name, rows[-1]["inclusion"], flush=True)
+    out["forms"] = rows
+    return out
+
+
+def relevance_section(lyr, sets, songs, tf: Tfidf) -> dict:
+    """Similarity of samples to the song whose keywords wrote them, against the control
+    (another song's keywords) and against --prefix with the same keywords; 8 free lines."""
+    from lyricgen.craft.options import SamplingOptions
+
+    own, control, prefix, own_rest, prefix_rest, ppl_kw, ppl_plain = [], [], [], [], [], [], []
+    for i, (kws, song) in enumerate(zip(sets, songs, strict=True)):
+        other = sets[(i + 1) % len(sets)]
+        (a,) = lyr.generate("", SamplingOptions(lines=8, keywords=",".join(kws), seed=i))
+        (b,) = lyr.generate("", SamplingOptions(lines=8, keywords=",".join(other), seed=i))
+        (c,) = lyr.generate("", SamplingOptions(lines=8, prefix="".join(kws), seed=i))
+        (d,) = lyr.generate("", SamplingOptions(lines=8, seed=i, candidates=8))
+        sv = tf.vec(song)
+        own.append(tf.cosine(tf.vec(a.text), sv))
+        control.append(tf.cosine(tf.vec(b.text), sv))
+        prefix.append(tf.cosine(tf.vec(c.text), sv))
+        drop = set("".join(kws))
+        song_rest = tf.vec(song, drop)
+        own_rest.append(tf.cosine(tf.vec(a.text, drop), song_rest))
+        prefix_rest.append(tf.cosine(tf.vec(c.text, drop), song_rest))
+        ppl_kw.append(a.perplexity)
+        ppl_plain.append(d.perplexity)
+    mean = statistics.mean
+    return {
+        "songs": len(sets), "own": mean(own), "control": mean(control), "prefix": mean(prefix),
+        "ratio_control": mean(own) / mean(control), "prefix_ratio_control": mean(prefix) / mean(control),
+        "own_rest": mean(own_rest), "prefix_rest": mean(prefix_rest),
+        "ppl_kw": H.median(ppl_kw), "ppl_plain": H.median(ppl_plain),
+    }  # fmt: skip
+
+
+def revision_section(lyr, held: list[str], n: int) -> dict:
+    """Rewrite one line (2..7) of held-out 8-line songs, ranked by the whole text and by
+    the line alone (the same candidates, the same seed)."""
+    import random
+
+    rng = random.Random(1)
+    eight = [s for s in held if len(s.split("\n")) == 8]
+    cases = rng.sample(eight, min(n, len(eight)))
+    wins = ties = kept = 0
+    lls_text, lls_line = [], []
+    for i, song in enumerate(cases):
+        line = rng.randint(2, 7)
+        a = lyr.revise(song, [line], seed=i, rank="text")
+        b = lyr.revise(song, [line], seed=i, rank="line")
+        old = song.split("\n")
+        for r in (a, b):
+            new = r.text.split("\n")
+            kept += all(x == y for j, (x, y) in enumerate(zip(old, new, strict=True))
+                        if j != line - 1) and len(new) == len(old)  # fmt: skip
+        lls_text.append(a.logprob)
+        lls_line.append(b.logprob)
+        wins += a.logprob > b.logprob + 1e-9
+        ties += abs(a.logprob - b.logprob) <= 1e-9
+    k = len(cases)
+    return {"cases": k, "suffix_wins": wins / k, "ties": ties / k,
+            "kept_byte_for_byte": kept / (2 * k),
+            "ll_suffix": statistics.mean(lls_text), "ll_line": statistics.mean(lls_line)}  # fmt: skip
+
+
+def speed_section(run: str, held: list[str]) -> dict:
+    eight = next(s for s in held if len(s.split("\n")) == 8)
+    cmd = H.lyricgen_cmd()
+    gen = [*cmd, "generate", "--checkpoint", run, "--form", "七绝", "--keywords", "秋,月,故乡",
+           "--seed", "1"]  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        draft = Path(tmp) / "draft.txt"
+        draft.write_text(eight + "\n", encoding="utf-8")
+        rev = [*cmd, "revise", str(draft), "--checkpoint", run, "--line", "3", "--seed", "1"]
+        g = [H.wall(gen) for _ in range(5)]
+        r = [H.wall(rev) for _ in range(5)]
+    return {"generate_qijue_3_keywords_s": H.median(g), "revise_one_line_s": H.median(r)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("run")
@@ -206,6 +343,48 @@ def main() -> None:
                 ]
                 for r in rows
             ],  # fmt: skip
+        )
+    train, held, _ = split_songs(args.run) if set(args.sections) - {"repetition"} else ([], [], [])
+    sets, songs, tf = keyword_sets(train, held, args.songs, lyr.vocab) if train else ([], [], None)
+    if "keywords" in args.sections:
+        r = keywords_section(lyr, sets, args.samples)
+        out["keywords"] = r
+        print(f"free (8 lines): every keyword in {r['free']['inclusion']:.0%} of "
+              f"{r['free']['samples']} samples")  # fmt: skip
+        H.table(
+            ["form", "samples", "refused", "all keywords", "format", "tones", "rhyme",
+             "ppl kw / plain", "s/sample"],
+            [[x["form"], x["samples"], x["refused"], H.fmt(x["inclusion"], ".0%"),
+              H.fmt(x["format_accuracy"], ".0%"), H.fmt(x["tone_accuracy"], ".0%"),
+              H.fmt(x["rhyme_accuracy"], ".0%"),
+              H.fmt(H.ratio(x["ppl_kw"], x["ppl_plain"]), ".2f"), H.fmt(x["seconds"], ".2f")]
+             for x in r["forms"]],
+        )  # fmt: skip
+    if "relevance" in args.sections:
+        r = relevance_section(lyr, sets, songs, tf)
+        out["relevance"] = r
+        print(
+            f"relevance over {r['songs']} held-out songs (character TF-IDF cosine): keywords "
+            f"{r['own']:.4f}, control {r['control']:.4f} ({r['ratio_control']:.2f}x), --prefix "
+            f"{r['prefix']:.4f} ({r['prefix_ratio_control']:.2f}x the control); keywords left "
+            f"out: keywords {r['own_rest']:.4f} vs --prefix {r['prefix_rest']:.4f}; perplexity "
+            f"with keywords {r['ppl_kw']:.1f} vs without {r['ppl_plain']:.1f}"
+        )
+    if "revision" in args.sections:
+        r = revision_section(lyr, held, args.songs)
+        out["revision"] = r
+        print(
+            f"revision over {r['cases']} held-out 8-line songs: whole-text ranking higher in "
+            f"{r['suffix_wins']:.0%} (ties {r['ties']:.0%}); mean log-likelihood "
+            f"{r['ll_suffix']:.2f} vs {r['ll_line']:.2f}; other lines kept byte for byte in "
+            f"{r['kept_byte_for_byte']:.0%}"
+        )
+    if "speed" in args.sections:
+        r = speed_section(args.run, held)
+        out["speed"] = r
+        print(
+            f"whole process, median of 5: 七绝 with 3 keywords {r['generate_qijue_3_keywords_s']:.2f}"
+            f" s; one-line revision of an 8-line draft {r['revise_one_line_s']:.2f} s"
         )
     H.write_json(args.json, out)
 

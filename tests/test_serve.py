@@ -380,3 +380,36 @@ def test_an_over_limit_body_gets_its_413_over_a_real_socket(live_server, framing
         assert info.value.code == 413
         assert info.value.headers["connection"] == "close"
         assert json.loads(info.value.read()) == {"error": "request body is over 64 KB"}
+
+
+def test_revise_keeps_the_other_lines_and_lists_alternatives(client, lyricist):
+    text = "星星在夜空里眨眼\n我们在风里唱歌\n月亮照着回家的路"
+    r = client.post("/api/revise", json={"text": text, "lines": [2], "show": 3, "seed": 1})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    new = body["text"].split("\n")
+    assert (
+        new[0] == "星星在夜空里眨眼" and new[2] == "月亮照着回家的路" and new[1] != "我们在风里唱歌"
+    )
+    alts = body["alternatives"]["2"]
+    assert alts[0]["text"] == new[1] and 1 <= len(alts) <= 3 and body["run"] == lyricist.name
+    # the same as the library's
+    assert lyricist.revise(text, [2], show=3, seed=1).text == body["text"]
+
+
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ({"lines": [1]}, 400, "text must be a string"),
+        ({"text": "星星\n月亮", "lines": [5]}, 400, "--line 5 is out of range"),
+        ({"text": "星" * 3000, "lines": [1]}, 413, "this server revises at most 2000"),
+        ({"text": " \n ", "lines": [1]}, 400, "the draft is empty"),
+        ({"text": "星星\n月亮", "lines": "2"}, 400, "lines must be an array"),
+        ({"text": "星星\n月亮", "lines": [1], "show": 99}, 400, "show is 99"),
+        ({"text": "星星\n月亮", "lines": [1], "bogus": 1}, 400, "unknown field 'bogus'"),
+    ],
+)
+def test_bad_revisions_get_one_line_errors(client, body, status, message):
+    r = client.post("/api/revise", json=body)
+    assert r.status_code == status and message in r.json()["error"], r.text
+    assert "\n" not in r.json()["error"]

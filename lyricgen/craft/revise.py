@@ -41,6 +41,10 @@ if TYPE_CHECKING:
     from lyricgen.craft.forms import Form
 
 MAX_DRAFT_CHARS = 20_000
+# candidates drawn for each line written, when --candidates is not given (measured on 30
+# held-out Song ci songs, docs/BENCHMARKS.md "Writing about something": 16 gave a higher
+# mean whole-text log-likelihood than 8, at the same speed as a whole process)
+REVISE_CANDIDATES = 16
 RANKS = ("text", "line")
 
 
@@ -285,8 +289,7 @@ def _revise(stepper, vocab, draft_lines, order, gaps, forms, opts, copy_index, r
     tokens: dict[int, list[int]] = {}
     for i in order:
         if i not in gaps:
-            toks = encode_prompt(draft_lines[i].strip(), vocab, f"draft line {i + 1}")
-            tokens[i] = vocab.encode(toks)
+            tokens[i] = _encode_kept(draft_lines[i].strip(), vocab)
     fixed: dict[tuple[int, int], int] = {}
     lengths: list[int | None] | None = None
     book_name = opts.rhyme_book or ("pingshui" if forms is not None else "shisanzhe")
@@ -301,7 +304,7 @@ def _revise(stepper, vocab, draft_lines, order, gaps, forms, opts, copy_index, r
         for j, i in enumerate(order):
             n_clauses = len(shapes[j]) if j < len(shapes) else 0
             if i not in gaps:
-                chars = [t for t in tokens[i] if table.single_han[t]]
+                chars = [t for t in tokens[i] if table.single_han[t] or t == vocab.unk_id]
                 pos = [(k, p) for k in range(k0, k0 + n_clauses)
                        for p in range(forms[0].clauses[k].length)]  # fmt: skip
                 fixed.update(zip(pos, chars, strict=False))
@@ -335,7 +338,7 @@ def _revise(stepper, vocab, draft_lines, order, gaps, forms, opts, copy_index, r
                        plan=plan)  # fmt: skip
     if lengths is not None and cons.shape is not None:
         cons.shape.lengths = lengths
-    k = max(opts.n_candidates if opts.candidates else DEFAULT_CANDIDATES, show, 1)
+    k = max(opts.candidates or REVISE_CANDIDATES, show, 1)
     rng = np.random.default_rng(opts.seed)
     logits, hidden = stepper.start(ids, 1)
     row = cons.start_state([])
@@ -429,6 +432,18 @@ def _draft_form(lines: list[str], gap: list[bool]) -> Form | None:
         ends[-1] = True
     t = Template(tuple(slots), tuple(marks), tuple(ends), (False,) * len(slots))
     return t.form()
+
+
+def _encode_kept(line: str, vocab: Vocab) -> list[int]:
+    """A kept line's ids; a character (or word) the vocabulary lacks is read as <unk>: the
+    line is kept as it is, and the model reads what it can of it."""
+    from lyricgen.corpus.text import tokenize
+    from lyricgen.errors import UnknownTokenError
+
+    try:
+        return vocab.encode(encode_prompt(line, vocab, "draft"))
+    except UnknownTokenError:
+        return [vocab.stoi.get(t, vocab.unk_id) for t in tokenize(line, vocab.level)]
 
 
 def _counted(line: str, vocab: Vocab, table: TokenTable) -> int | None:
