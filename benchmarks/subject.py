@@ -203,6 +203,7 @@ def keywords_section(lyr, sets: list[list[str]], samples: int) -> dict:
     rows = []
     for name in FORMS12:
         total, n, ok, refused, ppl_kw, ppl_free, secs = FormScore(), 0, 0, 0, [], [], []
+        ppl_own = []
         for i, kws in enumerate(sets[:samples]):
             opts = SamplingOptions(form=name, keywords=",".join(kws), seed=i)
             try:
@@ -216,15 +217,32 @@ def keywords_section(lyr, sets: list[list[str]], samples: int) -> dict:
             ok += all(w in s.text for w in kws)
             total = total + score(s.text, find_form(s.variant or name))
             ppl_kw.append(s.perplexity)
+            ppl_own.append(ppl_without(s, kws))
             (f,) = lyr.generate("", SamplingOptions(form=name, seed=i))
             ppl_free.append(f.perplexity)
         rows.append({"form": name, "samples": n, "refused": refused,
                      "inclusion": ok / n if n else None, "ppl_kw": H.median(ppl_kw),
                      "ppl_plain": H.median(ppl_free), "seconds": H.median(secs),
+                     "ppl_kw_own": H.median(ppl_own),
                      **total.rates()})  # fmt: skip
         print(name, rows[-1]["inclusion"], flush=True)
     out["forms"] = rows
     return out
+
+
+def ppl_without(sample, kws: list[str]) -> float:
+    """The sample's perplexity over the tokens the model chose: the keywords' own tokens
+    (forced by the request) left out."""
+    text, skip = "".join(sample.tokens), set()
+    if len(text) != len(sample.tokens):  # not a character model: count every token
+        return sample.perplexity
+    for w in kws:
+        start = text.find(w)
+        while start >= 0:
+            skip.update(range(start, start + len(w)))
+            start = text.find(w, start + 1)
+    keep = [lp for k, lp in enumerate(sample.logprobs) if k not in skip]
+    return math.exp(-sum(keep) / len(keep)) if keep else float("nan")
 
 
 def relevance_section(lyr, sets, songs, tf: Tfidf) -> dict:
@@ -233,12 +251,21 @@ def relevance_section(lyr, sets, songs, tf: Tfidf) -> dict:
     from lyricgen.craft.options import SamplingOptions
 
     own, control, prefix, own_rest, prefix_rest, ppl_kw, ppl_plain = [], [], [], [], [], [], []
+    both_rest, ppl_both, ppl_kw_own = [], [], []
     for i, (kws, song) in enumerate(zip(sets, songs, strict=True)):
         other = sets[(i + 1) % len(sets)]
         (a,) = lyr.generate("", SamplingOptions(lines=8, keywords=",".join(kws), seed=i))
         (b,) = lyr.generate("", SamplingOptions(lines=8, keywords=",".join(other), seed=i))
         (c,) = lyr.generate("", SamplingOptions(lines=8, prefix="".join(kws), seed=i))
         (d,) = lyr.generate("", SamplingOptions(lines=8, seed=i, candidates=8))
+        (e,) = lyr.generate(
+            "", SamplingOptions(lines=8, keywords=",".join(kws), prefix="".join(kws), seed=i)
+        )
+        both_rest.append(
+            tf.cosine(tf.vec(e.text, set("".join(kws))), tf.vec(song, set("".join(kws))))
+        )
+        ppl_both.append(e.perplexity)
+        ppl_kw_own.append(ppl_without(a, kws))
         sv = tf.vec(song)
         own.append(tf.cosine(tf.vec(a.text), sv))
         control.append(tf.cosine(tf.vec(b.text), sv))
@@ -255,6 +282,8 @@ def relevance_section(lyr, sets, songs, tf: Tfidf) -> dict:
         "ratio_control": mean(own) / mean(control), "prefix_ratio_control": mean(prefix) / mean(control),
         "own_rest": mean(own_rest), "prefix_rest": mean(prefix_rest),
         "ppl_kw": H.median(ppl_kw), "ppl_plain": H.median(ppl_plain),
+        "ppl_kw_without_keyword_tokens": H.median(ppl_kw_own),
+        "kw_prefix_rest": mean(both_rest), "ppl_kw_prefix": H.median(ppl_both),
     }  # fmt: skip
 
 
@@ -353,11 +382,12 @@ def main() -> None:
               f"{r['free']['samples']} samples")  # fmt: skip
         H.table(
             ["form", "samples", "refused", "all keywords", "format", "tones", "rhyme",
-             "ppl kw / plain", "s/sample"],
+             "ppl kw / plain", "without kw tokens", "s/sample"],
             [[x["form"], x["samples"], x["refused"], H.fmt(x["inclusion"], ".0%"),
               H.fmt(x["format_accuracy"], ".0%"), H.fmt(x["tone_accuracy"], ".0%"),
               H.fmt(x["rhyme_accuracy"], ".0%"),
-              H.fmt(H.ratio(x["ppl_kw"], x["ppl_plain"]), ".2f"), H.fmt(x["seconds"], ".2f")]
+              H.fmt(H.ratio(x["ppl_kw"], x["ppl_plain"]), ".2f"),
+              H.fmt(H.ratio(x["ppl_kw_own"], x["ppl_plain"]), ".2f"), H.fmt(x["seconds"], ".2f")]
              for x in r["forms"]],
         )  # fmt: skip
     if "relevance" in args.sections:
@@ -367,8 +397,10 @@ def main() -> None:
             f"relevance over {r['songs']} held-out songs (character TF-IDF cosine): keywords "
             f"{r['own']:.4f}, control {r['control']:.4f} ({r['ratio_control']:.2f}x), --prefix "
             f"{r['prefix']:.4f} ({r['prefix_ratio_control']:.2f}x the control); keywords left "
-            f"out: keywords {r['own_rest']:.4f} vs --prefix {r['prefix_rest']:.4f}; perplexity "
-            f"with keywords {r['ppl_kw']:.1f} vs without {r['ppl_plain']:.1f}"
+            f"out: keywords {r['own_rest']:.4f} vs --prefix {r['prefix_rest']:.4f} (keywords and "
+            f"--prefix: {r['kw_prefix_rest']:.4f}); perplexity with keywords {r['ppl_kw']:.1f} "
+            f"({r['ppl_kw_without_keyword_tokens']:.1f} without the keyword tokens; with --prefix "
+            f"too {r['ppl_kw_prefix']:.1f}) vs without keywords {r['ppl_plain']:.1f}"
         )
     if "revision" in args.sections:
         r = revision_section(lyr, held, args.songs)

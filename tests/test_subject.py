@@ -86,6 +86,8 @@ def test_keywords_with_beam_search_and_acrostic(verse_run):
 def test_prefer_mode_only_favours_and_plan_expands_with_related_words(verse_run):
     lyr = lyricgen.load(verse_run)
     (s,) = lyr.generate("", SamplingOptions(form="五律", keywords="秋", seed=2))
+    assert not any(ln["related"] for ln in s.plan.to_dict()["lines"])  # off by default
+    (s,) = lyr.generate("", SamplingOptions(form="五律", keywords="秋", seed=2, expand="related"))
     plan = s.plan.to_dict()
     assert plan["keywords"] == ["秋"] and len(plan["lines"]) == 4
     related = [w for ln in plan["lines"] for w in ln["related"]]

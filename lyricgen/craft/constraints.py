@@ -197,6 +197,9 @@ class SampleState:
     last_newline: bool = True  # the previous token was a line break (or nothing yet)
     after_punct: bool = False  # the previous token was punctuation
     done: bool = False
+    # the constraints left nothing in mid-line and the line was ended to go on: a line
+    # candidate in this state loses (generate._sample_lines)
+    broken: bool = False
     # incremental views of context + tokens, so each step costs O(1) in the sample's length
     recent: list[int] = field(default_factory=list)  # the last few ids
     seen: set[int] = field(default_factory=set)  # ids used so far (repetition penalty)
@@ -734,12 +737,17 @@ class KeywordState:
 
 
 # A free line (no length) that must still take a keyword begins it after this many counted
-# characters at the latest, so the keyword is in the line rather than after a long run-on.
+# characters (or tokens) at the latest, so the keyword is in the line rather than after a
+# long run-on.
 KEYWORD_BY = 8
 # logits added to the tokens of a line's related words (and of --keyword-mode prefer's
 # keywords): a nudge the sampler may ignore, never a mask
 RELATED_BONUS = 1.0
 PREFER_BONUS = 2.0
+# added to the first token of the keyword a line owes, wherever it could begin: the keyword
+# then tends to begin where the model itself finds it likelier, and the line candidates
+# place it differently, so the ranking chooses the placement
+BEGIN_BONUS = 2.0
 
 
 class Keywords(Constraint):
@@ -781,24 +789,29 @@ class Keywords(Constraint):
     def _form_fits(self, row: SampleState, words: list[str], skip: int, here: bool = False) -> bool:
         """Whether `words` fit, in order, in the rest of the form's current line when the
         next `skip` positions are left to other characters (`here`: the first one starting
-        exactly there)."""
+        exactly there), within one of the form's variants still in play (a keyword whose
+        characters fit two variants by halves fits neither)."""
         fs = row.states[self.form_slot]
         if fs.phase != "chars":
             return False
-        form = self.form.form
         stoi = self.table.vocab.stoi
-        k, p = fs.clause, fs.pos + skip
+        ids = [[stoi.get(ch) for ch in w] for w in words]
+        if any(None in i for i in ids):
+            return False
+        return any(self._fits_in(fs, v, ids, fs.pos + skip, here) for v in fs.live)
+
+    def _fits_in(self, fs: FormState, v: int, words: list[list[int]], p: int, here: bool) -> bool:
+        form, shape = self.form.forms[v], self.form
+        k = fs.clause
         for w in words:
-            ids = [stoi.get(ch) for ch in w]
-            if None in ids:
-                return False
             while True:  # the first word from (k, p) on; the rest after it
                 n = form.clauses[k].length
                 if p + len(w) <= n and all(
-                    self.form.position_mask(fs, k, p + j)[i]
-                    and not self.form.rhymes_at(fs, k, p + j)
-                    for j, i in enumerate(ids)
-                ):
+                    shape._variant_mask(fs, v, k, p + j)[i]
+                    and not (form.clauses[k].rhyme is not None and p + j == n - 1
+                             and (k, p + j) not in shape.fixed_ids)
+                    for j, i in enumerate(w)
+                ):  # fmt: skip
                     p += len(w)
                     break
                 if here:
@@ -808,6 +821,7 @@ class Keywords(Constraint):
                     if form.clauses[k].line_end or k + 1 >= len(form.clauses):
                         return False
                     k, p = k + 1, 0
+            here = False
         return True
 
     def _tokens_left(self, row: SampleState) -> int:
@@ -851,7 +865,8 @@ class Keywords(Constraint):
         if self.table.newline is not None:
             ok[self.table.newline] = False
         ok &= ~self.table.final_punct
-        if row.line_chars >= KEYWORD_BY or self._tokens_left(row) <= self._needed(st) + 1:
+        late = max(row.line_chars, len(row.line_ids)) >= KEYWORD_BY  # marks count too
+        if late or self._tokens_left(row) <= self._needed(st) + 1:
             ok &= begin
 
     def observe(self, row: SampleState, st: KeywordState, token: int) -> None:
@@ -883,17 +898,20 @@ class Keywords(Constraint):
     def _begins_here(self, row: SampleState, st: KeywordState) -> bool:
         """Whether the keyword (and the line's others after it) fit from this position."""
         if self.form is not None:
-            return self._form_fits(row, st.pending[:1], skip=0, here=True) and self._form_fits(
-                row, st.pending, skip=0
-            )
+            return self._form_fits(row, st.pending, skip=0, here=True)
         n = self.shape.target(row) if self.shape is not None else None
         if n is None:
             return True
         return n - row.line_chars >= sum(len(w) for w in st.pending)
 
     def bonus(self, row: SampleState, st: KeywordState) -> tuple[np.ndarray, float] | None:
-        """Token ids to favour for this row and by how much (related words of the line,
-        or prefer-mode keywords not yet written), or None."""
+        """Token ids to favour for this row and by how much (the first token of the keyword
+        the line owes where it could begin here, related words of the line, or prefer-mode
+        keywords not yet written), or None."""
+        if st.pending and not self.prefer:
+            if st.done or not BEGIN_BONUS or not self._begins_here(row, st):
+                return None
+            return np.flatnonzero(self.prefix_mask(st.pending[0])), BEGIN_BONUS
         if self.prefer:
             words = [w for w in st.later if w not in st.line_text]
             amount = PREFER_BONUS
@@ -992,6 +1010,7 @@ class Constraints:
                 # not even a line's first token fits: the request itself is impossible
                 raise GenerationError(self._impossible(row))
             # nothing fits (e.g. a word model whose only tokens are too long): end the line
+            row.broken = row.broken or self.form is not None or self.keywords is not None
             ok[
                 self.table.newline if self.table.newline is not None else self.table.vocab.unk_id
             ] = True

@@ -477,6 +477,9 @@ def _sample_lines(stepper, ids, row0, cons, opts, on_token) -> list[SampleState]
             blank = np.array([rows[i].tokens[begin[i] :] == [cons.table.newline] for i in cands])
             if not blank.all():
                 scores[blank] = -np.inf
+            broken = np.array([rows[i].broken for i in cands])
+            if not broken.all():  # a line the constraints cornered loses to any other
+                scores[broken] = -np.inf
             win = s * k + int(np.argmax(scores))
             winners[s] = win
             committed[s] = rows[win]

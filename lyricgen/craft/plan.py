@@ -334,9 +334,10 @@ def plan_free(words: list[str], n_lines: int | None, lengths: list[int] | None) 
 
 def related_words(index: CopyIndex, vocab: Vocab, words: list[str], n: int,
                   radius: int = 12) -> list[str]:  # fmt: skip
-    """Up to `n` tokens that occur near the keywords in the training text, most related
-    first: count(near a keyword) * log(N / count(token)), among Han tokens seen near a
-    keyword at least twice; keywords and their characters are left out."""
+    """Up to `n` tokens that occur near the keywords in the training text (within `radius`
+    tokens), most related first by local mutual information, count(near) * PMI, among Han
+    tokens seen near a keyword at least three times; keywords and their characters are left
+    out."""
     ids = index.ids
     total = len(ids)
     if total == 0 or n <= 0:
@@ -356,8 +357,12 @@ def related_words(index: CopyIndex, vocab: Vocab, words: list[str], n: int,
         vals = ids[window].astype(np.int64)
         vals = vals[vals < len(vocab)]
         near += np.bincount(vals, minlength=len(vocab))[: len(vocab)]
-    counts = np.asarray(vocab.counts, dtype=np.float64)
-    score = np.where(near >= 2, near * np.log(np.maximum(total / np.maximum(counts, 1), 1.0)), 0)
+    counts = np.maximum(np.asarray(vocab.counts, dtype=np.float64), 1.0)
+    # pointwise mutual information of "near a keyword" and the token, weighted by how often
+    # they meet (local mutual information): frequent function characters (一 人 不) score
+    # near zero, rare ones seen once next to a keyword do not win on chance
+    pmi = np.log(np.maximum(near, 1e-9) * total / (counts * max(int(near.sum()), 1)))
+    score = np.where((near >= 3) & (pmi > 0), near * pmi, 0.0)
     banned = set("".join(words))
     out = []
     for i in np.argsort(-score, kind="stable"):
