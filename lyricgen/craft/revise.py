@@ -447,8 +447,14 @@ def _encode_kept(line: str, vocab: Vocab) -> list[int]:
 
 
 def _counted(line: str, vocab: Vocab, table: TokenTable) -> int | None:
-    toks = encode_prompt(line, vocab, "draft line")
-    n = int(sum(table.length[vocab.stoi[t]] for t in toks if table.in_line[vocab.stoi[t]]))
+    """A line's length as `--line-length` counts it: Han characters in a Chinese model,
+    else tokens; None for a line with nothing to count."""
+    from lyricgen.corpus.text import tokenize
+
+    if table.cjk:
+        n = sum(is_han(c) for c in line)
+    else:
+        n = sum(1 for t in tokenize(line, vocab.level) if t.strip())
     return n or None
 
 

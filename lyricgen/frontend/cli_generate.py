@@ -109,16 +109,21 @@ def _sampling_parameters() -> list[inspect.Parameter]:
     return params
 
 
-def _register_generate() -> None:
-    fixed = inspect.signature(_generate, eval_str=True)
-    params = [p for p in fixed.parameters.values() if p.kind is not p.VAR_KEYWORD]
-    params = [p.replace(kind=p.KEYWORD_ONLY) for p in params] + _sampling_parameters()
-    _generate.__signature__ = fixed.replace(parameters=params)  # type: ignore[attr-defined]
-    _generate.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
-    app.command("generate")(_generate)
+def _register(fn, name: str, leave_out: frozenset[str] = frozenset()) -> None:
+    """Register `fn` as the command `name` with its own parameters (a leading positional
+    argument stays positional, the rest become options) followed by one option per
+    generation option, less `leave_out`."""
+    fixed = inspect.signature(fn, eval_str=True)
+    own = [p for p in fixed.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    params = [p if p.default is inspect.Parameter.empty else p.replace(kind=p.KEYWORD_ONLY)
+              for p in own]  # fmt: skip
+    params += [p for p in _sampling_parameters() if p.name not in leave_out]
+    fn.__signature__ = fixed.replace(parameters=params)  # type: ignore[attr-defined]
+    fn.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
+    app.command(name)(fn)
 
 
-_register_generate()
+_register(_generate, "generate")
 
 
 class Rank(str, Enum):
@@ -221,22 +226,12 @@ def _read_draft(path: Path) -> str:
         raise LyricgenError(f"draft {path} is not UTF-8 text; save it as UTF-8") from None
 
 
-def _register_revise() -> None:
-    fixed = inspect.signature(_revise, eval_str=True)
-    params = [p for p in fixed.parameters.values() if p.kind is not p.VAR_KEYWORD]
-    params = [params[0]] + [p.replace(kind=p.KEYWORD_ONLY) for p in params[1:]]
-    params += [p for p in _sampling_parameters() if p.name not in REVISE_LEAVES_OUT]
-    _revise.__signature__ = fixed.replace(parameters=params)  # type: ignore[attr-defined]
-    _revise.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
-    app.command("revise")(_revise)
-
-
 # options a revision takes from the draft itself
 REVISE_LEAVES_OUT = {"acrostic", "template", "lines", "line_length", "line_lengths", "length",
                      "num_samples", "beam", "length_penalty", "stop_at_blank", "explain"}  # fmt: skip
 
 
-_register_revise()
+_register(_revise, "revise", frozenset(REVISE_LEAVES_OUT))
 
 
 def _generate_once(lyricist, start: str, opts, as_json: bool, show_plan: bool = False) -> None:
