@@ -316,6 +316,38 @@ def revision_section(lyr, held: list[str], n: int) -> dict:
             "ll_suffix": statistics.mean(lls_text), "ll_line": statistics.mean(lls_line)}  # fmt: skip
 
 
+def theme_section(lyr, songs: list[str], tf: Tfidf) -> dict:
+    """--theme on held-out songs: the song's first two lines as the theme sentence, each
+    method's keywords, 8 free lines; similarity to the rest of the song (its first two lines
+    left out) against the control (the next song's theme)."""
+    from lyricgen.craft.options import SamplingOptions
+    from lyricgen.errors import GenerationError
+
+    out = {}
+    for method in ("tfidf", "textrank", "corpus"):
+        own, control, n = [], [], 0
+        for i, song in enumerate(songs):
+            lines = song.split("\n")
+            rest = "\n".join(lines[2:])
+            if not rest.strip():
+                continue
+            other = songs[(i + 1) % len(songs)].split("\n")
+            texts = []
+            for theme in ("".join(lines[:2]), "".join(other[:2])):
+                try:
+                    opts = SamplingOptions(lines=8, theme=theme, theme_method=method, seed=i)
+                    texts.append(lyr.generate("", opts)[0].text)
+                except GenerationError:
+                    texts.append("")
+            sv = tf.vec(rest)
+            own.append(tf.cosine(tf.vec(texts[0]), sv))
+            control.append(tf.cosine(tf.vec(texts[1]), sv))
+            n += 1
+        out[method] = {"songs": n, "own": statistics.mean(own),
+                       "ratio": statistics.mean(own) / statistics.mean(control)}  # fmt: skip
+    return out
+
+
 def speed_section(run: str, held: list[str]) -> dict:
     eight = next(s for s in held if len(s.split("\n")) == 8)
     cmd = H.lyricgen_cmd()
@@ -401,6 +433,13 @@ def main() -> None:
             f"--prefix: {r['kw_prefix_rest']:.4f}); perplexity with keywords {r['ppl_kw']:.1f} "
             f"({r['ppl_kw_without_keyword_tokens']:.1f} without the keyword tokens; with --prefix "
             f"too {r['ppl_kw_prefix']:.1f}) vs without keywords {r['ppl_plain']:.1f}"
+        )
+    if "theme" in args.sections:
+        r = theme_section(lyr, songs[: min(50, len(songs))], tf)
+        out["theme"] = r
+        print(
+            "--theme (a held-out song's first two lines; similarity to the rest of it): "
+            + "; ".join(f"{m} {v['own']:.4f} ({v['ratio']:.2f}x the control)" for m, v in r.items())
         )
     if "revision" in args.sections:
         r = revision_section(lyr, held, args.songs)

@@ -108,6 +108,14 @@ def test_theme_chooses_keywords_and_prints_them(verse_run):
     words = row["plan"]["keywords"]
     assert words and all(w in row["text"] for w in words)
     assert row["plan"]["theme_method"] == "tfidf"
+    for method in ("textrank", "corpus"):
+        row = json.loads(
+            gen(verse_run, "--form", "五律", "--theme", "秋夜里思念故园", "--theme-method", method,
+                "--seed", "1", "--json").stdout
+        )  # fmt: skip
+        assert row["plan"]["theme_method"] == method and row["plan"]["keywords"]
+        assert all(w in row["text"] for w in row["plan"]["keywords"])
+    one_line_error(gen(verse_run, "--theme", "hello world"), "gave no keyword this model can write")
     r = gen(verse_run, "--form", "五律", "--theme", "秋夜里思念故园", "--seed", "1", "--plan")
     assert r.exit_code == 0 and "keywords (--theme, tfidf):" in r.stderr
     assert "line 1:" in r.stderr

@@ -34,7 +34,7 @@ TONES = ("form", "off")
 RHYME_BOOKS = ("pingshui", "xinyun", "shisanzhe")  # see lyricgen.craft.books
 KEYWORD_MODES = ("must", "prefer")
 EXPAND = ("off", "related")  # off: measured in docs/BENCHMARKS.md ("Writing about something")
-THEME_METHODS = ("tfidf", "textrank")  # see lyricgen.craft.plan
+THEME_METHODS = ("tfidf", "textrank", "corpus")  # see lyricgen.craft.plan
 # --candidates when it is not given, for requests with shaped lines (forms, line lengths,
 # rhyme): measured in docs/BENCHMARKS.md ("Forms"); free text samples token by token
 DEFAULT_CANDIDATES = 8
@@ -147,7 +147,10 @@ class SamplingOptions:
         None, "A sentence the text is about; its keywords are chosen from it (printed)."
     )
     theme_method: str = _opt(
-        "tfidf", "How --theme chooses keywords: tfidf or textrank (jieba).", choices=THEME_METHODS
+        "tfidf",
+        "How --theme chooses keywords: tfidf or textrank (jieba's), or corpus (TF-IDF with "
+        "the IDF of the run's own training text).",
+        choices=THEME_METHODS,
     )
     keyword_mode: str = _opt(
         "must",

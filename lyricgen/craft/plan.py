@@ -2,7 +2,8 @@
 
 - `parse_keywords('秋,月,故乡')` reads `--keywords` (commas, 、, ， or spaces between them).
 - `theme_keywords(sentence, ...)` chooses keywords from a sentence (`--theme`): jieba's TF-IDF
-  (`tfidf`, its own IDF table) or TextRank (`textrank`), keeping the words the model can write.
+  (`tfidf`, its own IDF table), TextRank (`textrank`), or TF-IDF with an IDF counted from the
+  run's own training text (`corpus`), keeping the words the model can write.
 - `plan_lines(...)` gives each keyword a line, as Wang et al. (COLING 2016) give each line
   of a poem one keyword: spread evenly over the lines in the order given, each on a line
   where it fits (under a form: where its characters' tones fit the form's positions). The
@@ -20,6 +21,7 @@ Vocabulary-free where it can be (the book's tones decide what fits a form), and 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
     from lyricgen.craft.copyindex import CopyIndex
     from lyricgen.craft.forms import Form
 
-THEME_METHODS = ("tfidf", "textrank")
+THEME_METHODS = ("tfidf", "textrank", "corpus")
 MAX_KEYWORDS = 32
 THEME_KEYWORDS = 3  # keywords a --theme gives (fewer for a shorter text)
 
@@ -134,8 +136,11 @@ def theme_keywords(theme: str, vocab: Vocab, n: int = THEME_KEYWORDS,
     jieba.setLogLevel(logging.WARNING)
     if not theme.strip():
         raise GenerationError("--theme is empty; describe the subject, e.g. 一个人在秋夜想念家乡")
-    extract = jieba.analyse.textrank if method == "textrank" else jieba.analyse.extract_tags
-    words = list(extract(theme, topK=4 * n + 4))
+    if method == "corpus":
+        words = _corpus_tfidf(theme, vocab)
+    else:
+        extract = jieba.analyse.textrank if method == "textrank" else jieba.analyse.extract_tags
+        words = list(extract(theme, topK=4 * n + 4))
     if method == "textrank":  # TextRank keeps nouns and verbs; fill up from TF-IDF
         words += [w for w in jieba.analyse.extract_tags(theme, topK=4 * n + 4) if w not in words]
     ok = []
@@ -154,6 +159,30 @@ def theme_keywords(theme: str, vocab: Vocab, n: int = THEME_KEYWORDS,
             f"--theme {theme!r} gave no keyword this model can write; give --keywords instead"
         )
     return chosen
+
+
+def _corpus_tfidf(theme: str, vocab: Vocab) -> list[str]:
+    """The sentence's words (jieba) ranked by term frequency times an IDF counted from the
+    run's own training text (the vocabulary's counts): a word's IDF is its characters' mean
+    in a character model, its own in a word model."""
+    import jieba
+
+    counts = vocab.counts
+    total = max(sum(counts), 1)
+
+    def idf(tok: str) -> float:
+        i = vocab.stoi.get(tok)
+        return math.log(total / max(counts[i] if i is not None else 0, 1))
+
+    tf: dict[str, int] = {}
+    for w in jieba.cut(theme):
+        if w.strip() and all(is_han(c) for c in w):
+            tf[w] = tf.get(w, 0) + 1
+    scored = []
+    for w, k in tf.items():
+        weight = sum(idf(c) for c in w) / len(w) if vocab.level == "char" else idf(w)
+        scored.append((k * weight, w))
+    return [w for _, w in sorted(scored, key=lambda x: (-x[0], x[1]))]
 
 
 # ---------------------------------------------------------------------------------------
