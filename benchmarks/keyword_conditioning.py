@@ -4,11 +4,11 @@ constraints at decoding time alone?
     python benchmarks/keyword_conditioning.py PLAIN_RUN [--minutes 5] [--songs 100]
 
 PLAIN_RUN is a Song ci run of `configs/songci_char.yaml` (trained for `--minutes`). This
-script trains a second run the same way, for the same minutes, on the same training songs,
-each preceded, with probability 1/2, by a control line of its top three TF-IDF characters
-between 〔 〕 (CTRL's and GPT2-Chinese's genre prefix; dropped half the time so that the run
-still writes without one), and the same held-out songs as its validation text (plain). Then
-over `--songs` held-out songs, 8 free lines each:
+script trains a second run the same way, for the same minutes, with `data.keyword_lines
+0.5`: half the training songs preceded by a control line of their top three TF-IDF
+characters between 〔 〕 (CTRL's and GPT2-Chinese's genre prefix; left out for the other half
+so that the run still writes without one; lyricgen/corpus/control.py), the held-out songs
+plain. Then over `--songs` held-out songs, 8 free lines each:
 
 - plain run, keyword constraints (`--keywords`);
 - conditioned run, the control line alone (`--prefix 〔秋月乡〕`);
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import subprocess
 import tempfile
@@ -32,17 +31,7 @@ from pathlib import Path
 import harness as H
 import subject as S
 
-
-def conditioned_corpus(train: list[str], tf: S.Tfidf, vocab, seed: int = 0) -> str:
-    rng = random.Random(seed)
-    out = []
-    for song in train:
-        kws = [c for c in tf.top(song, 20) if c in vocab][:3]
-        if kws and rng.random() < 0.5:
-            out.append(f"〔{''.join(kws)}〕\n{song}")
-        else:
-            out.append(song)
-    return "\n\n".join(out) + "\n"
+from lyricgen.corpus.control import control_line
 
 
 def relevance(lyr, sets, songs, tf, *, prefix: bool, keywords: bool) -> dict:
@@ -53,11 +42,12 @@ def relevance(lyr, sets, songs, tf, *, prefix: bool, keywords: bool) -> dict:
         other = sets[(i + 1) % len(sets)]
         texts = []
         for ks in (kws, other):
+            # with keywords, a conditioned run feeds the control line itself
             o = SamplingOptions(
                 lines=8,
                 seed=i,
                 candidates=8,
-                prefix=f"〔{''.join(ks)}〕" if prefix else None,
+                prefix=control_line(ks) if prefix and not keywords else None,
                 keywords=",".join(ks) if keywords else None,
             )
             (s,) = lyr.generate("", o)
@@ -90,14 +80,11 @@ def main() -> None:
     train, held, _ = S.split_songs(args.plain_run)
     sets, songs, tf = S.keyword_sets(train, held, args.songs, plain.vocab)
     args.out.mkdir(parents=True, exist_ok=True)
-    corpus = args.out / "train.txt"
-    corpus.write_text(conditioned_corpus(train, tf, plain.vocab), encoding="utf-8")
-    val = args.out / "val.txt"
-    val.write_text("\n\n".join(held) + "\n", encoding="utf-8")
     run = args.out / "run"
     if not (run / "model.safetensors").exists():
-        cmd = [*H.lyricgen_cmd(), "train", "--config", "songci_char", "--corpus", str(corpus),
-               "--set", f"data.val_corpus={val}", "--max-minutes", str(args.minutes),
+        corpus = plain.config.data.corpus
+        cmd = [*H.lyricgen_cmd(), "train", "--config", "songci_char", "--corpus", corpus,
+               "--set", "data.keyword_lines=0.5", "--max-minutes", str(args.minutes),
                "--out", str(run), "--overwrite"]  # fmt: skip
         subprocess.run(cmd, check=True)
     cond = lyricgen.load(run)

@@ -47,6 +47,12 @@ class DataConfig:
     cache_dir: str | None = None
     # index the corpus into the run directory for the copy guard (generate --max-copy)
     copy_index: bool = True
+    # keyword-conditioned training (CTRL-style control lines, char level): this share of the
+    # training songs is preceded by a line of the song's keywords between 〔 〕 (its three
+    # characters of highest TF-IDF), the rest by none, so the run also writes without one;
+    # `generate --keywords` then feeds such a line before the text (corpus/control.py).
+    # Measured in docs/BENCHMARKS.md, "Writing about something". 0: off
+    keyword_lines: float = field(default=0.0, metadata=bounds(0.0, 1.0))
 
 
 @dataclass
@@ -219,6 +225,11 @@ def rare_words(d: DataConfig) -> str:
 def validate(cfg: Config, where: str = "config") -> None:
     """Cross-field checks that a single field's range cannot express."""
     m = cfg.model
+    if cfg.data.keyword_lines and cfg.data.level != "char":
+        raise ConfigError(
+            f"{where}: 'data.keyword_lines' needs data.level char (a control line holds a "
+            "song's keyword characters); set it to 0 or use char level"
+        )
     if m.bidirectional:
         raise ConfigError(
             f"{where}: 'model.bidirectional' must be false: a generator writes left to right "

@@ -401,3 +401,71 @@ def test_library_generate_and_revise_take_the_subject_by_name(verse_run):
     assert r.text.split("\n")[0] != s.text.split("\n")[0] and len(r.alternatives[1]) >= 1
     with pytest.raises(GenerationError, match="unknown option"):
         lyr.generate("", keyword="秋")
+
+
+# ------------------------------------------------------------------ keyword-conditioned runs
+
+
+@pytest.fixture(scope="module")
+def control_run(tmp_path_factory):
+    from tests.conftest import VERSE, _shared_run
+
+    return _shared_run(
+        tmp_path_factory, "control_run", VERSE, 4, data={"min_freq": 1, "keyword_lines": 1.0}
+    )
+
+
+def test_control_lines_precede_training_songs_and_not_held_out_ones(tmp_path):
+    from lyricgen.config import DataConfig
+    from lyricgen.corpus.control import control_corpus, song_keywords
+
+    corpus = tmp_path / "c.txt"
+    songs = ["春风吹柳绿\n细雨落花红", "江上秋来早\n寒林叶自黄", "小院闲窗静\n轻烟过竹林",
+             "夜深人不寐\n楼上望长天"]  # fmt: skip
+    corpus.write_text("\n\n".join(songs) + "\n", encoding="utf-8")
+    d = DataConfig(corpus=str(corpus), val_fraction=0.25, keyword_lines=1.0)
+    got = control_corpus(d, tmp_path / "cache")
+    train = open(got.corpus, encoding="utf-8").read()
+    val = open(got.val_corpus, encoding="utf-8").read()
+    blocks = train.strip().split("\n\n")
+    assert (
+        all(b.startswith("〔") for b in blocks)
+        and len(blocks) + len(val.strip().split("\n\n")) == 4
+    )
+    assert "〔" not in val and val.strip().endswith(songs[-1])
+    assert (
+        got.keyword_lines == 0 and control_corpus(d, tmp_path / "cache").corpus == got.corpus
+    )  # written once
+    first = train.split("\n")[0]
+    assert first.startswith("〔") and len(first) == 5 and set(first[1:4]) <= set(songs[0])
+    assert song_keywords(["秋秋月", "春月"])[0][0] == "秋"  # frequent here, rare elsewhere
+
+
+def test_a_conditioned_run_reads_the_control_line_and_never_writes_its_marks(control_run):
+    import yaml
+
+    cfg = yaml.safe_load((control_run / "config.yaml").read_text(encoding="utf-8"))
+    assert cfg["data"]["keyword_lines"] == 1.0
+    lyr = lyricgen.load(control_run)
+    assert lyr.keyword_control and "〔" in lyr.vocab
+    from lyricgen.craft.generate import _context, control_for, prepare
+
+    opts = SamplingOptions(form="五绝", keywords="秋,月", seed=1)
+    req = prepare(lyr.vocab, "", opts)
+    ids, _ = _context(lyr.vocab, "", opts, control_for(req.plan, True))
+    assert lyr.vocab.decode(ids)[:5] == ["\n", "〔", "秋", "月", "〕"]
+    for seed in range(4):
+        (s,) = lyr.generate("", SamplingOptions(lines=3, seed=seed, temperature=1.5))
+        assert "〔" not in s.text and "〕" not in s.text  # without keywords too
+        (s,) = lyr.generate("", SamplingOptions(form="五绝", keywords="秋,月", seed=seed))
+        assert "秋" in s.text and "月" in s.text and "〔" not in s.text
+    r = lyr.revise("春风吹柳绿，细雨落花红。\n独坐南山下，闲听万壑松。", [2], keywords="秋")
+    assert "〔" not in r.text and "秋" in r.text.split("\n")[1]
+
+
+def test_keyword_lines_need_char_level(tmp_path):
+    from lyricgen.config import from_dict
+    from lyricgen.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'data.keyword_lines' needs data.level char"):
+        from_dict({"data": {"level": "word", "keyword_lines": 0.5}})

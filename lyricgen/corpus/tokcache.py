@@ -469,7 +469,11 @@ class Splits:
 
 def corpus_splits(d: DataConfig) -> Splits:
     """data.corpus tokenized (through the cache), split into training and validation: the
-    last data.val_fraction of songs (or lines), or the whole of data.val_corpus."""
+    last data.val_fraction of songs (or lines), or the whole of data.val_corpus. With
+    data.keyword_lines, the training text carries control lines (`control.py`)."""
+    from lyricgen.corpus.control import control_corpus
+
+    d = control_corpus(d, cache_root(d.cache_dir))
     if d.val_corpus:
         tr = tokenize_file(d.corpus, d.level, d.encoding, None, d.cache_dir)
         va = tokenize_file(

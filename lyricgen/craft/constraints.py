@@ -945,10 +945,12 @@ class Constraints:
         forms: list[Form] | None = None,
         fixed: dict[tuple[int, int], int] | None = None,
         plan: Any = None,
+        banned: list[int] | None = None,
     ):
         """`forms`: the form variants in play (default: the one --form names); `fixed`:
         (clause, position) -> token id a template fixes; `plan`: the keywords' plan
-        (`plan.Plan`), see `generate.prepare`."""
+        (`plan.Plan`), see `generate.prepare`; `banned`: ids never written."""
+        self.banned = list(banned or [])
         self.table = table = TokenTable.of(vocab)
         self.opts = opts
         self.context = context  # ids fed before generation (no-repeat n-grams span them)
@@ -1003,6 +1005,7 @@ class Constraints:
     def allowed(self, row: SampleState) -> np.ndarray:
         ok = np.ones(self.table.size, dtype=bool)
         ok[self.table.vocab.unk_id] = False
+        ok[self.banned] = False
         for i in self.hard:
             self.items[i].restrict(row, row.states[i], ok)
         if not ok.any():

@@ -167,9 +167,14 @@ def encode_prompt(text: str, vocab: Vocab, what: str = "start text") -> list[str
 # the loop
 
 
-def _context(vocab: Vocab, start: str, opts: SamplingOptions) -> tuple[list[int], list[str]]:
-    """Ids fed before generation and the printed start tokens."""
+def _context(
+    vocab: Vocab, start: str, opts: SamplingOptions, control: str | None = None
+) -> tuple[list[int], list[str]]:
+    """Ids fed before generation and the printed start tokens; `control`: a control line
+    (corpus/control.py) fed before the prefix, for a keyword-conditioned run."""
     prefix = encode_prompt(opts.prefix, vocab, "--prefix") if opts.prefix else []
+    if control and all(c in vocab for c in control):
+        prefix = list(control) + [NEWLINE] + prefix
     prompt = encode_prompt(start, vocab) if start.strip() else []
     nl = [NEWLINE] if NEWLINE in vocab else []
     # Start on a fresh line, as lines begin in training; a prefix is its own line(s).
@@ -269,6 +274,22 @@ def prepare(vocab: Vocab, start: str, opts: SamplingOptions,
     return req
 
 
+def control_for(plan: Plan | None, keyword_control: bool) -> str | None:
+    """The control line to feed a keyword-conditioned run, or None."""
+    if not keyword_control or plan is None or not plan.keywords:
+        return None
+    from lyricgen.corpus.control import control_line
+
+    return control_line(plan.keywords)
+
+
+def control_marks(vocab: Vocab) -> list[int]:
+    """Ids of the control lines' marks 〔 〕: a conditioned run reads them, never writes them."""
+    from lyricgen.corpus.control import CLOSE, OPEN
+
+    return [i for i, t in enumerate(vocab.itos) if OPEN in t or CLOSE in t]
+
+
 def _keywords_misfit(form: Form, words: list[str], book_name: str, tonal: bool,
                      fixed: dict[tuple[int, int], str]) -> str:  # fmt: skip
     """Why the keywords cannot be placed in `form`: one that fits no line on its own, or
@@ -295,6 +316,7 @@ def generate(
     on_token: Callable[[int, str], None] | None = None,
     copy_index: CopyIndex | None = None,
     rhyme_table: dict[str, list] | None = None,
+    keyword_control: bool = False,
 ) -> list[Sample]:
     """Write `opts.num_samples` continuations of `start` (sampled as one batch, or by beam
         search with `opts.beam`). `stepper` runs the model (`lyricgen.backends.steppers`: a
@@ -303,7 +325,9 @@ def generate(
         `on_token(sample_index, token)` is called as tokens are chosen (for streaming).
         `copy_index` (the run's training text) serves `opts.max_copy` and fills each sample's
         `longest_copy`. `rhyme_table` (the run's saved `rhyme.json`) spares `opts.rhyme` the
-        pypinyin look-ups."""
+        pypinyin look-ups. `keyword_control`: the run was trained with control lines
+        (data.keyword_lines), so the keywords' control line is fed before the text and the
+        control marks are never written."""
     opts.validate()
     if not hasattr(stepper, "step"):
         raise TypeError(
@@ -319,10 +343,11 @@ def generate(
         copy_index=copy_index is not None,
     )
     req = prepare(vocab, start, opts, copy_index)
-    ids, prompt = _context(vocab, start, opts)
+    ids, prompt = _context(vocab, start, opts, control_for(req.plan, keyword_control))
     cons = Constraints(
-        vocab, opts, ids, copy_index, rhyme_table, forms=req.forms, fixed=req.fixed, plan=req.plan
-    )
+        vocab, opts, ids, copy_index, rhyme_table, forms=req.forms, fixed=req.fixed,
+        plan=req.plan, banned=control_marks(vocab) if keyword_control else None,
+    )  # fmt: skip
     row0 = cons.start_state(vocab.encode(prompt))
     if opts.explain:
         row0.why = []

@@ -28,7 +28,14 @@ import numpy as np
 from lyricgen.corpus.text import NEWLINE, detokenize
 from lyricgen.corpus.vocab import Vocab
 from lyricgen.craft.constraints import Constraints, TokenTable
-from lyricgen.craft.generate import _context, draw_lines, encode_prompt, line_score
+from lyricgen.craft.generate import (
+    _context,
+    control_for,
+    control_marks,
+    draw_lines,
+    encode_prompt,
+    line_score,
+)
 from lyricgen.craft.options import DEFAULT_CANDIDATES, SamplingOptions
 from lyricgen.craft.plan import Plan
 from lyricgen.craft.rhyme import is_han
@@ -181,6 +188,7 @@ def revise(
     rank: str = "text",
     max_chars: int = MAX_DRAFT_CHARS,
     partial: bool = False,
+    keyword_control: bool = False,
 ) -> Revision:
     """Rewrite `lines` (1-based) of `draft` and fill its blank lines; see the module
     docstring. `show`: keep the `show` best alternatives of each line (at least that many
@@ -220,7 +228,7 @@ def revise(
         )
     order = sorted(set(text_idx) | set(gaps))  # the text lines of the new text
     return _revise(stepper, vocab, draft_lines, order, gaps, forms, opts, copy_index,
-                   rhyme_table, show, rank)  # fmt: skip
+                   rhyme_table, show, rank, keyword_control=keyword_control)  # fmt: skip
 
 
 def _forms_for(opts, draft_lines, text_idx, named, partial) -> list[Form] | None:
@@ -278,7 +286,7 @@ def _stanza_blank(form: Form, draft_lines, text_idx) -> int | None:
 
 
 def _revise(stepper, vocab, draft_lines, order, gaps, forms, opts, copy_index, rhyme_table,
-            show, rank, gap_length=None) -> Revision:  # fmt: skip
+            show, rank, gap_length=None, keyword_control=False) -> Revision:  # fmt: skip
     from lyricgen.craft.generate import prepare
 
     table = TokenTable.of(vocab)
@@ -332,10 +340,10 @@ def _revise(stepper, vocab, draft_lines, order, gaps, forms, opts, copy_index, r
         )
         if plan is not None and req.plan is not None:
             plan.theme_method = req.plan.theme_method
-    ids, _ = _context(vocab, "", opts)
+    ids, _ = _context(vocab, "", opts, control_for(plan, keyword_control))
     inner = replace(opts, form=None, lines=len(order), rhyme_book=book_name)
     cons = Constraints(vocab, inner, ids, copy_index, rhyme_table, forms=forms, fixed=fixed,
-                       plan=plan)  # fmt: skip
+                       plan=plan, banned=control_marks(vocab) if keyword_control else None)  # fmt: skip
     if lengths is not None and cons.shape is not None:
         cons.shape.lengths = lengths
     k = max(opts.candidates or REVISE_CANDIDATES, show, 1)
@@ -518,6 +526,7 @@ def next_line(
     k: int = DEFAULT_CANDIDATES,
     copy_index: CopyIndex | None = None,
     rhyme_table: dict[str, list] | None = None,
+    keyword_control: bool = False,
 ) -> list[Alternative]:
     """Candidates for the line after `kept` (the lines written so far), best first: under
     --form, the form's next line; else a line of --line-length characters, or a free one."""
@@ -532,5 +541,5 @@ def next_line(
     order = list(range(len(draft_lines)))
     r = _revise(stepper, vocab, draft_lines, order, [len(kept)], forms,
                 replace(opts, line_length=None), copy_index, rhyme_table, k, "line",
-                gap_length=opts.line_length)  # fmt: skip
+                gap_length=opts.line_length, keyword_control=keyword_control)  # fmt: skip
     return r.alternatives.get(len(kept) + 1, [])

@@ -52,6 +52,11 @@ class Lyricist:
         return self.run_dir.name
 
     @property
+    def keyword_control(self) -> bool:
+        """Whether the run was trained with keyword control lines (data.keyword_lines)."""
+        return bool(getattr(self.config.data, "keyword_lines", 0.0))
+
+    @property
     def rhyme_table(self) -> dict | None:
         """The vocabulary's rhyme groups, read (or, for an older run, made) on first use."""
         if self._rhyme_table is None:
@@ -83,6 +88,7 @@ class Lyricist:
             on_token=on_token,
             copy_index=self.copy_index,
             rhyme_table=table,
+            keyword_control=self.keyword_control,
         )
 
     def revise(
@@ -106,7 +112,7 @@ class Lyricist:
         return revise(
             self.stepper, self.vocab, text, lines, opts, copy_index=self.copy_index,
             rhyme_table=self.rhyme_table if opts.rhyme else None, show=show, rank=rank,
-            max_chars=max_chars or MAX_DRAFT_CHARS,
+            max_chars=max_chars or MAX_DRAFT_CHARS, keyword_control=self.keyword_control,
         )  # fmt: skip
 
     @staticmethod

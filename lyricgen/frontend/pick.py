@@ -40,6 +40,7 @@ def pick_lines(lyricist, start: str, opts) -> None:
             lyricist.stepper, lyricist.vocab, kept, replace(opts, seed=seed),
             k=max(opts.n_candidates, 8), copy_index=lyricist.copy_index,
             rhyme_table=lyricist.rhyme_table if opts.rhyme else None,
+            keyword_control=lyricist.keyword_control,
         )  # fmt: skip
         seed += 1
         if not alts:
