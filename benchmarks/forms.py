@@ -47,6 +47,7 @@ def corpus_songs(corpus: str, tunes: str) -> dict[str, list[str]]:
 
 def measure(lyr, form_name: str, n: int, candidates: int | None, index) -> dict:
     from lyricgen.craft.formcheck import FormScore, score
+    from lyricgen.craft.forms import find_form
     from lyricgen.craft.options import SamplingOptions
     from lyricgen.craft.originality import copy_figures
 
@@ -57,7 +58,8 @@ def measure(lyr, form_name: str, n: int, candidates: int | None, index) -> dict:
         t0 = time.perf_counter()
         (s,) = lyr.generate("", opts)
         secs.append(time.perf_counter() - t0)
-        total = total + score(s.text, form)
+        # against the variant the sample keeps (a bare 七绝 may take any of four)
+        total = total + score(s.text, find_form(s.variant) if s.variant else form)
         ppls.append(s.perplexity)
         ids.append(lyr.vocab.encode(s.tokens))
         base = SamplingOptions(lines=1000, length=len(s.tokens), seed=seed, candidates=1)
@@ -72,7 +74,7 @@ def measure(lyr, form_name: str, n: int, candidates: int | None, index) -> dict:
         n_bi += len(pairs)
     r = total.rates()
     r.update(
-        form=form.name,
+        form=form_name,
         ppl=H.median(ppls),
         free_ppl=H.median(free),
         seconds=H.median(secs),
