@@ -21,15 +21,11 @@ from pathlib import Path
 
 from lyricgen.atomic import atomic_write
 from lyricgen.config import DataConfig
-from lyricgen.corpus.text import split_blocks, train_val_split
+from lyricgen.corpus.text import is_han, split_blocks, train_val_split
 
 OPEN, CLOSE = "〔", "〕"
 KEYWORDS_PER_SONG = 3
 SEED = 20261204
-
-
-def _han(ch: str) -> bool:
-    return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
 
 
 def control_line(words: list[str]) -> str:
@@ -41,11 +37,11 @@ def song_keywords(blocks: list[str], k: int = KEYWORDS_PER_SONG) -> list[list[st
     """Each block's k Han characters of highest TF-IDF (IDF over the blocks)."""
     df: Counter = Counter()
     for b in blocks:
-        df.update({c for c in b if _han(c)})
+        df.update({c for c in b if is_han(c)})
     n = len(blocks)
     out = []
     for b in blocks:
-        tf = Counter(c for c in b if _han(c))
+        tf = Counter(c for c in b if is_han(c))
         ranked = sorted(tf, key=lambda c: (-tf[c] * math.log(n / df[c] + 1), c))
         out.append(ranked[:k])
     return out

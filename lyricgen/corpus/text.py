@@ -21,6 +21,26 @@ _GUESSES = ("gb18030", "big5")
 CONTENT, SPACE, LINE_BREAK = 0, 1, 2
 
 
+# 〇 (U+3007), CJK Unified Ideographs Extension A, CJK Unified Ideographs, CJK Compatibility
+# Ideographs, and planes 2-3 (Extensions B-H and the Compatibility Ideographs Supplement;
+# nothing else is assigned there).
+_HAN_RANGES = (
+    (0x3007, 0x3007),
+    (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF),
+    (0xF900, 0xFAFF),
+    (0x20000, 0x3FFFF),
+)
+
+
+def is_han(ch: str) -> bool:
+    """Whether the single character ch is a CJK (Han) ideograph."""
+    if len(ch) != 1:
+        return False
+    cp = ord(ch)
+    return any(lo <= cp <= hi for lo, hi in _HAN_RANGES)
+
+
 def is_blank(line: str) -> bool:
     """A blank line holds nothing but whitespace. Blank lines separate songs: this is the one
     definition that the train/validation split (`split_blocks`, the token cache's split) and

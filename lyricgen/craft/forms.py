@@ -73,6 +73,15 @@ class Form:
     def length(self) -> int:
         return sum(c.length for c in self.clauses)
 
+    def line_clauses(self) -> list[list[int]]:
+        """The indices of the clauses each text line holds."""
+        lines: list[list[int]] = [[]]
+        for k, c in enumerate(self.clauses):
+            lines[-1].append(k)
+            if c.line_end and k < len(self.clauses) - 1:
+                lines.append([])
+        return lines
+
     @property
     def tokens(self) -> int:
         """Tokens a character model writes for it: characters, marks and line breaks."""

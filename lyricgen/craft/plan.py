@@ -205,11 +205,7 @@ class Slots:
 
     def __post_init__(self) -> None:
         self.book = book(self.book_name)
-        self.line_clauses: list[list[int]] = [[]]
-        for k, c in enumerate(self.form.clauses):
-            self.line_clauses[-1].append(k)
-            if c.line_end and k < len(self.form.clauses) - 1:
-                self.line_clauses.append([])
+        self.line_clauses = self.form.line_clauses()
 
     def fits(self, ch: str, k: int, p: int) -> bool:
         """Whether character `ch` may stand at clause k, position p."""

@@ -136,12 +136,20 @@ def _clauses(line: str) -> list[tuple[int, str]]:
 
 
 def _form_lines(form: Form) -> list[list[tuple[int, str]]]:
-    lines: list[list[tuple[int, str]]] = [[]]
-    for k, c in enumerate(form.clauses):
-        lines[-1].append((c.length, c.mark))
-        if c.line_end and k < len(form.clauses) - 1:
-            lines.append([])
-    return lines
+    """(length, mark) of each clause of each text line of the form."""
+    return [[(form.clauses[k].length, form.clauses[k].mark) for k in ln]
+            for ln in form.line_clauses()]  # fmt: skip
+
+
+def _tone_fit(form: Form, text_lines: list[str]) -> int:
+    """How many of the lines' characters (and blanks) stand where the form's tones allow
+    them under 平水韵."""
+    from lyricgen.craft.books import EITHER, book
+
+    ps = book("pingshui")
+    chars = [c for ln in text_lines for c in ln if is_han(c) or c in "_＿"]
+    tones = "".join(c.tones for c in form.clauses)
+    return sum(t == EITHER or t in ps.tones(c) for c, t in zip(chars, tones, strict=False))
 
 
 def _fits_line(draft_line: str, shape: list[tuple[int, str]]) -> bool:
@@ -154,10 +162,8 @@ def _fits_line(draft_line: str, shape: list[tuple[int, str]]) -> bool:
 def recognise_form(text_lines: list[str]) -> list[Form]:
     """The forms whose lines the draft's text lines keep (lengths and marks; `____` lines
     take any shape), best tone fit first; empty when none."""
-    from lyricgen.craft.books import EITHER, book
     from lyricgen.craft.forms import all_forms
 
-    pingshui = book("pingshui")
     found = []
     for f in all_forms():
         shapes = _form_lines(f)
@@ -165,11 +171,7 @@ def recognise_form(text_lines: list[str]) -> list[Form]:
             continue
         if all(_is_blankmark(ln) or _fits_line(ln, sh) for ln, sh in zip(text_lines, shapes,
                                                                          strict=True)):  # fmt: skip
-            chars = [c for ln in text_lines for c in ln if is_han(c) or c in "_＿"]
-            tones = "".join(c.tones for c in f.clauses)
-            fit = sum(t == EITHER or t in pingshui.tones(c) for c, t in zip(chars, tones,
-                                                                          strict=False))  # fmt: skip
-            found.append((-fit, f.kind != "近体诗", f))
+            found.append((-_tone_fit(f, text_lines), f.kind != "近体诗", f))
     found.sort(key=lambda x: (x[0], x[1]))
     best = [f for fit, _, f in found if fit == found[0][0]] if found else []
     return best
@@ -215,7 +217,7 @@ def revise(
     forms = _forms_for(opts, draft_lines, text_idx, named, partial)
     blanks = [i for i in range(text_idx[0], text_idx[-1]) if not draft_lines[i].strip()]
     if forms is not None:
-        need = len(_form_lines(forms[0])) - len(text_idx)
+        need = forms[0].lines - len(text_idx)
         if need > 0 and not partial:
             stanza = _stanza_blank(forms[0], draft_lines, text_idx)
             blanks = [i for i in blanks if i != stanza][:need]
@@ -260,15 +262,7 @@ def _forms_for(opts, draft_lines, text_idx, named, partial) -> list[Form] | None
 def _best_tone_fit(forms: list[Form], text_lines: list[str]) -> list[Form]:
     if len(forms) == 1:
         return forms
-    from lyricgen.craft.books import EITHER, book
-
-    ps = book("pingshui")
-    chars = [c for ln in text_lines for c in ln if is_han(c) or c in "_＿"]
-    fit = []
-    for f in forms:
-        tones = "".join(c.tones for c in f.clauses)
-        fit.append(sum(t == EITHER or t in ps.tones(c) for c, t in zip(chars, tones,
-                                                                       strict=False)))  # fmt: skip
+    fit = [_tone_fit(f, text_lines) for f in forms]
     best = max(fit)
     return [f for f, s in zip(forms, fit, strict=True) if s == best]
 
@@ -535,7 +529,7 @@ def next_line(
     forms = None
     if opts.form is not None:
         forms = _best_tone_fit(form_variants(opts.form), kept)
-        if len(kept) >= len(_form_lines(forms[0])):
+        if len(kept) >= forms[0].lines:
             return []
     draft_lines = [*kept, ""]
     order = list(range(len(draft_lines)))

@@ -40,6 +40,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from lyricgen.atomic import atomic_write
+from lyricgen.corpus.text import is_han
 from lyricgen.errors import GenerationError
 from lyricgen.run.names import RHYME
 
@@ -79,17 +80,6 @@ GROUPS: Mapping[str, RhymeGroup] = MappingProxyType(
 _FINAL_TO_GROUP: dict[str, str] = {f: name for name, g in GROUPS.items() for f in g.finals}
 _PINYIN_TO_GROUP: dict[str, str] = {g.pinyin: name for name, g in GROUPS.items()}
 
-# 〇 (U+3007), CJK Unified Ideographs Extension A, CJK Unified Ideographs, CJK Compatibility
-# Ideographs, and planes 2-3 (Extensions B-H and the Compatibility Ideographs Supplement;
-# nothing else is assigned there).
-_HAN_RANGES = (
-    (0x3007, 0x3007),
-    (0x3400, 0x4DBF),
-    (0x4E00, 0x9FFF),
-    (0xF900, 0xFAFF),
-    (0x20000, 0x3FFFF),
-)
-
 
 def _normalise(name: str) -> str:
     """A group or final name trimmed, lower-cased, NFC-composed, with ü written v."""
@@ -109,14 +99,6 @@ def parse_group(name: str) -> str:
             f"--rhyme {name!r} is not a rhyme group; choose auto or one of {choices}"
         )
     return found
-
-
-def is_han(ch: str) -> bool:
-    """Whether the single character ch is a CJK (Han) ideograph."""
-    if len(ch) != 1:
-        return False
-    cp = ord(ch)
-    return any(lo <= cp <= hi for lo, hi in _HAN_RANGES)
 
 
 def last_han(text: str) -> str | None:

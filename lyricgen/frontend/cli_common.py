@@ -72,6 +72,12 @@ ConfigOption = Annotated[
 CorpusOption = Annotated[
     Path | None, typer.Option(help="Corpus text file (overrides data.corpus).")
 ]
+# options shared by `generate` and `revise`
+RunOption = Annotated[Path, typer.Option(help="Run directory written by `lyricgen train`.")]
+IndexCorpusOption = Annotated[
+    Path | None,
+    typer.Option(help="The run's training corpus, to build its copy index if it has none."),
+]
 
 
 class Cell(str, Enum):

@@ -14,14 +14,19 @@ import typer
 
 import lyricgen
 from lyricgen.errors import LyricgenError
-from lyricgen.frontend.cli_common import Backend, Device, _error, app
+from lyricgen.frontend.cli_common import (
+    Backend,
+    Device,
+    IndexCorpusOption,
+    RunOption,
+    _error,
+    app,
+)
 
 
 def _generate(
     start: Annotated[str, typer.Option(help="Start text, e.g. 星星.")] = "",
-    checkpoint: Annotated[
-        Path, typer.Option(help="Run directory written by `lyricgen train`.")
-    ] = lyricgen.DEFAULT_RUN,
+    checkpoint: RunOption = lyricgen.DEFAULT_RUN,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print samples with tokens, log-probs and perplexity.")
     ] = False,
@@ -39,10 +44,7 @@ def _generate(
     plan: Annotated[
         bool, typer.Option("--plan", help="Print the plan: the keywords of each line (stderr).")
     ] = False,
-    corpus: Annotated[
-        Path | None,
-        typer.Option(help="The run's training corpus, to build its copy index if it has none."),
-    ] = None,
+    corpus: IndexCorpusOption = None,
     device: Annotated[
         Device, typer.Option(help="Where to run the model (auto: the CPU, in NumPy).")
     ] = Device.auto,
@@ -152,16 +154,11 @@ def _revise(
             "line: by the line alone."
         ),  # fmt: skip
     ] = Rank.text,
-    checkpoint: Annotated[
-        Path, typer.Option(help="Run directory written by `lyricgen train`.")
-    ] = lyricgen.DEFAULT_RUN,
+    checkpoint: RunOption = lyricgen.DEFAULT_RUN,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the revision as one JSON object.")
     ] = False,
-    corpus: Annotated[
-        Path | None,
-        typer.Option(help="The run's training corpus, to build its copy index if it has none."),
-    ] = None,
+    corpus: IndexCorpusOption = None,
     backend: Annotated[Backend, typer.Option(help="auto: NumPy on the CPU.")] = Backend.auto,
     **sampling: Any,
 ) -> None:

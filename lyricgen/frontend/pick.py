@@ -31,7 +31,7 @@ def pick_lines(lyricist, start: str, opts) -> None:
             "--pick lets you choose each line; give the subject with --prefix (keywords need a "
             "plan over the whole text: use `lyricgen revise` on a draft of ____ lines)"
         )
-    total = len(_form_lines(opts.form_template)) if opts.form else opts.n_lines
+    total = opts.form_template.lines if opts.form else opts.n_lines
     kept: list[str] = []
     seed = opts.seed if opts.seed is not None else 0
     shape = _form_lines(opts.form_template) if opts.form else None
