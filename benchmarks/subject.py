@@ -348,6 +348,37 @@ def theme_section(lyr, songs: list[str], tf: Tfidf) -> dict:
     return out
 
 
+def template_section(lyr, held: list[str], n: int) -> dict:
+    """--template from held-out songs' first two lines, every other Han character fixed
+    (those the model can write): the share of samples that keep every fixed character."""
+    import random
+
+    from lyricgen.craft.options import SamplingOptions
+    from lyricgen.errors import GenerationError
+
+    rng = random.Random(0)
+    ok = written = refused = 0
+    for i, song in enumerate(rng.sample(held, min(n, len(held)))):
+        lines = [ln for ln in song.split("\n") if ln][:2]
+        tpl = "/".join(
+            "".join("_" if han(c) and (j % 2 or c not in lyr.vocab) else c
+                    for j, c in enumerate(ln))
+            for ln in lines
+        )  # fmt: skip
+        if "_" not in tpl:
+            continue
+        try:
+            (s,) = lyr.generate("", SamplingOptions(template=tpl, seed=i))
+        except GenerationError:
+            refused += 1  # e.g. a mark the vocabulary lacks: a one-line error
+            continue
+        want = [c for c in tpl if c != "/"]
+        got = [c for c in s.text if c != "\n"]
+        written += 1
+        ok += len(got) == len(want) and all(w in ("_", g) for w, g in zip(want, got, strict=True))
+    return {"samples": written, "kept": ok / written if written else None, "refused": refused}
+
+
 def speed_section(run: str, held: list[str]) -> dict:
     eight = next(s for s in held if len(s.split("\n")) == 8)
     cmd = H.lyricgen_cmd()
@@ -434,6 +465,11 @@ def main() -> None:
             f"({r['ppl_kw_without_keyword_tokens']:.1f} without the keyword tokens; with --prefix "
             f"too {r['ppl_kw_prefix']:.1f}) vs without keywords {r['ppl_plain']:.1f}"
         )
+    if "template" in args.sections:
+        r = template_section(lyr, held, args.songs)
+        out["template"] = r
+        print(f"--template: every fixed character kept in {r['kept']:.0%} of {r['samples']} "
+              f"samples ({r['refused']} refused)")  # fmt: skip
     if "theme" in args.sections:
         r = theme_section(lyr, songs[: min(50, len(songs))], tf)
         out["theme"] = r
