@@ -2,8 +2,9 @@
 
 Each command is one function in a module of its group, registered on the one Typer app
 (`cli_common.app`): `cli_train` (train), `cli_generate` (generate, eval), `cli_inspect`
-(inspect, forms, vocab), and here the small ones (configs, serve, plot) and `main`, the
-console entry point. Error lines are printed by `cli_common._error`.
+(inspect, forms, vocab), `cli_corpus` (corpus get, corpus verse), and here the small ones
+(configs, serve, plot) and `main`, the console entry point. Error lines are printed by
+`cli_common._error`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Annotated
 import typer
 
 from lyricgen.errors import LyricgenError
-from lyricgen.frontend import cli_generate, cli_inspect, cli_train  # noqa: F401 - they register their commands
+from lyricgen.frontend import cli_corpus, cli_generate, cli_inspect, cli_train  # noqa: F401 - they register their commands
 from lyricgen.frontend.cli_common import _error, app
 
 __all__ = ["app", "main"]
