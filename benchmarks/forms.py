@@ -10,6 +10,9 @@ For each form (default: 五绝 七绝 五律 七律 and the 40 词牌), `--sampl
 - format accuracy (SongNet's clause-level definition), tone accuracy at fixed positions and
   rhyme accuracy at rhyme positions (lyricgen/craft/formcheck.py), 平水韵;
 - distinct-2 and the share of 5-character spans found in the training text;
+- the share of a sample's Han characters that repeat one already in it (mean over samples),
+  beside the same share over the poets' own songs of the form (benchmarks/subject.py,
+  `poets_rates`: Song ci for the tunes, Tang shi of the same shape for 近体诗);
 - the samples' own perplexity (median), and that of unconstrained samples of the same
   number of tokens with the same seeds (plain sampling, one candidate): their ratio is the
   fluency cost of the form;
@@ -30,6 +33,7 @@ import time
 from collections import Counter
 
 import harness as H
+from subject import poets_rates, repeat_share
 
 
 def fmt(x, pct=False) -> str:
@@ -52,7 +56,7 @@ def measure(lyr, form_name: str, n: int, candidates: int | None, index) -> dict:
     from lyricgen.craft.originality import copy_figures
 
     form = SamplingOptions(form=form_name).form_template
-    total, ppls, free, secs, ids = FormScore(), [], [], [], []
+    total, ppls, free, secs, ids, reps = FormScore(), [], [], [], [], []
     for seed in range(n):
         opts = SamplingOptions(form=form_name, seed=seed, candidates=candidates)
         t0 = time.perf_counter()
@@ -61,6 +65,7 @@ def measure(lyr, form_name: str, n: int, candidates: int | None, index) -> dict:
         # against the variant the sample keeps (a bare 七绝 may take any of four)
         total = total + score(s.text, find_form(s.variant) if s.variant else form)
         ppls.append(s.perplexity)
+        reps.append(repeat_share(s.text))
         ids.append(lyr.vocab.encode(s.tokens))
         base = SamplingOptions(lines=1000, length=len(s.tokens), seed=seed, candidates=1)
         (f,) = lyr.generate("", base)
@@ -79,11 +84,24 @@ def measure(lyr, form_name: str, n: int, candidates: int | None, index) -> dict:
         free_ppl=H.median(free),
         seconds=H.median(secs),
         distinct_2=len(bi) / n_bi if n_bi else None,
+        repeat=statistics.mean(reps),
     )
     r["ratio"] = r["ppl"] / r["free_ppl"]
     if index is not None:
         r["copy_5"] = copy_figures(index, lyr.vocab, ids).get("copy_rate_5gram")
     return r
+
+
+def set_repetition(cost: float | None, rate: float | None) -> None:
+    """Override the line candidates' repetition cost and allowance (generate.py) for a sweep."""
+    import lyricgen.craft.generate as G
+
+    if cost is not None:
+        G.REPEAT_COST = cost
+    if rate is not None:
+        G.REPEAT_RATE, G.DEFAULT_REPEAT_RATE = {}, rate
+    print(f"REPEAT_COST {G.REPEAT_COST}, REPEAT_RATE {G.REPEAT_RATE or {}} (default "
+          f"{G.DEFAULT_REPEAT_RATE})")  # fmt: skip
 
 
 def corpus_figures(form, songs_by_tune: dict[str, list[str]]) -> dict:
@@ -103,10 +121,14 @@ def main() -> None:
     ap.add_argument("--corpus")
     ap.add_argument("--tunes")
     ap.add_argument("--samples", type=int, default=30)
-    ap.add_argument("--forms", nargs="*")
+    ap.add_argument("--forms", nargs="*", help="form names, by spaces or commas")
     ap.add_argument("--sweep", type=int, nargs="*")
     ap.add_argument("--free-rhyme", action="store_true")
+    ap.add_argument("--repeat-cost", type=float, help="sweep: generate.REPEAT_COST")
+    ap.add_argument("--repeat-rate", type=float, help="sweep: one free-repeat share for all")
     args = ap.parse_args()
+    if args.repeat_cost is not None or args.repeat_rate is not None:
+        set_repetition(args.repeat_cost, args.repeat_rate)
 
     import lyricgen
     from lyricgen.craft.forms import all_forms
@@ -114,7 +136,8 @@ def main() -> None:
 
     print(f"{H.machine_line()}, run {args.run}")
     lyr = lyricgen.load(args.run)
-    names = args.forms or ["五绝", "七绝", "五律", "七律"] + [
+    given = [n for arg in args.forms or [] for n in arg.replace("，", ",").split(",") if n]
+    names = given or ["五绝", "七绝", "五律", "七律"] + [
         f.name for f in all_forms() if f.kind == "词牌"
     ]
     songs = corpus_songs(args.corpus, args.tunes) if args.corpus and args.tunes else {}
@@ -137,6 +160,7 @@ def main() -> None:
     print(f"{args.samples} samples per form, seeds 0..{args.samples - 1}, candidates "
           f"{DEFAULT_CANDIDATES} (default), 平水韵")  # fmt: skip
     rows = []
+    poets = poets_rates(names)
 
     def form_row(name: str) -> list:
         r = measure(lyr, name, args.samples, None, lyr.copy_index)
@@ -146,13 +170,15 @@ def main() -> None:
         return [
             r["form"], fmt(r["format_accuracy"], 1), fmt(r["tone_accuracy"], 1),
             fmt(r["rhyme_accuracy"], 1), fmt(r["distinct_2"]), fmt(r.get("copy_5"), 1),
+            fmt(r["repeat"], 1), fmt(poets.get(name), 1),
             f"{r['ppl']:.1f}", f"{r['free_ppl']:.1f}", f"{r['ratio']:.2f}",
             f"{r['seconds']:.2f}", c.get("songs", "-"), fmt(c.get("format_accuracy"), 1),
             fmt(c.get("tone_accuracy"), 1), fmt(c.get("rhyme_accuracy"), 1),
         ]  # fmt: skip
 
     H.table(
-        ["form", "format", "tones", "rhyme", "distinct-2", "copy 5-gram", "ppl", "free ppl",
+        ["form", "format", "tones", "rhyme", "distinct-2", "copy 5-gram", "repeated",
+         "poets' repeated", "ppl", "free ppl",
          "ratio", "s/sample", "corpus songs", "corpus format", "corpus tones", "corpus rhyme"],
         map(form_row, names),
     )  # fmt: skip
@@ -161,7 +187,9 @@ def main() -> None:
         f"{min(r['tone_accuracy'] for r in rows):.1%} (min), rhyme "
         f"{min(r['rhyme_accuracy'] for r in rows):.1%} (min); ratio median "
         f"{H.median(r['ratio'] for r in rows):.2f}, max "
-        f"{max(r['ratio'] for r in rows):.2f}; s/sample median "
+        f"{max(r['ratio'] for r in rows):.2f}; repeated characters over the poets' rate in "
+        f"{sum(r['repeat'] > poets.get(r['form'], 1.0) for r in rows)} of "
+        f"{sum(r['form'] in poets for r in rows)} forms; s/sample median "
         f"{H.median(r['seconds'] for r in rows):.2f}"
     )
     if args.free_rhyme:

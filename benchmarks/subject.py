@@ -2,7 +2,7 @@
 repetition under forms, and speed, on the held-out songs of the Song ci.
 
     python benchmarks/subject.py RUN [--sections repetition keywords relevance revision speed]
-        [--samples 10] [--songs 100] [--json out.json]
+        [--samples 10] [--songs 100] [--json out.json] [--expand off related embedding]
 
 RUN is a Song ci run of `configs/songci_char.yaml` (its split: the last `val_fraction` of
 the songs are held out, see lyricgen.training.data). Sections:
@@ -18,8 +18,9 @@ the songs are held out, see lyricgen.training.data). Sections:
 - **relevance**: for each held-out song, samples from its own keywords; the character TF-IDF
   cosine between sample and song, against samples from another song's keywords (the
   control) and against `--prefix` with the same keywords; also with the keywords left out
-  of both texts. And **fluency**: the perplexity of the keyword samples against samples
-  without keywords under the same form.
+  of both texts; `--expand off related embedding` measures each plan expansion in turn.
+  And **fluency**: the perplexity of the keyword samples against samples without keywords
+  under the same form.
 - **revision**: blank one line of a held-out 8-line song, fill it with and without the
   suffix in the ranking; the whole text's log-likelihood of each, how often the
   suffix-aware fill wins, and whether the other lines stay byte for byte.
@@ -134,8 +135,8 @@ def repetition(lyr, samples: int) -> list[dict]:
     return rows
 
 
-def poets_rates() -> dict[str, float]:
-    """The share of repeated characters in the poets' own songs of each of FORMS12."""
+def poets_rates(names: list[str] = FORMS12) -> dict[str, float]:
+    """The share of repeated characters in the poets' own songs of each form of `names`."""
     from lyricgen.craft.forms import find_form
 
     out: dict[str, float] = {}
@@ -143,11 +144,11 @@ def poets_rates() -> dict[str, float]:
     tunes = H.CORPORA / "songci_tunes.txt"
     if songci.exists() and tunes.exists():
         songs = songci.read_text(encoding="utf-8").split("\n\n")
-        names = tunes.read_text(encoding="utf-8").splitlines()
+        tune_of = tunes.read_text(encoding="utf-8").splitlines()
         by: dict[str, list[str]] = {}
-        for song, name in zip(songs, names, strict=False):
+        for song, name in zip(songs, tune_of, strict=False):
             by.setdefault(name, []).append(song)
-        for name in FORMS12:
+        for name in names:
             form = find_form(name)
             if form.kind != "词牌":
                 continue
@@ -166,7 +167,7 @@ def poets_rates() -> dict[str, float]:
                 if key in by_shape and all(len(han(c)) == key[0] for c in clauses):
                     by_shape[key].append(repeat_share(poem))
         for name, key in shapes.items():
-            if by_shape[key]:
+            if by_shape[key] and name in names:
                 out[name] = statistics.mean(by_shape[key])
     return out
 
@@ -245,17 +246,22 @@ def ppl_without(sample, kws: list[str]) -> float:
     return math.exp(-sum(keep) / len(keep)) if keep else float("nan")
 
 
-def relevance_section(lyr, sets, songs, tf: Tfidf) -> dict:
+def relevance_section(lyr, sets, songs, tf: Tfidf, expand: str = "off") -> dict:
     """Similarity of samples to the song whose keywords wrote them, against the control
-    (another song's keywords) and against --prefix with the same keywords; 8 free lines."""
+    (another song's keywords) and against --prefix with the same keywords; 8 free lines.
+    `expand`: the keyword samples' --expand (the control's too)."""
     from lyricgen.craft.options import SamplingOptions
 
     own, control, prefix, own_rest, prefix_rest, ppl_kw, ppl_plain = [], [], [], [], [], [], []
     both_rest, ppl_both, ppl_kw_own = [], [], []
     for i, (kws, song) in enumerate(zip(sets, songs, strict=True)):
         other = sets[(i + 1) % len(sets)]
-        (a,) = lyr.generate("", SamplingOptions(lines=8, keywords=",".join(kws), seed=i))
-        (b,) = lyr.generate("", SamplingOptions(lines=8, keywords=",".join(other), seed=i))
+        (a,) = lyr.generate(
+            "", SamplingOptions(lines=8, keywords=",".join(kws), seed=i, expand=expand)
+        )
+        (b,) = lyr.generate(
+            "", SamplingOptions(lines=8, keywords=",".join(other), seed=i, expand=expand)
+        )
         (c,) = lyr.generate("", SamplingOptions(lines=8, prefix="".join(kws), seed=i))
         (d,) = lyr.generate("", SamplingOptions(lines=8, seed=i, candidates=8))
         (e,) = lyr.generate(
@@ -404,16 +410,17 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=10)
     ap.add_argument("--songs", type=int, default=100)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--expand", nargs="*", default=["off"], help="relevance: each --expand in turn")
     ap.add_argument("--repeat-cost", type=float, help="sweep: generate.REPEAT_COST")
+    ap.add_argument("--repeat-rate", type=float, help="sweep: one free-repeat share for all")
     args = ap.parse_args()
     sys.path.insert(0, str(H.REPO))
+    from forms import set_repetition
+
     import lyricgen
 
-    if args.repeat_cost is not None:
-        import lyricgen.craft.generate as G
-
-        G.REPEAT_COST = args.repeat_cost
-        print(f"REPEAT_COST {G.REPEAT_COST}")
+    if args.repeat_cost is not None or args.repeat_rate is not None:
+        set_repetition(args.repeat_cost, args.repeat_rate)
 
     print(H.machine_line(), f"run {args.run}", flush=True)
     lyr = lyricgen.load(args.run)
@@ -453,10 +460,11 @@ def main() -> None:
               H.fmt(H.ratio(x["ppl_kw_own"], x["ppl_plain"]), ".2f"), H.fmt(x["seconds"], ".2f")]
              for x in r["forms"]],
         )  # fmt: skip
-    if "relevance" in args.sections:
-        r = relevance_section(lyr, sets, songs, tf)
-        out["relevance"] = r
+    for expand in args.expand if "relevance" in args.sections else []:
+        r = relevance_section(lyr, sets, songs, tf, expand)
+        out["relevance" if expand == "off" else f"relevance_expand_{expand}"] = r
         print(
+            f"--expand {expand}: "
             f"relevance over {r['songs']} held-out songs (character TF-IDF cosine): keywords "
             f"{r['own']:.4f}, control {r['control']:.4f} ({r['ratio_control']:.2f}x), --prefix "
             f"{r['prefix']:.4f} ({r['prefix_ratio_control']:.2f}x the control); keywords left "

@@ -83,7 +83,7 @@ def test_keywords_with_beam_search_and_acrostic(verse_run):
     assert "明月照孤峰" in s.text and score(s.text, find_form(s.variant)).rates() == PERFECT
 
 
-def test_prefer_mode_only_favours_and_plan_expands_with_related_words(verse_run):
+def test_prefer_mode_only_favours_and_plan_expands_with_related_words(verse_run, monkeypatch):
     lyr = lyricgen.load(verse_run)
     (s,) = lyr.generate("", SamplingOptions(form="五律", keywords="秋", seed=2))
     assert not any(ln["related"] for ln in s.plan.to_dict()["lines"])  # off by default
@@ -92,6 +92,17 @@ def test_prefer_mode_only_favours_and_plan_expands_with_related_words(verse_run)
     assert plan["keywords"] == ["秋"] and len(plan["lines"]) == 4
     related = [w for ln in plan["lines"] for w in ln["related"]]
     assert related and "秋" not in related  # words found near 秋 in the training text
+    # the model's own embedding: the characters nearest 秋, as `vocab --similar` lists them
+    # (every character a candidate, however rare)
+    import lyricgen.craft.plan as P
+    from lyricgen.inspection.neighbours import load_vectors, nearest
+
+    monkeypatch.setattr(P, "EMBEDDING_FREQUENT", 1.0)
+    (s,) = lyr.generate("", SamplingOptions(form="五律", keywords="秋", seed=2, expand="embedding"))
+    near = [w for ln in s.plan.to_dict()["lines"] for w in ln["related"]]
+    _, emb, _ = load_vectors(verse_run)
+    listed = [t for t, _ in nearest(emb, lyr.vocab, "秋", 50) if is_han(t)]
+    assert near and near == listed[: len(near)]
     hits = 0
     for seed in range(6):
         (s,) = lyr.generate(
@@ -236,6 +247,34 @@ def test_line_candidates_pay_for_repeated_characters(verse_run, monkeypatch):
         return float(np.mean(shares))
 
     assert repeats(G.REPEAT_COST) < repeats(0.0)
+
+
+def test_a_long_text_may_repeat_within_its_allowance(verse_run):
+    from lyricgen.craft.constraints import SampleState, TokenTable
+    from lyricgen.craft.forms import find_form
+    from lyricgen.craft.generate import REPEAT_COST, RepeatBudget, line_score, repeat_rate
+
+    vocab = lyricgen.load(verse_run).vocab
+    table = TokenTable.of(vocab)
+    before = vocab.encode(list("春风吹柳绿细雨落花红独坐南山下闲听万壑松白云飞远水"))
+    line = vocab.encode(list("春风明月照"))  # two characters already in the text
+    row = SampleState(tokens=before + line, logprobs=[-1.0] * (len(before) + len(line)))
+    seen = set(before)
+
+    def score(rate: float, repeated: int = 0) -> float:
+        budget = RepeatBudget(rate, written=len(before), repeated=repeated)
+        return line_score(row, len(before), seen, table, budget)
+
+    assert line_score(row, len(before), seen, table) == -1.0 - REPEAT_COST * 2 / 5  # no budget
+    # 25 characters written and 5 in the line: 30 at 7% allow 2 repeats, at 4% one
+    assert score(0.07) == -1.0
+    assert score(0.04) == -1.0 - REPEAT_COST * 1 / 5
+    # repeats already made use the allowance up
+    assert score(0.07, repeated=2) == -1.0 - REPEAT_COST * 2 / 5
+    assert RepeatBudget.of(before + vocab.encode(list("春风")), table, 0.1).repeated == 2
+    # each form repeats as its poets do: a variant as its bare name, a long tune more
+    assert repeat_rate(find_form("七绝·仄起首句入韵")) == repeat_rate(find_form("七绝"))
+    assert repeat_rate(find_form("摸鱼儿")) > repeat_rate(find_form("浣溪沙"))
 
 
 # ------------------------------------------------------------------ revise

@@ -193,11 +193,13 @@ class Request:
 
 
 def prepare(vocab: Vocab, start: str, opts: SamplingOptions,
-            copy_index: CopyIndex | None = None) -> Request:  # fmt: skip
+            copy_index: CopyIndex | None = None,
+            embedding: np.ndarray | None = None) -> Request:  # fmt: skip
     """Resolve the subject and the shape of a request: the keywords (given, or chosen from
     --theme), the template, and the variants of the form that the start text, the acrostic
     heads, the template and the keywords all fit; then the plan of which line takes which
-    keyword. One-line errors name what does not fit where."""
+    keyword, and (--expand) the related words of the other lines, from `copy_index` or the
+    model's input `embedding` (V, E). One-line errors name what does not fit where."""
     from lyricgen.craft import plan as planning
     from lyricgen.craft.forms import check_template, form_variants, parse_template
 
@@ -266,12 +268,28 @@ def prepare(vocab: Vocab, start: str, opts: SamplingOptions,
         lines = planning.plan_free(words, opts.n_lines, opts.line_length_list)
     if words:
         related: list[list[str]] = []
-        if opts.expand == "related" and copy_index is not None and opts.keyword_mode == "must":
+        if opts.expand != "off" and opts.keyword_mode == "must":
             free = sum(1 for ln in lines if not ln)
-            near = planning.related_words(copy_index, vocab, words, free)
+            near: list[str] = []
+            if opts.expand == "related" and copy_index is not None:
+                near = planning.related_words(copy_index, vocab, words, free)
+            elif opts.expand == "embedding" and embedding is not None:
+                near = planning.embedding_neighbours(embedding, vocab, words, free)
             related = planning.spread_related(lines, near)
         req.plan = Plan(words, lines, related, method)
     return req
+
+
+def input_embedding(stepper: Stepper) -> np.ndarray:
+    """The model's input embedding (V, E) as NumPy, from either backend's stepper (the
+    NumPy model's `embedding`, the torch model's `embedding.weight`)."""
+    lm = getattr(stepper, "lm", None)
+    if lm is not None and hasattr(lm, "embedding"):
+        return np.asarray(lm.embedding)
+    model = getattr(stepper, "model", None)
+    if model is not None and hasattr(model, "embedding"):
+        return model.embedding.weight.detach().float().cpu().numpy()
+    raise GenerationError("--expand embedding: this model's stepper shows no input embedding")
 
 
 def control_for(plan: Plan | None, keyword_control: bool) -> str | None:
@@ -342,7 +360,8 @@ def generate(
         han=table.cjk,
         copy_index=copy_index is not None,
     )
-    req = prepare(vocab, start, opts, copy_index)
+    embedding = input_embedding(stepper) if opts.expand == "embedding" else None
+    req = prepare(vocab, start, opts, copy_index, embedding)
     ids, prompt = _context(vocab, start, opts, control_for(req.plan, keyword_control))
     cons = Constraints(
         vocab, opts, ids, copy_index, rhyme_table, forms=req.forms, fixed=req.fixed,
@@ -475,13 +494,14 @@ def draw_lines(stepper, cons, opts, rng, rows, logits, hidden, explain=False):
 def _sample_lines(stepper, ids, row0, cons, opts, on_token) -> list[SampleState]:
     """Line-level search: each sample's next line is drawn as K candidates in one batch
     (every constraint applies to each), and the candidate with the best score (`line_score`:
-    mean log-probability under the model, less a cost for repeated characters) is kept. A
-    hard constraint masks one token at a time and can push a single sample into a corner;
-    among K complete lines, one usually reads well."""
+    mean log-probability under the model, less a cost for repeated characters beyond the
+    text's allowance) is kept. A hard constraint masks one token at a time and can push a
+    single sample into a corner; among K complete lines, one usually reads well."""
     rng = np.random.default_rng(opts.seed)
     b, k = opts.num_samples, opts.n_candidates
     n = b * k
     committed = [row0.copy() for _ in range(b)]
+    rate = repeat_rate(cons.form)
     logits, hidden = stepper.start(ids, n)  # (B*K, V)
     while not all(r.done for r in committed):
         rows = [committed[i // k].copy() for i in range(n)]
@@ -494,9 +514,11 @@ def _sample_lines(stepper, ids, row0, cons, opts, on_token) -> list[SampleState]
             if committed[s].done:
                 continue
             cands = range(s * k, (s + 1) * k)
+            budget = RepeatBudget.of(cons.context + committed[s].tokens, cons.table, rate)
             scores = np.array(
-                [line_score(rows[i], begin[i], committed[s].seen, cons.table) for i in cands]
-            )
+                [line_score(rows[i], begin[i], committed[s].seen, cons.table, budget)
+                 for i in cands]
+            )  # fmt: skip
             # a blank line (one likely token) would win too easily: it is kept only when
             # every candidate is one, i.e. when the model insists on a break
             blank = np.array([rows[i].tokens[begin[i] :] == [cons.table.newline] for i in cands])
@@ -518,16 +540,69 @@ def _sample_lines(stepper, ids, row0, cons, opts, on_token) -> list[SampleState]
 
 
 # A line candidate's score is its mean log-probability less this much times the share of its
-# characters that repeat one already in the sample (or earlier in the line): a repeated
-# character is cheap for the model (为颦黛染眉颦黛), and the ranking would otherwise prefer
-# it. 10 keeps 12 forms at or under the poets' own rate with perplexity within 1.16x of free
-# samples (2 and 5 left 七律 and 临江仙 over it): docs/BENCHMARKS.md, "Writing about something".
+# characters that repeat one already in the sample (or earlier in the line), beyond the text's
+# allowance (`RepeatBudget`): a repeated character is cheap for the model (为颦黛染眉颦黛),
+# and the ranking would otherwise prefer it. docs/BENCHMARKS.md, "Writing about something".
 REPEAT_COST = 10.0
 
+# The repeats a text may make for free: the share of the characters written so far that the
+# poets' own texts of the form repeat (rounded down to whole repeats), so that a long tune may
+# repeat as its poets do while a short form stays clean. Counted by benchmarks/forms.py
+# ("poets' repeated": the tunes' exact-length songs of the Song ci, Tang shi of the 近体
+# shapes). A whole-text cost without an allowance held every text near none and cost the long
+# tunes their fluency (洞仙歌 1.52x the perplexity of free samples): docs/BENCHMARKS.md,
+# "Writing about something". Forms not listed take their kind's rate, free lines the last.
+REPEAT_RATE = {
+    "五绝": 0.027, "七绝": 0.028, "五律": 0.018, "七律": 0.023, "浣溪沙": 0.032,
+    "水调歌头": 0.067, "鹧鸪天": 0.045, "菩萨蛮": 0.097, "满江红": 0.062, "西江月": 0.047,
+    "临江仙": 0.046, "念奴娇": 0.063, "减字木兰花": 0.057, "沁园春": 0.075, "蝶恋花": 0.053,
+    "点绛唇": 0.033, "贺新郎": 0.073, "清平乐": 0.046, "满庭芳": 0.055, "虞美人": 0.063,
+    "好事近": 0.036, "水龙吟": 0.066, "朝中措": 0.032, "渔家傲": 0.056, "卜算子": 0.072,
+    "谒金门": 0.045, "玉楼春": 0.052, "南乡子": 0.055, "踏莎行": 0.048, "南歌子": 0.039,
+    "柳梢青": 0.038, "蓦山溪": 0.066, "望江南": 0.046, "生查子": 0.048, "鹊桥仙": 0.060,
+    "浪淘沙": 0.050, "如梦令": 0.102, "木兰花慢": 0.057, "洞仙歌": 0.068, "诉衷情": 0.035,
+    "阮郎归": 0.053, "青玉案": 0.051, "醉落魄": 0.065, "摸鱼儿": 0.084,
+    "近体诗": 0.018, "词牌": 0.032,
+}  # fmt: skip
+DEFAULT_REPEAT_RATE = 0.032  # the cleanest tunes' (浣溪沙, 朝中措): free lines, templates
 
-def line_score(row: SampleState, begin: int, seen: set[int], table: TokenTable) -> float:
+
+@dataclass(frozen=True)
+class RepeatBudget:
+    """The text so far, for the repetition cost: its `written` content tokens, of which
+    `repeated` repeat an earlier one, and the share `rate` of the text that may repeat."""
+
+    rate: float = 0.0
+    written: int = 0
+    repeated: int = 0
+
+    @classmethod
+    def of(cls, ids: list[int], table: TokenTable, rate: float) -> RepeatBudget:
+        content = [t for t in ids if table.in_line[t]]
+        return cls(rate, len(content), len(content) - len(set(content)))
+
+    def free(self, line_tokens: int) -> int:
+        """Repeats a line of `line_tokens` content tokens may still make without cost."""
+        allowed = math.floor(self.rate * (self.written + line_tokens) + 1e-9)
+        return max(0, allowed - self.repeated)
+
+
+def repeat_rate(form: Form | None) -> float:
+    """The share of a text of this form that may repeat for free (REPEAT_RATE): the form's
+    own (a variant takes its bare name's), else its kind's, else DEFAULT_REPEAT_RATE."""
+    if form is None:
+        return DEFAULT_REPEAT_RATE
+    for key in (form.name.split("·")[0], *form.names, form.kind):
+        if key in REPEAT_RATE:
+            return REPEAT_RATE[key]
+    return DEFAULT_REPEAT_RATE
+
+
+def line_score(row: SampleState, begin: int, seen: set[int], table: TokenTable,
+               budget: RepeatBudget | None = None) -> float:  # fmt: skip
     """Mean log-probability of the row's tokens from `begin` on, less REPEAT_COST times the
-    share of its content tokens that repeat one of `seen` or one earlier in the line."""
+    share of its content tokens that repeat one of `seen` or one earlier in the line, the
+    first `budget.free(...)` of them left out (no budget: every one counts)."""
     toks = row.tokens[begin:]
     mean = float(np.mean(row.logprobs[begin:]))
     content = [t for t in toks if table.in_line[t]]
@@ -538,6 +613,8 @@ def line_score(row: SampleState, begin: int, seen: set[int], table: TokenTable) 
     for t in content:
         repeats += t in used
         used.add(t)
+    if budget is not None:
+        repeats = max(0, repeats - budget.free(len(content)))
     return mean - REPEAT_COST * repeats / len(content)
 
 

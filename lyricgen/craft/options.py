@@ -33,7 +33,8 @@ RHYME_LINES = ("all", "even")
 TONES = ("form", "off")
 RHYME_BOOKS = ("pingshui", "xinyun", "shisanzhe")  # see lyricgen.craft.books
 KEYWORD_MODES = ("must", "prefer")
-EXPAND = ("off", "related")  # off: measured in docs/BENCHMARKS.md ("Writing about something")
+# off: measured in docs/BENCHMARKS.md ("Writing about something")
+EXPAND = ("off", "related", "embedding")
 THEME_METHODS = ("tfidf", "textrank", "corpus")  # see lyricgen.craft.plan
 # --candidates when it is not given, for requests with shaped lines (forms, line lengths,
 # rhyme): measured in docs/BENCHMARKS.md ("Forms"); free text samples token by token
@@ -159,8 +160,9 @@ class SamplingOptions:
     )
     expand: str = _opt(
         "off",
-        "Lines without a keyword: off, or related (nudged towards words found near the "
-        "keywords in the training text).",
+        "Lines without a keyword: off, related (nudged towards words found near the "
+        "keywords in the training text) or embedding (towards the characters nearest the "
+        "keywords in the model's own embedding).",
         choices=EXPAND,
     )
     template: str | None = _opt(

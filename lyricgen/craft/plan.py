@@ -9,10 +9,11 @@
   where it fits (under a form: where its characters' tones fit the form's positions). The
   constraint `constraints.Keywords` then makes the line take the keyword wherever the model
   finds it likeliest in that line, not pinned to its start.
-- `related_words(...)` expands a plan with fewer keywords than lines: the words that occur
-  near the keywords in the training text (co-occurrence counted from the run's copy index,
-  weighted by inverse frequency), one per line that has no keyword. They are favoured while
-  sampling that line, never forced.
+- `related_words(...)` and `embedding_neighbours(...)` expand a plan with fewer keywords than
+  lines (`--expand related` / `embedding`): the words that occur near the keywords in the
+  training text (co-occurrence counted from the run's copy index, weighted by inverse
+  frequency), or the tokens nearest the keywords in the model's own input embedding; one per
+  line that has no keyword. They are favoured while sampling that line, never forced.
 - `fit_variants(...)` chooses, for a bare form name (七绝), the variants (平起/仄起,
   首句入韵 or not) that the start text, acrostic heads, template and keywords fit.
 
@@ -398,6 +399,49 @@ def related_words(index: CopyIndex, vocab: Vocab, words: list[str], n: int,
             continue
         out.append(tok)
     return out
+
+
+def nearest_tokens(vectors: np.ndarray, query: list[int], top: int,
+                   keep: np.ndarray | None = None) -> list[tuple[int, float]]:  # fmt: skip
+    """The `top` rows of `vectors` (V, D) closest by cosine similarity to the mean of the
+    `query` rows' unit vectors, as (id, cosine), closest first; the query rows themselves and
+    rows where `keep` (V,) is False left out."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    centre = unit[query].mean(axis=0)
+    sims = unit @ (centre / max(float(np.linalg.norm(centre)), 1e-12))  # (V,)
+    sims[query] = -np.inf
+    if keep is not None:
+        sims[~keep] = -np.inf
+    order = np.argsort(-sims, kind="stable")[:top]
+    return [(int(j), float(sims[j])) for j in order if np.isfinite(sims[j])]
+
+
+# Only the most frequent share of the Han tokens are neighbours: a rare token's embedding
+# row stays close to its random start, and its cosine to anything is chance (on a 5-minute
+# Song ci run the nearest to 秋 included 淝 and 萄, to 梅雪春 䕷 and 醅, all among the rarest
+# two thirds of the vocabulary, seen fewer than 100 times).
+EMBEDDING_FREQUENT = 1 / 3
+
+
+def embedding_neighbours(vectors: np.ndarray, vocab: Vocab, words: list[str],
+                         n: int) -> list[str]:  # fmt: skip
+    """Up to `n` Han tokens nearest the keywords in the model's input embedding `vectors`
+    (V, E): cosine similarity to the mean of the keywords' tokens (a character model's
+    keyword: its characters), most similar first, among the EMBEDDING_FREQUENT most
+    frequent Han tokens; keywords and their characters left out."""
+    if n <= 0:
+        return []
+    tokens = [t for w in words for t in (list(w) if vocab.level == "char" else [w])]
+    query = sorted({vocab.stoi[t] for t in tokens if t in vocab})
+    if not query:
+        return []
+    banned = set("".join(words))
+    han = np.array([bool(t) and all(is_han(c) for c in t) for t in vocab.itos])
+    counts = np.asarray(vocab.counts)
+    floor = np.quantile(counts[han], 1 - EMBEDDING_FREQUENT) if han.any() else 0
+    keep = han & (counts >= floor) & np.array([not set(t) & banned for t in vocab.itos])
+    return [vocab.itos[j] for j, _ in nearest_tokens(vectors, query, n, keep)]
 
 
 def spread_related(lines: list[list[str]], related: list[str]) -> list[list[str]]:
