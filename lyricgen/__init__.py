@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 # the options of `load(...).generate(...)`; a light import (no numpy, no torch)
 from lyricgen.craft.options import SamplingOptions
+from lyricgen.run.names import DEFAULT_RUN  # checkpoints/default
 
 __all__ = ["DEFAULT_RUN", "SamplingOptions", "__version__", "load"]
 __version__ = "0.3.0"
-DEFAULT_RUN = Path("checkpoints/default")  # the run directory commands use by default
 
 
 def load(run_dir, backend: str = "auto", device: str = "auto", corpus=None, require_index=False):

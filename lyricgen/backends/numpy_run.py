@@ -64,6 +64,8 @@ def load_numpy_lm(
     cfg = load_run_config(run_dir)
     vocab = load_vocab(run_dir)
     tensors = load_numpy_weights(run_dir / weights, cfg, len(vocab))
+    if dtype is None and any(v.dtype == np.float16 for v in tensors.values()):
+        dtype = np.float32  # half-precision weights (a shipped model) compute in fp32
     if dtype is not None:
         tensors = {k: v.astype(dtype) for k, v in tensors.items()}
     m = cfg.model

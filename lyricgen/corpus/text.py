@@ -104,6 +104,14 @@ def check_corpus_file(path: str | Path, what: str = "corpus") -> Path:
     try:
         st = p.stat()
     except FileNotFoundError:
+        get = {"songci.txt": "get songci", "tangshi.txt": "get tangshi",
+               "songshi.txt": "get songshi", "verse_train.txt": "verse",
+               "songci_val.txt": "verse", "tang_val.txt": "verse"}.get(p.name)  # fmt: skip
+        if get is not None and p.parent.name == "corpora":
+            raise CorpusError(
+                f"{what} {p} does not exist; `lyricgen corpus {get}` writes it (or give "
+                "--corpus FILE)"
+            ) from None
         raise CorpusError(
             f"{what} {p} does not exist; check the path (data.corpus or --corpus)"
         ) from None

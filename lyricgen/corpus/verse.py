@@ -34,7 +34,10 @@ def _song(block: str) -> str:
 def build(folder: Path, out: Path) -> dict[str, int]:
     """Write the three files from folder/{songci,tangshi,songshi}.txt into `out`; returns
     the number of characters of each."""
-    read = {n: (folder / f"{n}.txt").read_text(encoding="utf-8") for n in ("songci", "tangshi", "songshi")}
+    read = {
+        n: (folder / f"{n}.txt").read_text(encoding="utf-8")
+        for n in ("songci", "tangshi", "songshi")
+    }
     ci_train, ci_val = train_val_split(read["songci"], SONGCI_VAL_FRACTION)
     tang = [b for b in split_blocks(read["tangshi"]) if b.strip()]
     tang_val = [b for i, b in enumerate(tang) if i % TANG_EVERY == TANG_EVERY - 1]

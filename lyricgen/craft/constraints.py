@@ -27,7 +27,8 @@ lives in that constraint's own state, one slot per constraint in `SampleState.st
 - `Acrostic` (藏头): line i starts with the i-th head character.
 - `Rhyme` (押韵): lines end in one of the thirteen rhyme groups (十三辙, see `rhyme.py`).
 - `NoRepeatNgram`: no n-gram occurs twice in a sample.
-- `CopyGuard`: no `max_copy + 1` consecutive tokens of a line occur in the training text.
+- `CopyGuard`: no `max_copy + 1` consecutive tokens of a line occur in the training text
+  (a shipped model's compact guard instead: `clauseguard.GuardConstraint`).
 
 The first four are **hard**: generation never breaks them. The last two are **soft**:
 where they would leave nothing that the hard ones allow, they give way for that token.
@@ -988,7 +989,15 @@ class Constraints:
         if opts.no_repeat_ngram:
             self.items.append(NoRepeatNgram(opts.no_repeat_ngram))
         limit = opts.copy_limit(vocab.level, copy_index is not None)
-        if limit is not None:  # `SamplingOptions.check_for_model` made sure of the index
+        if limit is not None and getattr(copy_index, "compact", False):
+            if limit < copy_index.gram - 1:
+                raise GenerationError(
+                    f"--max-copy {limit} is below what this model's compact copy guard keeps "
+                    f"({copy_index.gram - 1} characters within a clause); give --corpus FILE, "
+                    "the text it was trained on, to build a full copy index"
+                )
+            self.items.append(copy_index.constraint(table))  # a shipped model's guard
+        elif limit is not None:  # `SamplingOptions.check_for_model` made sure of the index
             self.items.append(CopyGuard(table, copy_index, limit))
         self.hard = [i for i, c in enumerate(self.items) if c.hard]
         self.soft = [i for i, c in enumerate(self.items) if not c.hard]

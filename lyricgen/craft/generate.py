@@ -271,7 +271,7 @@ def prepare(vocab: Vocab, start: str, opts: SamplingOptions,
         if opts.expand != "off" and opts.keyword_mode == "must":
             free = sum(1 for ln in lines if not ln)
             near: list[str] = []
-            if opts.expand == "related" and copy_index is not None:
+            if opts.expand == "related" and copy_index is not None and not compact(copy_index):
                 near = planning.related_words(copy_index, vocab, words, free)
             elif opts.expand == "embedding" and embedding is not None:
                 near = planning.embedding_neighbours(embedding, vocab, words, free)
@@ -324,6 +324,12 @@ def _keywords_misfit(form: Form, words: list[str], book_name: str, tonal: bool,
         f"--keywords: {sum(map(len, words))} keyword characters do not fit together in the "
         f"{free} free positions of {form.name}"
     )
+
+
+def compact(copy_index) -> bool:
+    """Whether the run's copy index is a shipped model's compact guard (`clauseguard`),
+    which masks copies but cannot locate or count them."""
+    return getattr(copy_index, "compact", False)
 
 
 def generate(
@@ -392,7 +398,7 @@ def generate(
         if cons.form_shape is not None:
             text = layout(text, cons.form_shape.stanza_lines)
         copy = None
-        if copy_index is not None:
+        if copy_index is not None and not compact(copy_index):  # a guard cannot locate copies
             copy = longest_copy(copy_index, vocab, vocab.encode(prompt) + row.tokens)
         why = None
         if row.why is not None:

@@ -28,6 +28,7 @@ import numpy as np
 from lyricgen.atomic import publish_folder
 from lyricgen.corpus.text import NEWLINE
 from lyricgen.corpus.vocab import Vocab, token_ids
+from lyricgen.craft.clauseguard import ClauseGuard
 from lyricgen.craft.copyindex import CopyIndex, build_index
 from lyricgen.errors import RunDirError
 from lyricgen.run.names import INDEX_DIR
@@ -142,11 +143,16 @@ def load_run_index(
     encoding: str = "utf-8",
     cache_dir: str | None = None,
     required: bool = False,
-) -> CopyIndex | None:
-    """The run's copy index; built first from `corpus` when the run has none. Without one
-    (and no corpus), None, or a one-line error when `required`."""
+) -> CopyIndex | ClauseGuard | None:
+    """The run's copy index; built first from `corpus` when the run has none. A shipped
+    model has a compact guard instead (`clauseguard.ClauseGuard`). Without either (and no
+    corpus), None, or a one-line error when `required`."""
     folder = Path(run_dir) / INDEX_DIR
     if not (folder / "meta.json").exists():
+        from lyricgen.craft.clauseguard import GUARD_FILE
+
+        if corpus is None and (Path(run_dir) / GUARD_FILE).is_file():
+            return ClauseGuard.load(Path(run_dir))  # a shipped model's compact guard
         if corpus is None:
             if required:
                 raise RunDirError(

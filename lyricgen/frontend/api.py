@@ -43,7 +43,8 @@ class Lyricist:
     vocab: Vocab
     stepper: Any  # a Stepper (steppers.py)
     backend: str  # "numpy" or "torch"
-    copy_index: Any = None  # CopyIndex, or None when the run has none
+    copy_index: Any = None  # CopyIndex (or a shipped model's ClauseGuard), or None
+    label: str = ""  # one line saying which model this is (`lyricgen.run.models.Chosen`)
     _rhyme_table: dict | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -150,16 +151,22 @@ def _choose_backend(backend: str, device: str) -> tuple[str, str]:
 
 
 def load(
-    run_dir: str | Path,
+    run_dir: str | Path | None = None,
     backend: str = "auto",
     device: str = "auto",
     corpus: str | Path | None = None,
     require_index: bool = False,
 ) -> Lyricist:
-    """Load a run directory for generation. `backend`: auto (NumPy on the CPU), numpy or
-    torch; `device`: auto (the CPU), cpu, cuda or mps (torch). `corpus` builds the copy
-    index of a run that has none; `require_index` makes its absence an error."""
-    run_dir = Path(run_dir)
+    """Load a run directory for generation: a folder, a shipped model's name (`verse`), or
+    None for `checkpoints/default` when there is one, else the shipped model
+    (`lyricgen.run.models.resolve`). `backend`: auto (NumPy on the CPU), numpy or torch;
+    `device`: auto (the CPU), cpu, cuda or mps (torch). `corpus` builds the copy index of
+    a run that has none; `require_index` makes its absence an error."""
+    from lyricgen.run.names import DEFAULT_RUN
+    from lyricgen.run.models import resolve
+
+    chosen = resolve(run_dir, DEFAULT_RUN)
+    run_dir = chosen.path
     backend, device = _choose_backend(backend, device)
     if backend == "torch":
         from lyricgen.backends.steppers import TorchStepper
@@ -181,4 +188,4 @@ def load(
     index = load_run_index(
         run_dir, vocab, corpus, cfg.data.encoding, cfg.data.cache_dir, required=require_index
     )
-    return Lyricist(run_dir, cfg, vocab, stepper, backend, index)
+    return Lyricist(run_dir, cfg, vocab, stepper, backend, index, chosen.label)

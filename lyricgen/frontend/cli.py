@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from lyricgen.errors import LyricgenError
-from lyricgen.frontend import cli_corpus, cli_generate, cli_inspect, cli_train  # noqa: F401 - they register their commands
+from lyricgen.frontend import cli_corpus, cli_generate, cli_inspect, cli_models, cli_train  # noqa: F401 - they register their commands
 from lyricgen.frontend.cli_common import _error, app
 
 __all__ = ["app", "main"]

@@ -73,7 +73,24 @@ CorpusOption = Annotated[
     Path | None, typer.Option(help="Corpus text file (overrides data.corpus).")
 ]
 # options shared by `generate` and `revise`
-RunOption = Annotated[Path, typer.Option(help="Run directory written by `lyricgen train`.")]
+RunOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Run directory written by `lyricgen train`, or a shipped model's name "
+        "(`lyricgen models`); default: checkpoints/default once trained, else the shipped "
+        "verse model."
+    ),
+]
+
+
+def run_path(checkpoint: Path | None) -> Path:
+    """The run directory --checkpoint means (a folder, a shipped model, or the default)."""
+    from lyricgen.run.models import resolve
+    from lyricgen.run.names import DEFAULT_RUN
+
+    return resolve(checkpoint, DEFAULT_RUN).path
+
+
 IndexCorpusOption = Annotated[
     Path | None,
     typer.Option(help="The run's training corpus, to build its copy index if it has none."),

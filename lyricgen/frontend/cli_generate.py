@@ -21,12 +21,13 @@ from lyricgen.frontend.cli_common import (
     RunOption,
     _error,
     app,
+    run_path,
 )
 
 
 def _generate(
     start: Annotated[str, typer.Option(help="Start text, e.g. 星星.")] = "",
-    checkpoint: RunOption = lyricgen.DEFAULT_RUN,
+    checkpoint: RunOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print samples with tokens, log-probs and perplexity.")
     ] = False,
@@ -72,6 +73,8 @@ def _generate(
     lyricist = lyricgen.load(
         checkpoint, backend.value, device.value, corpus, require_index=bool(opts.max_copy)
     )
+    if pick or interactive:
+        typer.echo(lyricist.label, err=True)  # which model writes
     if pick:
         from lyricgen.frontend.pick import pick_lines
 
@@ -154,7 +157,7 @@ def _revise(
             "line: by the line alone."
         ),  # fmt: skip
     ] = Rank.text,
-    checkpoint: RunOption = lyricgen.DEFAULT_RUN,
+    checkpoint: RunOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the revision as one JSON object.")
     ] = False,
@@ -175,6 +178,8 @@ def _revise(
     lyricist = lyricgen.load(checkpoint, backend.value, "auto", corpus,
                              require_index=bool(opts.max_copy))  # fmt: skip
     r = lyricist.revise(text, lines, opts, show=show, rank=rank.value)
+    if not as_json:
+        typer.echo(lyricist.label, err=True)
     if as_json:
         typer.echo(json.dumps(r.to_dict(), ensure_ascii=False))
         return
@@ -249,8 +254,11 @@ def _generate_once(lyricist, start: str, opts, as_json: bool, show_plan: bool = 
             start, opts, on_token=lambda i, tok: typer.echo(_stream_piece(tok, vocab), nl=False)
         )
         typer.echo("")
+        typer.echo(lyricist.label, err=True)  # which model wrote it
         return
     samples = lyricist.generate(start, opts)
+    if not as_json:
+        typer.echo(lyricist.label, err=True)
     _print_choices(samples, opts, show_plan)
     if as_json:
         for s in samples:
@@ -317,7 +325,7 @@ def eval_(
     corpus: Annotated[
         Path | None, typer.Option(help="Text file to score (perplexity, bits per character).")
     ] = None,
-    checkpoint: Annotated[Path, typer.Option(help="Run directory.")] = lyricgen.DEFAULT_RUN,
+    checkpoint: RunOption = None,
     samples: Annotated[
         int, typer.Option(help="Also generate N samples and report their quality (0: off).")
     ] = 0,
@@ -364,7 +372,7 @@ def eval_(
     if corpus is not None:
         from lyricgen.training.evaluation import score_text
 
-        r = score_text(checkpoint, corpus, device.value)
+        r = score_text(run_path(checkpoint), corpus, device.value)
     if samples:
         option_values = dict(
             lines=lines,

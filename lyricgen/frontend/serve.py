@@ -585,10 +585,11 @@ def create_app(lyricists: list[Lyricist]) -> Any:
 
 
 def load_runs(checkpoints: list[Path], backend: str = "auto", device: str = "auto") -> list:
-    """Every run, loaded once (`checkpoints/default` when none is given)."""
+    """Every run, loaded once (when none is given: `checkpoints/default` once trained, else
+    the shipped verse model)."""
     import lyricgen
 
-    runs = checkpoints or [lyricgen.DEFAULT_RUN]
+    runs = checkpoints or [None]
     return [lyricgen.load(path, backend, device) for path in runs]
 
 
@@ -646,10 +647,13 @@ def serve_main(checkpoints: list[Path], host: str = "127.0.0.1", port: int = 800
         log.warning("numpy was imported before serve_main: BLAS may oversubscribe the cores")
     import uvicorn
 
-    app = create_app(load_runs(checkpoints))
+    runs = load_runs(checkpoints)
+    app = create_app(runs)
     sock = listen(host, port)
-    n = len(checkpoints) or 1
+    n = len(runs)
     print(f"serving {n} run{'s' if n != 1 else ''} at {url_of(sock)}", flush=True)
+    for run in runs:
+        print(f"  {run.label}", flush=True)
     config = uvicorn.Config(app, log_level="warning")
     try:
         uvicorn.Server(config).run(sockets=[sock])

@@ -2,6 +2,10 @@
 reads and writes there (the rhyme table, the copy index) without importing the file formats
 (`files`, which brings torch for train_state.pt)."""
 
+from pathlib import Path
+
+DEFAULT_RUN = Path("checkpoints/default")  # the run directory commands use by default
+
 CONFIG = "config.yaml"
 VOCAB = "vocab.json"
 # the weights generation reads: the best epoch under train.keep: best, the last under last

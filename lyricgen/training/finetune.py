@@ -60,8 +60,13 @@ class Base:
 def load_base(path: str | Path, weights: bool = True) -> Base:
     """The base run's config, vocabulary and (unless `weights` is False: enough to adopt its
     shape) weights; any problem is one line naming it."""
+    from lyricgen.run.models import resolve
+
+    spec = str(path)
     path = Path(path)
     try:
+        if not path.exists() and len(path.parts) == 1:
+            path = resolve(spec, Path("checkpoints/default")).path  # a shipped model's name
         if not path.exists():
             raise RunDirError("no such run directory")
         if not path.is_dir():
@@ -72,6 +77,7 @@ def load_base(path: str | Path, weights: bool = True) -> Base:
         cfg = ckpt.load_run_config(path)
         vocab = ckpt.load_vocab(path)
         tensors = ckpt.read_safetensors(path / ckpt.WEIGHTS) if weights else {}
+        tensors = {k: v.float() if v.dtype == torch.float16 else v for k, v in tensors.items()}
     except LyricgenError as exc:
         msg = str(exc)
         msg = msg.split(f"{path}", 1)[-1].lstrip(" :;") if msg.startswith(str(path)) else msg
@@ -87,6 +93,12 @@ def adopt_base(
     keys = [f"model.{k}" for k in MODEL_KEYS] + ["data.level"]
     raw = cfg.to_dict()
     base_raw = base.cfg.to_dict()
+    if cfg.data.level != base.cfg.data.level and "data.level" not in explicit:
+        raise ConfigError(
+            f"--init-from {base.path.name}: the base is a {base.cfg.data.level}-level model and "
+            f"this config is {cfg.data.level} level; fine-tune with a {base.cfg.data.level}-level "
+            f"config (e.g. --config jaychou_char) or add --set data.level={base.cfg.data.level}"
+        )
     changed = []
     for key in keys:
         section, name = key.split(".")

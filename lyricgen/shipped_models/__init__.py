@@ -1,0 +1,1 @@
+"""The models that ship with lyricgen, one folder each (`lyricgen.run.models`)."""
