@@ -186,3 +186,17 @@ def test_the_shipped_verse_model_writes_a_correct_qijue_with_no_training(tmp_pat
     variant = re.search(r"form: (\S+)", r.stderr).group(1)
     rates = score(text, find_form(variant)).rates()
     assert rates == {"format_accuracy": 1.0, "tone_accuracy": 1.0, "rhyme_accuracy": 1.0}, text
+
+
+def test_serve_with_no_checkpoint_serves_the_shipped_model(as_shipped, tmp_path, monkeypatch):
+    from lyricgen.frontend.serve import load_runs
+
+    monkeypatch.chdir(tmp_path)
+    (run,) = load_runs([])
+    assert run.label.startswith("model: tiny (shipped")
+    assert run.generate("", form="五绝", seed=1)[0].text
+
+
+def test_songci_char_without_its_corpus_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    one_line_error(cli("train", "--config", "songci_char"), "lyricgen corpus get songci")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from lyricgen.atomic import atomic_write
 from lyricgen.config import DataConfig
-from lyricgen.corpus.text import is_han, split_blocks, train_val_split
+from lyricgen.corpus.text import check_corpus_file, is_han, split_blocks, train_val_split
 
 OPEN, CLOSE = "〔", "〕"
 KEYWORDS_PER_SONG = 3
@@ -53,7 +53,7 @@ def control_corpus(d: DataConfig, root: Path) -> DataConfig:
     itself when 0."""
     if not d.keyword_lines:
         return d
-    raw = Path(d.corpus).read_bytes()
+    raw = check_corpus_file(d.corpus).read_bytes()
     key = hashlib.sha256(
         raw + f"|{d.encoding}|{d.val_fraction}|{d.val_corpus}|{d.keyword_lines}".encode()
     ).hexdigest()[:32]

@@ -162,8 +162,8 @@ def load(
     (`lyricgen.run.models.resolve`). `backend`: auto (NumPy on the CPU), numpy or torch;
     `device`: auto (the CPU), cpu, cuda or mps (torch). `corpus` builds the copy index of
     a run that has none; `require_index` makes its absence an error."""
-    from lyricgen.run.names import DEFAULT_RUN
     from lyricgen.run.models import resolve
+    from lyricgen.run.names import DEFAULT_RUN
 
     chosen = resolve(run_dir, DEFAULT_RUN)
     run_dir = chosen.path

@@ -18,12 +18,13 @@ from lyricgen.frontend.cli_common import (
     _setup_logging,
     _show,
     app,
+    run_path,
 )
 
 
 @app.command("inspect")
 def inspect_units(
-    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    run: Annotated[Path, typer.Argument(help="Run directory, or a shipped model's name.")],
     corpus: Annotated[
         Path | None,
         typer.Option(help="Text to read (default: the run's own held-out split)."),
@@ -49,7 +50,7 @@ def inspect_units(
         raise LyricgenError("--tokens and --top must be at least 1")
     from lyricgen.inspection import units as unitmod
 
-    report = unitmod.inspect_run(run, corpus, tokens, top)
+    report = unitmod.inspect_run(run_path(run), corpus, tokens, top)
     written = unitmod.write_outputs(report, out)
     if as_json:
         typer.echo(unitmod.summary_json(report, written))
@@ -181,11 +182,11 @@ def vocab(
             "--similar and --map read a trained model; add --checkpoint RUN (a run directory)"
         )
     if similar is not None or map_ is not None:
-        _embedding_views(checkpoint, similar, map_, top, as_json)
+        _embedding_views(run_path(checkpoint), similar, map_, top, as_json)
         return
     top = 20 if top is None else top
     if checkpoint is not None:
-        info = stats_from_run(checkpoint, top, lookup or [])
+        info = stats_from_run(run_path(checkpoint), top, lookup or [])
     else:
         overrides = _overrides(
             set_,
