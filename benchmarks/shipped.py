@@ -10,8 +10,8 @@
 - **size**: the bytes the model adds to the package, file by file.
 - **coldstart**: `lyricgen generate --form 七绝 --start 明月` as a whole new process in an
   empty folder (so the shipped model is the one chosen), NumPy backend, median of 5.
-- **copies**: `--samples` samples of each of 10 forms with the default copy guard, and the
-  same seeds with the guard off (`--max-copy 0`): how many generated lines of 5 or more
+- **copies**: `--samples` samples of each of 10 forms with the default copy guard, and a
+  fifth as many (the first seeds) with the guard off (`--max-copy 0`): how many generated lines of 5 or more
   characters are lines of the training text, and how many clauses of 5 or more characters
   are its clauses.
 """
@@ -95,8 +95,9 @@ def copies(model: str, corpora: Path, samples: int) -> dict:
         n_samples = n_lines = copied_lines = n_clauses = copied_clauses = 0
         examples: list[str] = []
         t0 = time.perf_counter()
+        per_form = samples if guard == "default" else max(batch, samples // 5)
         for form in FORMS:
-            for seed in range(0, samples, batch):
+            for seed in range(0, per_form, batch):
                 extra = {"max_copy": 0} if guard == "off" else {}
                 for s in lyr.generate("", form=form, seed=seed, num_samples=batch, **extra):
                     n_samples += 1

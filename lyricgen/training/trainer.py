@@ -334,6 +334,10 @@ class Trainer:
         self.window_rates: list[float] = []  # tokens/s of each report window
         if saved is not None:
             self._restore(saved)
+            # the schedule's clock where the run left it, so the first step after a resume
+            # takes the learning rate the time budget says, not the budget's start
+            budget = cfg.train.max_minutes
+            self.time_fraction = self.state.elapsed / (budget * 60) if budget else 0.0
         else:
             self.rundir.start_fresh(cfg, self.vocab)
         self.info = RunInfo(self.out, cfg, self.vocab, self.dist.main)
