@@ -1,6 +1,6 @@
 """The verse corpus of the shipped model: Tang shi, Song shi and Song ci, with held-out text.
 
-`lyricgen corpus verse` (and the recipe in docs/SHIPPED_MODEL.md) writes three files from the
+`lyricgen corpus verse` (the recipe in the README, "The shipped verse model") writes three files from the
 three classical corpora (`lyricgen corpus get`):
 
 - `verse_train.txt`: all of Song shi, the Tang poems not held out, and the first 95% of the
