@@ -26,7 +26,10 @@ pytestmark = [
 
 
 def torchrun(args, nproc=2, timeout=60):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    # PYTHONFAULTHANDLER and TORCH_SHOW_CPP_STACKTRACES: a worker that dies of a signal
+    # (rank 1's SIGABRT, seen once in a fresh clone's run) leaves its stacks in stderr
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO),
+           "PYTHONFAULTHANDLER": "1", "TORCH_SHOW_CPP_STACKTRACES": "1"}  # fmt: skip
     return subprocess.run(
         [
             sys.executable,
