@@ -246,67 +246,74 @@ def ppl_without(sample, kws: list[str]) -> float:
     return math.exp(-sum(keep) / len(keep)) if keep else float("nan")
 
 
-def relevance_section(lyr, sets, songs, tf: Tfidf, expand: str = "off") -> dict:
+def relevance_section(lyr, sets, songs, tf: Tfidf, expands: list[str]) -> dict:
     """Similarity of samples to the song whose keywords wrote them, against the control
     (another song's keywords) and against --prefix with the same keywords; 8 free lines.
-    `expand`: the keyword samples' --expand (the control's too)."""
+    The keyword samples (and the control's) are written once per --expand of `expands`."""
     from lyricgen.craft.options import SamplingOptions
 
-    own, control, prefix, own_rest, prefix_rest, ppl_kw, ppl_plain = [], [], [], [], [], [], []
-    both_rest, ppl_both, ppl_kw_own = [], [], []
+    mean = statistics.mean
+    prefix, prefix_rest, ppl_plain, both_rest, ppl_both = [], [], [], [], []
     for i, (kws, song) in enumerate(zip(sets, songs, strict=True)):
-        other = sets[(i + 1) % len(sets)]
-        (a,) = lyr.generate(
-            "", SamplingOptions(lines=8, keywords=",".join(kws), seed=i, expand=expand)
-        )
-        (b,) = lyr.generate(
-            "", SamplingOptions(lines=8, keywords=",".join(other), seed=i, expand=expand)
-        )
         (c,) = lyr.generate("", SamplingOptions(lines=8, prefix="".join(kws), seed=i))
         (d,) = lyr.generate("", SamplingOptions(lines=8, seed=i, candidates=8))
         (e,) = lyr.generate(
             "", SamplingOptions(lines=8, keywords=",".join(kws), prefix="".join(kws), seed=i)
         )
-        both_rest.append(
-            tf.cosine(tf.vec(e.text, set("".join(kws))), tf.vec(song, set("".join(kws))))
-        )
-        ppl_both.append(e.perplexity)
-        ppl_kw_own.append(ppl_without(a, kws))
-        sv = tf.vec(song)
-        own.append(tf.cosine(tf.vec(a.text), sv))
-        control.append(tf.cosine(tf.vec(b.text), sv))
-        prefix.append(tf.cosine(tf.vec(c.text), sv))
         drop = set("".join(kws))
         song_rest = tf.vec(song, drop)
-        own_rest.append(tf.cosine(tf.vec(a.text, drop), song_rest))
+        prefix.append(tf.cosine(tf.vec(c.text), tf.vec(song)))
         prefix_rest.append(tf.cosine(tf.vec(c.text, drop), song_rest))
-        ppl_kw.append(a.perplexity)
+        both_rest.append(tf.cosine(tf.vec(e.text, drop), song_rest))
+        ppl_both.append(e.perplexity)
         ppl_plain.append(d.perplexity)
-    mean = statistics.mean
-    return {
-        "songs": len(sets), "own": mean(own), "control": mean(control), "prefix": mean(prefix),
-        "ratio_control": mean(own) / mean(control), "prefix_ratio_control": mean(prefix) / mean(control),
-        "own_rest": mean(own_rest), "prefix_rest": mean(prefix_rest),
-        "ppl_kw": H.median(ppl_kw), "ppl_plain": H.median(ppl_plain),
-        "ppl_kw_without_keyword_tokens": H.median(ppl_kw_own),
-        "kw_prefix_rest": mean(both_rest), "ppl_kw_prefix": H.median(ppl_both),
+    out: dict = {
+        "songs": len(sets), "prefix": mean(prefix), "prefix_rest": mean(prefix_rest),
+        "ppl_plain": H.median(ppl_plain), "kw_prefix_rest": mean(both_rest),
+        "ppl_kw_prefix": H.median(ppl_both), "expand": {},
     }  # fmt: skip
+    for expand in expands:
+        own, control, own_rest, ppl_kw, ppl_kw_own = [], [], [], [], []
+        for i, (kws, song) in enumerate(zip(sets, songs, strict=True)):
+            other = sets[(i + 1) % len(sets)]
+            (a,) = lyr.generate(
+                "", SamplingOptions(lines=8, keywords=",".join(kws), seed=i, expand=expand)
+            )
+            (b,) = lyr.generate(
+                "", SamplingOptions(lines=8, keywords=",".join(other), seed=i, expand=expand)
+            )
+            drop = set("".join(kws))
+            own.append(tf.cosine(tf.vec(a.text), tf.vec(song)))
+            control.append(tf.cosine(tf.vec(b.text), tf.vec(song)))
+            own_rest.append(tf.cosine(tf.vec(a.text, drop), tf.vec(song, drop)))
+            ppl_kw.append(a.perplexity)
+            ppl_kw_own.append(ppl_without(a, kws))
+        out["expand"][expand] = {
+            "own": mean(own), "control": mean(control), "ratio_control": mean(own) / mean(control),
+            "prefix_ratio_control": out["prefix"] / mean(control), "own_rest": mean(own_rest),
+            "ppl_kw": H.median(ppl_kw), "ppl_kw_without_keyword_tokens": H.median(ppl_kw_own),
+        }  # fmt: skip
+        print(f"--expand {expand} measured", flush=True)
+    return out
 
 
 def revision_section(lyr, held: list[str], n: int) -> dict:
     """Rewrite one line (2..7) of held-out 8-line songs, ranked by the whole text and by
-    the line alone (the same candidates, the same seed)."""
+    the line alone (the same candidates, the same seed); and against a line-alone fill from
+    candidates of its own (another seed), as a left-to-right writer would fill it."""
     import random
 
     rng = random.Random(1)
     eight = [s for s in held if len(s.split("\n")) == 8]
     cases = rng.sample(eight, min(n, len(eight)))
-    wins = ties = kept = 0
+    wins = ties = kept = own_wins = 0
     lls_text, lls_line = [], []
     for i, song in enumerate(cases):
         line = rng.randint(2, 7)
         a = lyr.revise(song, [line], seed=i, rank="text")
         b = lyr.revise(song, [line], seed=i, rank="line")
+        c = lyr.revise(song, [line], seed=10_000 + i, rank="line")
+        own_wins += a.logprob > c.logprob + 1e-9
         old = song.split("\n")
         for r in (a, b):
             new = r.text.split("\n")
@@ -318,6 +325,7 @@ def revision_section(lyr, held: list[str], n: int) -> dict:
         ties += abs(a.logprob - b.logprob) <= 1e-9
     k = len(cases)
     return {"cases": k, "suffix_wins": wins / k, "ties": ties / k,
+            "suffix_wins_over_own_candidates": own_wins / k,
             "kept_byte_for_byte": kept / (2 * k),
             "ll_suffix": statistics.mean(lls_text), "ll_line": statistics.mean(lls_line)}  # fmt: skip
 
@@ -460,19 +468,22 @@ def main() -> None:
               H.fmt(H.ratio(x["ppl_kw_own"], x["ppl_plain"]), ".2f"), H.fmt(x["seconds"], ".2f")]
              for x in r["forms"]],
         )  # fmt: skip
-    for expand in args.expand if "relevance" in args.sections else []:
-        r = relevance_section(lyr, sets, songs, tf, expand)
-        out["relevance" if expand == "off" else f"relevance_expand_{expand}"] = r
+    if "relevance" in args.sections:
+        r = relevance_section(lyr, sets, songs, tf, args.expand)
+        out["relevance"] = r
         print(
-            f"--expand {expand}: "
-            f"relevance over {r['songs']} held-out songs (character TF-IDF cosine): keywords "
-            f"{r['own']:.4f}, control {r['control']:.4f} ({r['ratio_control']:.2f}x), --prefix "
-            f"{r['prefix']:.4f} ({r['prefix_ratio_control']:.2f}x the control); keywords left "
-            f"out: keywords {r['own_rest']:.4f} vs --prefix {r['prefix_rest']:.4f} (keywords and "
-            f"--prefix: {r['kw_prefix_rest']:.4f}); perplexity with keywords {r['ppl_kw']:.1f} "
-            f"({r['ppl_kw_without_keyword_tokens']:.1f} without the keyword tokens; with --prefix "
-            f"too {r['ppl_kw_prefix']:.1f}) vs without keywords {r['ppl_plain']:.1f}"
+            f"relevance over {r['songs']} held-out songs (character TF-IDF cosine): --prefix "
+            f"{r['prefix']:.4f}, keywords left out {r['prefix_rest']:.4f} (keywords and --prefix: "
+            f"{r['kw_prefix_rest']:.4f}, perplexity {r['ppl_kw_prefix']:.1f}); samples without "
+            f"keywords: perplexity {r['ppl_plain']:.1f}"
         )
+        for expand, x in r["expand"].items():
+            print(
+                f"--keywords, --expand {expand}: {x['own']:.4f}, control {x['control']:.4f} "
+                f"({x['ratio_control']:.2f}x; --prefix {x['prefix_ratio_control']:.2f}x the "
+                f"control); keywords left out {x['own_rest']:.4f}; perplexity {x['ppl_kw']:.1f} "
+                f"({x['ppl_kw_without_keyword_tokens']:.1f} without the keyword tokens)"
+            )
     if "template" in args.sections:
         r = template_section(lyr, held, args.songs)
         out["template"] = r
@@ -490,7 +501,8 @@ def main() -> None:
         out["revision"] = r
         print(
             f"revision over {r['cases']} held-out 8-line songs: whole-text ranking higher in "
-            f"{r['suffix_wins']:.0%} (ties {r['ties']:.0%}); mean log-likelihood "
+            f"{r['suffix_wins']:.0%} (ties {r['ties']:.0%}; against a line-alone fill from its "
+            f"own candidates: {r['suffix_wins_over_own_candidates']:.0%}); mean log-likelihood "
             f"{r['ll_suffix']:.2f} vs {r['ll_line']:.2f}; other lines kept byte for byte in "
             f"{r['kept_byte_for_byte']:.0%}"
         )
