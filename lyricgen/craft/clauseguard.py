@@ -233,8 +233,10 @@ class ClauseGuard:
             keys.append(_roll(SEEDS["clause"], map(ord, clause)))
         if n >= GRAM:
             keys.append(_roll(SEEDS["gram"], map(ord, clause[-(GRAM - 1) :])))
-        prior = clauses_of(line[:start])
-        if n < MIN_CLAUSE and all(len(c) < MIN_CLAUSE for c in prior):
+        if n >= MIN_CLAUSE or start == 0:
+            return keys
+        prior = clauses_of(line[:start])  # a line of short clauses only
+        if all(len(c) < MIN_CLAUSE for c in prior):
             if sum(map(len, prior)) + n >= MIN_CLAUSE and prior:
                 codes: list[int] = []
                 for c in prior:

@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 
 from lyricgen.atomic import atomic_write, publish_folder
+from lyricgen.corpus.tokcache import file_digest
 from lyricgen.errors import LyricgenError
 from lyricgen.run import models
 from lyricgen.run.files import CONFIG, METRICS, RHYME, VOCAB, WEIGHTS, best_epoch, read_history
-from lyricgen.run.models import MANIFEST, file_digest
+from lyricgen.run.models import MANIFEST
 
 
 def export_model(

@@ -14,11 +14,11 @@ has trained one there, else the shipped model `DEFAULT_MODEL`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from lyricgen.corpus.tokcache import file_digest
 from lyricgen.errors import RunDirError
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "shipped_models"
@@ -58,14 +58,6 @@ def read_manifest(folder: Path) -> dict:
             f"{Path(folder) / MANIFEST} cannot be read ({str(exc)[:80]}); reinstall lyricgen "
             "(pip install --force-reinstall lyricgen)"
         ) from None
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify(folder: Path) -> dict:

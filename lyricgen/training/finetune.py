@@ -61,12 +61,13 @@ def load_base(path: str | Path, weights: bool = True) -> Base:
     """The base run's config, vocabulary and (unless `weights` is False: enough to adopt its
     shape) weights; any problem is one line naming it."""
     from lyricgen.run.models import resolve
+    from lyricgen.run.names import DEFAULT_RUN
 
     spec = str(path)
     path = Path(path)
     try:
         if not path.exists() and len(path.parts) == 1:
-            path = resolve(spec, Path("checkpoints/default")).path  # a shipped model's name
+            path = resolve(spec, DEFAULT_RUN).path  # a shipped model's name
         if not path.exists():
             raise RunDirError("no such run directory")
         if not path.is_dir():
