@@ -39,3 +39,7 @@ class TrainingInterrupted(LyricgenError):
     def __init__(self, message: str, exit_code: int = 130) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class MelodyError(LyricgenError):
+    """A melody (MIDI file or numbered notation) cannot be read or fitted."""
