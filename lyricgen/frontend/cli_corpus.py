@@ -79,7 +79,7 @@ def verse(
 ) -> None:
     """Write the verse mix from the three classical corpora.
 
-    verse_train.txt, songci_val.txt and tang_val.txt in --out, from the songci.txt,
+    verse_train.txt, verse_finish.txt, songci_val.txt and tang_val.txt in --out, from the songci.txt,
     tangshi.txt and songshi.txt of `lyricgen corpus get`."""
     from lyricgen.corpus import verse as versemod
 
