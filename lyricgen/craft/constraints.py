@@ -947,10 +947,13 @@ class Constraints:
         fixed: dict[tuple[int, int], int] | None = None,
         plan: Any = None,
         banned: list[int] | None = None,
+        melody: Any = None,
     ):
         """`forms`: the form variants in play (default: the one --form names); `fixed`:
         (clause, position) -> token id a template fixes; `plan`: the keywords' plan
-        (`plan.Plan`), see `generate.prepare`; `banned`: ids never written."""
+        (`plan.Plan`), see `generate.prepare`; `banned`: ids never written; `melody`: the
+        tune the lines are sung to (`melody.Melody`; its phrases are the line lengths), whose
+        tones `tonefit.TuneFit` follows unless --tone-fit off."""
         self.banned = list(banned or [])
         self.table = table = TokenTable.of(vocab)
         self.opts = opts
@@ -986,6 +989,12 @@ class Constraints:
             self.items.insert(0, self.keywords)
             if self.form_shape is not None:
                 self.keywords.form_slot = self.items.index(self.form_shape)
+        self.tune = None
+        if melody is not None and opts.tone_fit != "off":
+            from lyricgen.craft.tonefit import TuneFit
+
+            self.tune = TuneFit(table, melody, opts.tone_fit or "soft")
+            self.items.append(self.tune)
         if opts.no_repeat_ngram:
             self.items.append(NoRepeatNgram(opts.no_repeat_ngram))
         limit = opts.copy_limit(vocab.level, copy_index is not None)
@@ -1004,6 +1013,8 @@ class Constraints:
         self.context_watchers = [i for i, c in enumerate(self.items) if c.sees_context]
         self.line_watchers = [i for i, c in enumerate(self.items) if not c.sees_context]
         self.keyword_slot = self.items.index(self.keywords) if self.keywords else -1
+        self.tune_slot = self.items.index(self.tune) if self.tune else -1
+        self.prompt: list[int] = []  # set by start_state
 
     def variant(self, row: SampleState) -> Form | None:
         """The form variant a finished row keeps, or None without a form."""
@@ -1022,7 +1033,10 @@ class Constraints:
                 # not even a line's first token fits: the request itself is impossible
                 raise GenerationError(self._impossible(row))
             # nothing fits (e.g. a word model whose only tokens are too long): end the line
-            row.broken = row.broken or self.form is not None or self.keywords is not None
+            row.broken = (
+                row.broken or self.form is not None or self.keywords is not None
+                or self.tune is not None
+            )  # fmt: skip
             ok[
                 self.table.newline if self.table.newline is not None else self.table.vocab.unk_id
             ] = True
@@ -1041,6 +1055,8 @@ class Constraints:
             what = ["--template"]
         elif self.form is not None:
             what = [f"--form {self.form.name}"]
+        elif self.tune is not None and self.tune.hard:
+            what = ["the melody's phrases", "--tone-fit strict"]
         elif o.line_lengths:
             what = [f"--line-lengths {o.line_lengths}"]
         else:
@@ -1062,9 +1078,10 @@ class Constraints:
     def penalize(self, logits: np.ndarray, rows: list[SampleState]) -> np.ndarray:
         """CTRL's repetition penalty: logits of ids already used are divided by it
         (multiplied when negative); line breaks and spaces are exempt. Then the bonus of
-        each row's related words (and of prefer-mode keywords), see `Keywords.bonus`."""
+        each row's related words (and of prefer-mode keywords), see `Keywords.bonus`, and the
+        tune's cost of each token's tone on its note (`TuneFit.bias`)."""
         p = self.opts.repetition_penalty
-        if p == 1.0 and self.keywords is None:
+        if p == 1.0 and self.keywords is None and self.tune is None:
             return logits
         logits = logits.copy()
         for b, row in enumerate(rows):
@@ -1077,6 +1094,10 @@ class Constraints:
                 favour = self.keywords.bonus(row, row.states[self.keyword_slot])
                 if favour is not None:
                     logits[b, favour[0]] += favour[1]
+            if self.tune is not None:
+                cost = self.tune.bias(row, row.states[self.tune_slot])
+                if cost is not None:
+                    logits[b] -= cost
         return logits
 
     # ----------------------------------------------------------------- row state
@@ -1109,6 +1130,7 @@ class Constraints:
 
     def start_state(self, prompt: list[int]) -> SampleState:
         """The state after the context has been fed and the start text printed."""
+        self.prompt = list(prompt)  # the printed start text (the tune's first notes)
         row = SampleState(states=[c.start() for c in self.items])
         for tok in self.context:
             self._observe(row, tok)

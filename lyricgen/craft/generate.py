@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,7 @@ from lyricgen.errors import GenerationError, UnknownTokenError
 
 if TYPE_CHECKING:
     from lyricgen.craft.copyindex import CopyIndex
+    from lyricgen.craft.melody import Melody
 
 
 N_ALTERNATIVES = 5  # --explain: the likeliest other tokens shown for each token
@@ -100,6 +101,7 @@ class Sample:
     why: list[TokenExplanation] | None = None  # --explain: one per token of `tokens`
     variant: str | None = None  # the form variant the sample keeps (a bare 七绝 has four)
     plan: Plan | None = None  # --keywords/--theme: what each line is about
+    fit: Any = None  # with a melody: each character against its note (tonefit.Fit)
 
     @property
     def perplexity(self) -> float:
@@ -122,6 +124,7 @@ class Sample:
             **({"explain": [w.to_dict() for w in self.why]} if self.why is not None else {}),
             **({"form": self.variant} if self.variant is not None else {}),
             **({"plan": self.plan.to_dict()} if self.plan is not None else {}),
+            **({"melody_fit": self.fit.to_dict()} if self.fit is not None else {}),
         }
 
 
@@ -341,6 +344,7 @@ def generate(
     copy_index: CopyIndex | None = None,
     rhyme_table: dict[str, list] | None = None,
     keyword_control: bool = False,
+    melody: Melody | None = None,
 ) -> list[Sample]:
     """Write `opts.num_samples` continuations of `start` (sampled as one batch, or by beam
         search with `opts.beam`). `stepper` runs the model (`lyricgen.backends.steppers`: a
@@ -351,8 +355,11 @@ def generate(
         `longest_copy`. `rhyme_table` (the run's saved `rhyme.json`) spares `opts.rhyme` the
         pypinyin look-ups. `keyword_control`: the run was trained with control lines
         (data.keyword_lines), so the keywords' control line is fed before the text and the
-        control marks are never written."""
+        control marks are never written. `melody` (or `opts.jianpu`): the tune the lyric is
+        written to, one line per phrase and one character per syllable, the tones following
+        the tune (`opts.tone_fit`, see `tonefit.py`)."""
     opts.validate()
+    melody, opts = with_melody(melody, opts)
     if not hasattr(stepper, "step"):
         raise TypeError(
             "generate takes a Stepper; wrap a LyricsModel in "
@@ -372,6 +379,7 @@ def generate(
     cons = Constraints(
         vocab, opts, ids, copy_index, rhyme_table, forms=req.forms, fixed=req.fixed,
         plan=req.plan, banned=control_marks(vocab) if keyword_control else None,
+        melody=melody,
     )  # fmt: skip
     row0 = cons.start_state(vocab.encode(prompt))
     if opts.explain:
@@ -412,9 +420,44 @@ def generate(
         variant = cons.variant(row)
         samples.append(
             Sample(text, toks, row.logprobs, copy, why,
-                   variant.name if variant is not None and opts.form else None, req.plan)
+                   variant.name if variant is not None and opts.form else None, req.plan,
+                   melody_fit(text, melody))
         )  # fmt: skip
     return samples
+
+
+def with_melody(melody: Melody | None, opts: SamplingOptions
+                ) -> tuple[Melody | None, SamplingOptions]:  # fmt: skip
+    """The melody of a request (given, or read from `opts.jianpu`), cut by `opts.phrases`,
+    and the options with its phrases as the line lengths; options a melody replaces are
+    one-line errors."""
+    if melody is None and opts.jianpu is not None:
+        from lyricgen.craft.melody import load_melody
+
+        melody = load_melody(jianpu=opts.jianpu)
+    opts.check_melody(melody is not None)
+    if melody is None:
+        return None, opts
+    if opts.phrases is not None:
+        from lyricgen.craft.forms import parse_line_lengths
+
+        melody = melody.regroup(parse_line_lengths(opts.phrases))
+    lengths = ",".join(map(str, melody.lengths()))
+    return melody, replace(opts, line_lengths=lengths, lines=None)
+
+
+def melody_fit(text: str, melody: Melody | None):
+    """The sample's characters against the tune (tonefit.Fit), or None without a melody or
+    where the text does not fill the phrases (a line the constraints cut short)."""
+    if melody is None:
+        return None
+    from lyricgen.craft.tonefit import fit_lyrics
+    from lyricgen.errors import MelodyError
+
+    try:
+        return fit_lyrics(text, melody)
+    except MelodyError:
+        return None
 
 
 def _choose(cons, logits, rows, allowed, rng, opts) -> np.ndarray:
@@ -525,6 +568,9 @@ def _sample_lines(stepper, ids, row0, cons, opts, on_token) -> list[SampleState]
                 [line_score(rows[i], begin[i], committed[s].seen, cons.table, budget)
                  for i in cands]
             )  # fmt: skip
+            if cons.tune is not None:
+                scores -= np.array([tune_cost(cons, rows[i], begin[i])
+                                    for i in cands])  # fmt: skip
             # a blank line (one likely token) would win too easily: it is kept only when
             # every candidate is one, i.e. when the model insists on a break
             blank = np.array([rows[i].tokens[begin[i] :] == [cons.table.newline] for i in cands])
@@ -622,6 +668,27 @@ def line_score(row: SampleState, begin: int, seen: set[int], table: TokenTable,
     if budget is not None:
         repeats = max(0, repeats - budget.free(len(content)))
     return mean - REPEAT_COST * repeats / len(content)
+
+
+def tune_cost(cons: Constraints, row: SampleState, begin: int) -> float:
+    """A line candidate's cost against its phrase of the tune, read in context
+    (`tonefit.line_cost`): infinite under --tone-fit strict where a character read with its
+    neighbours falls on an unacceptable step. The line is the whole line the candidate ends
+    (a start text's characters included)."""
+    from lyricgen.craft.rhyme import is_han
+    from lyricgen.craft.tonefit import line_cost
+
+    itos, nl = cons.table.vocab.itos, cons.table.newline
+    full = cons.prompt + row.tokens
+    b = len(cons.prompt) + begin
+    start = b
+    while start > 0 and full[start - 1] != nl:
+        start -= 1
+    text = "".join(itos[t] for t in full[start:] if t != nl)
+    prev = next((c for t in reversed(full[:start]) for c in reversed(itos[t]) if is_han(c)), None)
+    line = row.lines_done - 1 if row.last_newline else row.lines_done
+    tune = cons.tune
+    return line_cost(text, prev, line, tune.steps, tune.directions, tune.hard)
 
 
 def layout(text: str, breaks: set[int]) -> str:

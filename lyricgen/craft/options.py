@@ -36,6 +36,7 @@ KEYWORD_MODES = ("must", "prefer")
 # off: measured in docs/BENCHMARKS.md ("Writing about something")
 EXPAND = ("off", "related", "embedding")
 THEME_METHODS = ("tfidf", "textrank", "corpus")  # see lyricgen.craft.plan
+TONE_FIT = ("soft", "strict", "off")  # see lyricgen.craft.tonefit
 # --candidates when it is not given, for requests with shaped lines (forms, line lengths,
 # rhyme): measured in docs/BENCHMARKS.md ("Forms"); free text samples token by token
 DEFAULT_CANDIDATES = 8
@@ -170,6 +171,22 @@ class SamplingOptions:
         "Fixed characters: e.g. 明月__，____。 keeps every character but _ in place (with "
         "--form, checked against it; / or a line break ends a line).",
     )
+    jianpu: str | None = _opt(
+        None,
+        "填词: a melody in numbered notation (简谱), e.g. '1=D 4/4 | 3 5 6 1' | 6 5 3 - |': "
+        "each phrase becomes a line, one character per note (docs/MELODY.md).",
+    )
+    phrases: str | None = _opt(
+        None,
+        "Cut the melody into phrases of these many syllables, e.g. 8,8,7,9 (default: at "
+        "rests, long notes and / marks).",
+    )
+    tone_fit: str | None = _opt(
+        None,
+        "With a melody: soft (the tones follow the tune where the model allows; the "
+        "default), strict (no character on an unacceptable step) or off.",
+        choices=TONE_FIT,
+    )
     explain: bool = _opt(
         False,
         "Show how sure the model was of each token: its probability, the entropy of the "
@@ -221,6 +238,7 @@ class SamplingOptions:
             )
         self._validate_forms()
         self._validate_subject()
+        self._validate_melody()
         if self.rhyme is not None and self.rhyme.strip().lower() != "auto":
             from lyricgen.craft.books import book
 
@@ -264,6 +282,33 @@ class SamplingOptions:
                 "--max-copy needs the run's copy index; this run has none (give --corpus "
                 "FILE, the text it was trained on, to build it)"
             )
+
+    def _validate_melody(self) -> None:
+        """--jianpu (or a melody given beside the options), --phrases and --tone-fit."""
+        if self.phrases is not None:
+            from lyricgen.craft.forms import parse_line_lengths
+
+            try:
+                parse_line_lengths(self.phrases)
+            except GenerationError as exc:
+                raise GenerationError(str(exc).replace("--line-lengths", "--phrases")) from None
+
+    def check_melody(self, have_melody: bool) -> None:
+        """The options that a melody replaces or needs: one-line errors."""
+        if not have_melody:
+            for name, value in (("--phrases", self.phrases), ("--tone-fit", self.tone_fit)):
+                if value is not None:
+                    raise GenerationError(f"{name} needs a melody (--melody FILE or --jianpu)")
+            return
+        for name, value in (("--line-length", self.line_length),
+                            ("--line-lengths", self.line_lengths), ("--lines", self.lines),
+                            ("--form", self.form), ("--template", self.template),
+                            ("--acrostic", self.acrostic)):  # fmt: skip
+            if value is not None:
+                raise GenerationError(
+                    f"the melody sets the lines and their lengths; leave {name} out "
+                    "(--phrases cuts the melody differently)"
+                )
 
     def _validate_subject(self) -> None:
         """--keywords, --theme and --template, and how they meet the rest."""

@@ -73,13 +73,21 @@ class Lyricist:
         start: str = "",
         opts: SamplingOptions | None = None,
         on_token: Callable[[int, str], None] | None = None,
+        melody: Any = None,
         **options: Any,
     ) -> list[Sample]:
         """Samples continuing `start` (or following `opts.acrostic`). Any option may also
         be given by name on top of `opts`: `generate("", keywords="秋,月", form="七绝")`,
         `theme=...`, `template="明月__，____。"`. Each sample carries the form variant it
-        keeps (`variant`) and the keywords' plan (`plan`)."""
+        keeps (`variant`) and the keywords' plan (`plan`). `melody`: a tune to write to (a
+        `craft.melody.Melody`, or the path of a MIDI or numbered-notation file; or give
+        `jianpu=` text): one line per phrase, each sample's `fit` its characters against
+        their notes."""
         opts = self._options(opts, options)
+        if melody is not None and not hasattr(melody, "phrases"):
+            from lyricgen.craft.melody import load_melody
+
+            melody = load_melody(melody)
         table = self.rhyme_table if opts.rhyme else None
         return generate(
             self.stepper,
@@ -90,6 +98,7 @@ class Lyricist:
             copy_index=self.copy_index,
             rhyme_table=table,
             keyword_control=self.keyword_control,
+            melody=melody,
         )
 
     def revise(

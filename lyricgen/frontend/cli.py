@@ -17,7 +17,14 @@ from typing import Annotated
 import typer
 
 from lyricgen.errors import LyricgenError
-from lyricgen.frontend import cli_corpus, cli_generate, cli_inspect, cli_models, cli_train  # noqa: F401 - they register their commands
+from lyricgen.frontend import (  # noqa: F401 - they register their commands
+    cli_corpus,
+    cli_generate,
+    cli_inspect,
+    cli_melody,
+    cli_models,
+    cli_train,
+)
 from lyricgen.frontend.cli_common import _error, app
 
 __all__ = ["app", "main"]

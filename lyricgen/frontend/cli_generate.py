@@ -23,6 +23,7 @@ from lyricgen.frontend.cli_common import (
     app,
     run_path,
 )
+from lyricgen.frontend.cli_melody import MelodyOption, MidiOutOption, TrackOption
 
 
 def _generate(
@@ -46,6 +47,9 @@ def _generate(
         bool, typer.Option("--plan", help="Print the plan: the keywords of each line (stderr).")
     ] = False,
     corpus: IndexCorpusOption = None,
+    melody: MelodyOption = None,
+    track: TrackOption = None,
+    midi_out: MidiOutOption = None,
     device: Annotated[
         Device, typer.Option(help="Where to run the model (auto: the CPU, in NumPy).")
     ] = Device.auto,
@@ -70,6 +74,17 @@ def _generate(
             "--pick needs a terminal to ask you which line to keep; run it in one (or use "
             "`lyricgen revise --show K` to list alternatives)"
         )
+    tune = None
+    if melody is not None or track is not None or midi_out is not None:
+        from lyricgen.frontend.cli_melody import read_melody
+
+        tune = read_melody(melody, opts.jianpu, track)
+        if midi_out is not None and tune is None and opts.jianpu is None:
+            raise LyricgenError(
+                "--midi-out writes the tune with the lyric; give --melody or --jianpu"
+            )
+        if tune is not None and (pick or interactive):
+            raise LyricgenError("--melody writes one song; leave out --pick and --interactive")
     lyricist = lyricgen.load(
         checkpoint, backend.value, device.value, corpus, require_index=bool(opts.max_copy)
     )
@@ -83,7 +98,8 @@ def _generate(
     if interactive:
         _interactive(lyricist, opts, as_json)
         return
-    _generate_once(lyricist, start, opts, as_json, show_plan=plan)
+    _generate_once(lyricist, start, opts, as_json, show_plan=plan, melody=tune,
+                   midi_out=midi_out)  # fmt: skip
 
 
 def _sampling_parameters() -> list[inspect.Parameter]:
@@ -236,9 +252,12 @@ REVISE_LEAVES_OUT = {"acrostic", "template", "lines", "line_length", "line_lengt
 _register(_revise, "revise", frozenset(REVISE_LEAVES_OUT))
 
 
-def _generate_once(lyricist, start: str, opts, as_json: bool, show_plan: bool = False) -> None:
-    """Generate and print; streams token by token when stdout is a terminal."""
+def _generate_once(lyricist, start: str, opts, as_json: bool, show_plan: bool = False,
+                   melody=None, midi_out: Path | None = None) -> None:  # fmt: skip
+    """Generate and print; streams token by token when stdout is a terminal. With a melody
+    each line is shown under its notes."""
     vocab = lyricist.vocab
+    sung = melody is not None or opts.jianpu is not None
     stream = (
         sys.stdout.isatty()
         and not as_json
@@ -247,6 +266,7 @@ def _generate_once(lyricist, start: str, opts, as_json: bool, show_plan: bool = 
         and not opts.explain
         and not show_plan
         and not (opts.theme or opts.form)  # their choices are printed before the text
+        and not sung  # the notes are shown above the lines
     )
     if stream:
         typer.echo(start, nl=False)
@@ -256,10 +276,15 @@ def _generate_once(lyricist, start: str, opts, as_json: bool, show_plan: bool = 
         typer.echo("")
         typer.echo(lyricist.label, err=True)  # which model wrote it
         return
-    samples = lyricist.generate(start, opts)
+    samples = lyricist.generate(start, opts, melody=melody)
     if not as_json:
         typer.echo(lyricist.label, err=True)
     _print_choices(samples, opts, show_plan)
+    if midi_out is not None and samples and samples[0].fit is not None:
+        from lyricgen.frontend.cli_melody import write_midi_out
+
+        chars = [c.char for ln in samples[0].fit.lines for c in ln]
+        write_midi_out(samples[0].fit.melody, chars, midi_out)
     if as_json:
         for s in samples:
             typer.echo(json.dumps(s.to_dict(), ensure_ascii=False))
@@ -272,6 +297,12 @@ def _generate_once(lyricist, start: str, opts, as_json: bool, show_plan: bool = 
     for i, s in enumerate(samples):
         if i:
             typer.echo("\n----\n")
+        if s.fit is not None:
+            from lyricgen.frontend.cli_melody import render, summary
+
+            typer.echo(render(s.fit, [ln for ln in s.text.splitlines() if ln.strip()]))
+            typer.echo(summary(s.fit), err=True)
+            continue
         typer.echo(s.text.rstrip("\n"))
 
 

@@ -17,7 +17,10 @@ Routes:
   `acrostic`, `temperature`, `top_p`, `seed`, `num_samples`, `beam`, `rhyme`, ...).
   Answers `{"samples": [Sample.to_dict(), ...], "run": name}`. `keywords`, `theme` and
   `template` say what to write about; each sample carries its `plan` and, under a bare
-  form name, the variant it keeps (`form`).
+  form name, the variant it keeps (`form`). A tune (填词) comes as `jianpu` (numbered
+  notation, an option like the others) or as `midi` (a MIDI file, base64, with `track`):
+  one line per phrase, each sample carrying `melody_fit` (every character with its note,
+  tone, step and the step's class), and the answer the `melody` itself.
 - `POST /api/revise`: `text` (the draft), `lines` (1-based line numbers to rewrite; lines of
   `_` and blank lines between text lines are filled anyway), `show` (alternatives per line,
   default 5), `rank` ("text" or "line"), `run`, and the generation options. Answers
@@ -81,11 +84,16 @@ TEXT_LIMITS = {
     "keywords": 200,
     "theme": 500,
     "template": 1000,
+    "jianpu": 4000,
+    "phrases": 200,
 }  # characters
+MAX_MIDI = 48 * 1024  # bytes of an uploaded MIDI file (sent base64 in the JSON body)
 DRAFT_CHARS = 2000  # characters of a draft /api/revise takes
 REVISE_FIELDS = ("text", "lines", "show", "rank", "run")  # /api/revise's non-option fields
 FREE_LINE_CAP = 40  # tokens a line without line_length may take before `length` ends it
-REQUEST_FIELDS = ("start", "run")  # the fields of /api/generate that are not options
+# the fields of /api/generate that are not options: `midi` is a MIDI file, base64, and
+# `track` its melody track (1-based), for a tune uploaded instead of `jianpu` text
+REQUEST_FIELDS = ("start", "run", "midi", "track")
 
 
 class RequestError(LyricgenError):
@@ -228,6 +236,76 @@ def request_options(
         raise RequestError(f"unknown run {run!r}; this server has {', '.join(runs)}")
     opts = options_from_mapping({k: v for k, v in values.items() if k not in REQUEST_FIELDS})
     return lyricist, start, bounded_options(opts)
+
+
+def request_melody(values: dict[str, Any], opts: SamplingOptions
+                   ) -> tuple[Any, SamplingOptions]:  # fmt: skip
+    """The tune a /api/generate body gives (`jianpu` text, or `midi`: a MIDI file in base64
+    with its `track`), checked against the server's limits, and the options with a `length`
+    that holds its lines; (None, opts) without one."""
+    import base64
+    import binascii
+    import tempfile
+
+    from lyricgen.craft.melody import load_melody
+
+    midi, track = values.get("midi"), values.get("track")
+    if track is not None and (not isinstance(track, int) or isinstance(track, bool)):
+        raise RequestError(f"track must be an int, not {track!r}")
+    if midi is None:
+        if track is not None:
+            raise RequestError("track picks a track of an uploaded MIDI file; send midi too")
+        if opts.jianpu is None:
+            return None, opts
+        melody = load_melody(jianpu=opts.jianpu)
+    else:
+        if opts.jianpu is not None:
+            raise RequestError("midi and jianpu both give a tune; send one")
+        if not isinstance(midi, str):
+            raise RequestError("midi must be a MIDI file in base64 (a string)")
+        try:
+            data = base64.b64decode(midi, validate=True)
+        except (binascii.Error, ValueError):
+            raise RequestError("midi is not base64; send the file's bytes base64-encoded") from None
+        if len(data) > MAX_MIDI:
+            raise RequestError(f"the MIDI file is over {MAX_MIDI // 1024} KB", 413)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "upload.mid"
+            path.write_bytes(data)
+            try:
+                melody = load_melody(path, track=track)
+            except ImportError:
+                raise RequestError(
+                    "this server cannot read MIDI (pip install 'lyricgen[melody]'); paste "
+                    "numbered notation instead", 501
+                ) from None
+            melody.source = "the uploaded MIDI file"
+    if opts.phrases is not None:
+        from lyricgen.craft.forms import parse_line_lengths
+
+        melody = melody.regroup(parse_line_lengths(opts.phrases))
+    lengths = melody.lengths()
+    if len(lengths) > LIMITS["lines"]:
+        raise RequestError(
+            f"the melody has {len(lengths)} phrases; this server writes at most "
+            f"{LIMITS['lines']} lines"
+        )
+    longest = max(lengths)
+    if longest > LIMITS["line_length"]:
+        i = lengths.index(longest)
+        raise RequestError(
+            f"phrase {i + 1} has {longest} notes; this server writes lines of at most "
+            f"{LIMITS['line_length']} characters (cut it with phrases)"
+        )
+    need = sum(n + 2 for n in lengths)  # a closing mark and the line break
+    if need > LIMITS["length"]:
+        raise RequestError(
+            f"the melody's {len(lengths)} phrases take up to {need} tokens; this server "
+            f"writes at most {LIMITS['length']} a sample: send part of the tune"
+        )
+    if opts.length is None or opts.length < need:
+        opts = replace(opts, length=need)
+    return melody, opts
 
 
 def revise_request(values: dict[str, Any], runs: dict[str, Lyricist]) -> tuple[Lyricist, dict]:
@@ -504,7 +582,8 @@ class _Handlers:
 
         values = parse_body(await _read_body(request))
         lyricist, start, opts = request_options(values, self.runs)
-        samples = await run_in_threadpool(lyricist.generate, start, opts)
+        melody, opts = request_melody(values, opts)
+        samples = await run_in_threadpool(lyricist.generate, start, opts, None, melody)
         body = {
             "samples": [_finite(s.to_dict()) for s in samples],
             "run": lyricist.name,
@@ -512,6 +591,8 @@ class _Handlers:
         }
         if opts.form is not None:
             body["form"] = opts.form_template.to_dict()
+        if melody is not None:
+            body["melody"] = melody.to_dict()
         if opts.explain:
             trace = await run_in_threadpool(line_unit_trace, self.probes, lyricist, start, samples)
             if trace is not None:
