@@ -150,3 +150,22 @@ def test_masks_cover_every_token_of_a_line():
     ok = np.ones(table.size, dtype=bool)
     fit.restrict(row, row.states[0], ok)
     assert ok[table.in_line].any()
+
+
+REFRAIN = "1=C | 1 2 3 5 5 - 0 | 6 5 3 2 2 - 0 | 1 2 3 5 5 - 0 | 6 5 3 2 1 - 0 |"
+
+
+def test_repeated_phrases_rhyme_or_repeat(trained_run):
+    import lyricgen
+    from lyricgen.craft.rhyme import char_groups, last_han
+
+    melody = load_melody(jianpu=REFRAIN)
+    assert [p.repeat_of for p in melody.phrases] == [None, None, 0, None]
+    lyricist = lyricgen.load(trained_run)
+    for seed in range(3):
+        (s,) = lyricist.generate("", jianpu=REFRAIN, refrain="repeat", seed=seed)
+        lines = [ln for ln in s.text.splitlines() if ln.strip()]
+        assert lines[2].rstrip("，。") == lines[0].rstrip("，。")
+        (s,) = lyricist.generate("", jianpu=REFRAIN, seed=seed)  # rhyme, the default
+        lines = [ln for ln in s.text.splitlines() if ln.strip()]
+        assert char_groups(last_han(lines[2])) & char_groups(last_han(lines[0])), s.text

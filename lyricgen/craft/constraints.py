@@ -995,6 +995,15 @@ class Constraints:
 
             self.tune = TuneFit(table, melody, opts.tone_fit or "soft")
             self.items.append(self.tune)
+        refrain = opts.refrain or "rhyme"
+        if (
+            melody is not None
+            and refrain != "off"
+            and any(p.repeat_of is not None for p in melody.phrases)
+        ):
+            from lyricgen.craft.tonefit import Echo
+
+            self.items.append(Echo(table, melody, refrain, rhyme_table))
         if opts.no_repeat_ngram:
             self.items.append(NoRepeatNgram(opts.no_repeat_ngram))
         limit = opts.copy_limit(vocab.level, copy_index is not None)

@@ -37,6 +37,7 @@ KEYWORD_MODES = ("must", "prefer")
 EXPAND = ("off", "related", "embedding")
 THEME_METHODS = ("tfidf", "textrank", "corpus")  # see lyricgen.craft.plan
 TONE_FIT = ("soft", "strict", "off")  # see lyricgen.craft.tonefit
+REFRAIN = ("rhyme", "repeat", "off")  # see tonefit.Echo
 # --candidates when it is not given, for requests with shaped lines (forms, line lengths,
 # rhyme): measured in docs/BENCHMARKS.md ("Forms"); free text samples token by token
 DEFAULT_CANDIDATES = 8
@@ -187,6 +188,12 @@ class SamplingOptions:
         "default), strict (no character on an unacceptable step) or off.",
         choices=TONE_FIT,
     )
+    refrain: str | None = _opt(
+        None,
+        "With a melody, a phrase whose notes repeat an earlier one's: rhyme (its line ends "
+        "in the earlier line's rhyme; the default), repeat (the same words) or off.",
+        choices=REFRAIN,
+    )
     explain: bool = _opt(
         False,
         "Show how sure the model was of each token: its probability, the entropy of the "
@@ -296,7 +303,8 @@ class SamplingOptions:
     def check_melody(self, have_melody: bool) -> None:
         """The options that a melody replaces or needs: one-line errors."""
         if not have_melody:
-            for name, value in (("--phrases", self.phrases), ("--tone-fit", self.tone_fit)):
+            for name, value in (("--phrases", self.phrases), ("--tone-fit", self.tone_fit),
+                                ("--refrain", self.refrain)):  # fmt: skip
                 if value is not None:
                     raise GenerationError(f"{name} needs a melody (--melody FILE or --jianpu)")
             return

@@ -458,3 +458,71 @@ def line_cost(line_text: str, prev_char: str | None, line: int, melody_steps, di
     if contour_miss(line_text, directions[line]):
         cost += CONTOUR_COST
     return cost
+
+
+# ---------------------------------------------------------------------------------------
+# repeated phrases
+
+
+@dataclass
+class EchoState:
+    lines: list[list[int]] = field(default_factory=list)  # finished lines' token ids
+    current: list[int] = field(default_factory=list)
+
+    def copy(self) -> EchoState:
+        return EchoState([list(x) for x in self.lines], list(self.current))
+
+
+class Echo(Constraint):
+    """A phrase whose notes repeat an earlier phrase's (`Phrase.repeat_of`: a verse sung
+    twice, a refrain) takes the earlier line's words again (`repeat`), or ends in the same
+    十三辙 rhyme group as it (`rhyme`). Soft: where the other constraints (a strict tone
+    fit) leave no such token, it gives way for that token."""
+
+    hard = False
+
+    def __init__(self, table: TokenTable, melody: Melody, mode: str,
+                 rhyme_table: dict[str, list] | None = None):  # fmt: skip
+        self.table, self.mode = table, mode
+        self.repeat_of = [p.repeat_of for p in melody.phrases]
+        self.lengths = melody.lengths()
+        self.rhymes = table.rhymes(rhyme_table) if mode == "rhyme" else None
+
+    def start(self) -> EchoState:
+        return EchoState()
+
+    def restrict(self, row: SampleState, state: EchoState, ok: np.ndarray) -> None:
+        line = row.lines_done
+        if line >= len(self.repeat_of) or self.repeat_of[line] is None:
+            return
+        source = (
+            state.lines[self.repeat_of[line]] if self.repeat_of[line] < len(state.lines) else None
+        )
+        if not source:
+            return
+        if self.mode == "repeat":
+            k = len(row.line_ids)
+            if k < len(source):
+                keep = np.zeros_like(ok)
+                keep[source[k]] = True
+                ok &= keep
+            return
+        end = next((t for t in reversed(source) if self.table.han[t]), None)
+        if end is None or self.rhymes is None:
+            return
+        primary = self.rhymes.end_primary[end]
+        groups = {primary} if primary else set(self.rhymes.end_groups[end])
+        if not groups:
+            return
+        rhyming = np.zeros_like(ok)
+        for g in groups:
+            rhyming |= self.rhymes.masks[g]
+        remaining = self.lengths[line] - row.line_chars
+        ok &= (self.table.length != remaining) | rhyming
+
+    def observe(self, row: SampleState, state: EchoState, token: int) -> None:
+        if token == self.table.newline:
+            state.lines.append(state.current)
+            state.current = []
+        else:
+            state.current.append(token)

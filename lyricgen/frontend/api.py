@@ -88,7 +88,8 @@ class Lyricist:
             from lyricgen.craft.melody import load_melody
 
             melody = load_melody(melody)
-        table = self.rhyme_table if opts.rhyme else None
+        sung = melody is not None or opts.jianpu is not None  # a refrain may rhyme
+        table = self.rhyme_table if opts.rhyme or sung else None
         return generate(
             self.stepper,
             self.vocab,

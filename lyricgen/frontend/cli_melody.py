@@ -104,6 +104,11 @@ def summary(fit: Fit) -> str:
     )
     if s["contour_misses"]:
         text += "; contour against the tune in line " + ",".join(map(str, s["contour_misses"]))
+    phrases = fit.melody.phrases if fit.melody is not None else []
+    repeats = [f"{j + 1} repeats {p.repeat_of + 1}" for j, p in enumerate(phrases)
+               if p.repeat_of is not None]  # fmt: skip
+    if repeats:
+        text += "; phrase " + ", ".join(repeats)
     return text
 
 
