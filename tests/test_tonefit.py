@@ -169,3 +169,17 @@ def test_repeated_phrases_rhyme_or_repeat(trained_run):
         (s,) = lyricist.generate("", jianpu=REFRAIN, seed=seed)  # rhyme, the default
         lines = [ln for ln in s.text.splitlines() if ln.strip()]
         assert char_groups(last_han(lines[2])) & char_groups(last_han(lines[0])), s.text
+
+
+def test_word_level_run_fills_the_notes(word_run):
+    """A word model's tokens cover several notes each: every character is scored on its
+    own note, and strict keeps every one of them off an unacceptable step."""
+    import lyricgen
+
+    lyricist = lyricgen.load(word_run)
+    tune = "1=C | 3 5 6 5 3 2 1 - 0 | 2 3 5 3 2 - 0 |"
+    for seed in range(3):
+        (s,) = lyricist.generate("", jianpu=tune, tone_fit="strict", seed=seed)
+        lines = [ln for ln in s.text.splitlines() if ln.strip()]
+        assert [sum("\u4e00" <= c <= "\u9fff" for c in ln) for ln in lines] == [7, 5], s.text
+        assert s.fit is not None and s.fit.daozi == 0
