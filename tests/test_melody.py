@@ -12,6 +12,8 @@ from lyricgen.craft.jianpu import parse_jianpu
 from lyricgen.craft.melody import MAX_PHRASE, MAX_SYLLABLES, Melody, load_melody
 from lyricgen.errors import MelodyError
 
+from .conftest import fresh_python
+
 mido = pytest.importorskip("mido")
 
 
@@ -435,8 +437,6 @@ def test_write_midi_round_trip_with_chinese_lyrics(tmp_path):
 
 
 def test_craft_imports_neither_torch_nor_mido():
-    from tests.conftest import fresh_python
-
     fresh_python(
         """
         import sys
