@@ -69,7 +69,7 @@ def tunes(n: int) -> list[str]:
 
 def fit(model: str, n_tunes: int, samples: int) -> dict:
     import lyricgen
-    from lyricgen.craft.melody import load_melody
+    from lyricgen.craft.melody_io import load_melody
 
     lyricist = lyricgen.load(model)
     out = {}
@@ -117,7 +117,7 @@ def fit(model: str, n_tunes: int, samples: int) -> dict:
 
 
 def speed(model: str, runs: int = 5) -> dict:
-    from lyricgen.craft.melody import load_melody
+    from lyricgen.craft.melody_io import load_melody
 
     rng = random.Random(7)
     tune = song_tune(rng, 16)

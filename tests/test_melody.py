@@ -9,7 +9,8 @@ import pytest
 
 from lyricgen.craft import melody as melody_mod
 from lyricgen.craft.jianpu import parse_jianpu
-from lyricgen.craft.melody import MAX_PHRASE, MAX_SYLLABLES, Melody, load_melody
+from lyricgen.craft.melody import MAX_PHRASE, MAX_SYLLABLES, Melody
+from lyricgen.craft.melody_io import load_melody
 from lyricgen.errors import MelodyError
 
 from .conftest import fresh_python

@@ -10,7 +10,7 @@ import pytest
 
 from lyricgen.craft import tonefit
 from lyricgen.craft.jianpu import parse_jianpu
-from lyricgen.craft.melody import load_melody
+from lyricgen.craft.melody_io import load_melody
 from lyricgen.craft.tonefit import (
     ACCEPTABLE,
     GOOD,

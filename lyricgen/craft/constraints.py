@@ -947,13 +947,13 @@ class Constraints:
         fixed: dict[tuple[int, int], int] | None = None,
         plan: Any = None,
         banned: list[int] | None = None,
-        melody: Any = None,
+        tune: Any = None,
+        echo: Any = None,
     ):
         """`forms`: the form variants in play (default: the one --form names); `fixed`:
         (clause, position) -> token id a template fixes; `plan`: the keywords' plan
-        (`plan.Plan`), see `generate.prepare`; `banned`: ids never written; `melody`: the
-        tune the lines are sung to (`melody.Melody`; its phrases are the line lengths), whose
-        tones `tonefit.TuneFit` follows unless --tone-fit off."""
+        (`plan.Plan`), see `generate.prepare`; `banned`: ids never written; `tune` and
+        `echo`: a melody's `tonefit.TuneFit` and `tonefit.Echo` (either may be None)."""
         self.banned = list(banned or [])
         self.table = table = TokenTable.of(vocab)
         self.opts = opts
@@ -989,21 +989,10 @@ class Constraints:
             self.items.insert(0, self.keywords)
             if self.form_shape is not None:
                 self.keywords.form_slot = self.items.index(self.form_shape)
-        self.tune = None
-        if melody is not None and opts.tone_fit != "off":
-            from lyricgen.craft.tonefit import TuneFit
-
-            self.tune = TuneFit(table, melody, opts.tone_fit or "soft")
-            self.items.append(self.tune)
-        refrain = opts.refrain or "rhyme"
-        if (
-            melody is not None
-            and refrain != "off"
-            and any(p.repeat_of is not None for p in melody.phrases)
-        ):
-            from lyricgen.craft.tonefit import Echo
-
-            self.items.append(Echo(table, melody, refrain, rhyme_table))
+        # a melody's constraints (tonefit.melody_constraints): the tones on the notes, and
+        # the repeated phrases
+        self.tune = tune
+        self.items += [c for c in (tune, echo) if c is not None]
         if opts.no_repeat_ngram:
             self.items.append(NoRepeatNgram(opts.no_repeat_ngram))
         limit = opts.copy_limit(vocab.level, copy_index is not None)

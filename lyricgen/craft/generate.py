@@ -376,10 +376,15 @@ def generate(
     embedding = input_embedding(stepper) if opts.expand == "embedding" else None
     req = prepare(vocab, start, opts, copy_index, embedding)
     ids, prompt = _context(vocab, start, opts, control_for(req.plan, keyword_control))
+    tune, echo = None, None
+    if melody is not None:
+        from lyricgen.craft.tonefit import melody_constraints
+
+        tune, echo = melody_constraints(table, melody, opts.tone_fit, opts.refrain, rhyme_table)
     cons = Constraints(
         vocab, opts, ids, copy_index, rhyme_table, forms=req.forms, fixed=req.fixed,
         plan=req.plan, banned=control_marks(vocab) if keyword_control else None,
-        melody=melody,
+        tune=tune, echo=echo,
     )  # fmt: skip
     row0 = cons.start_state(vocab.encode(prompt))
     if opts.explain:
@@ -432,7 +437,7 @@ def with_melody(melody: Melody | None, opts: SamplingOptions
     and the options with its phrases as the line lengths; options a melody replaces are
     one-line errors."""
     if melody is None and opts.jianpu is not None:
-        from lyricgen.craft.melody import load_melody
+        from lyricgen.craft.melody_io import load_melody
 
         melody = load_melody(jianpu=opts.jianpu)
     opts.check_melody(melody is not None)

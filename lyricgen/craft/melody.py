@@ -6,7 +6,7 @@ is the notes one character is sung on (one note, or several under a slur: a meli
 numbered notation (简谱) relative to the key.
 
 A tune is read from numbered notation (`lyricgen.craft.jianpu`) or a MIDI file
-(`lyricgen.craft.midi`, through mido, imported only there); `load_melody` takes either.
+(`lyricgen.craft.midi`, through mido, imported only there); `lyricgen.craft.melody_io.load_melody` takes either.
 Both cut the syllables into phrases by one rule (`make_melody`, docs/MELODY.md):
 
 1. at every explicit phrase mark `/` (numbered notation);
@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import statistics
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from lyricgen.errors import MelodyError
 
@@ -37,7 +36,6 @@ MAX_SYLLABLES = 400  # syllables in a whole tune
 REST_GAP = 0.5  # beats of silence between two MIDI notes that count as a rest
 LONG_NOTE = 2.0  # beats: a syllable this long (and twice the median) ends a phrase
 MIN_PHRASE = 3  # a phrase shorter than this joins a neighbour (unless a `/` cut it)
-MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".smf")
 
 # cut kinds, in `make_melody`'s `cuts`
 MARK = "mark"  # an explicit `/`
@@ -330,61 +328,3 @@ def _split_long(syllables: list[Syllable], a: int, b: int) -> list[tuple[int, in
         "it yourself", n, MAX_PHRASE, k + 1 - a,
     )  # fmt: skip
     return _split_long(syllables, a, k + 1) + _split_long(syllables, k + 1, b)
-
-
-def load_melody(
-    path: str | Path | None = None,
-    jianpu: str | None = None,
-    *,
-    track: int | None = None,
-    phrases: list[int] | None = None,
-) -> Melody:
-    """The melody of a MIDI file (its bytes start with MThd) or a UTF-8 file of numbered
-    notation, or of `jianpu` text; cut into `phrases` when given (Melody.regroup)."""
-    if (path is None) == (jianpu is None):
-        raise MelodyError("give the tune once: a MIDI or numbered-notation file, or --jianpu text")
-    if jianpu is not None:
-        if track is not None:
-            raise MelodyError("--track picks a track of a MIDI file; --jianpu has none")
-        from lyricgen.craft.jianpu import parse_jianpu
-
-        melody = parse_jianpu(jianpu)
-    else:
-        path = Path(path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise MelodyError(
-                f"{path}: no such file; give a MIDI file or a text file of numbered notation"
-            ) from None
-        except OSError as exc:
-            raise MelodyError(
-                f"cannot read {path} ({exc.strerror or exc}); check the path"
-            ) from None
-        if data.startswith(b"MThd"):
-            from lyricgen.craft.midi import read_midi
-
-            melody = read_midi(path, track)
-        elif path.suffix.lower() in MIDI_SUFFIXES:
-            raise MelodyError(
-                f"{path} is not a readable MIDI file (it does not start with MThd): export "
-                "it again from your editor"
-            )
-        else:
-            if track is not None:
-                raise MelodyError(
-                    f"--track picks a track of a MIDI file; {path} is numbered notation"
-                )
-            try:
-                text = data.decode("utf-8-sig")
-            except UnicodeDecodeError:
-                raise MelodyError(
-                    f"{path} is neither a MIDI file nor UTF-8 text; save the numbered "
-                    "notation as UTF-8 (or export the tune as MIDI)"
-                ) from None
-            from lyricgen.craft.jianpu import parse_jianpu
-
-            melody = parse_jianpu(text, source=str(path))
-    if phrases is not None:
-        melody = melody.regroup(list(phrases))
-    return melody

@@ -526,3 +526,18 @@ class Echo(Constraint):
             state.current = []
         else:
             state.current.append(token)
+
+
+def melody_constraints(table: TokenTable, melody: Melody | None, tone_fit: str | None,
+                       refrain: str | None, rhyme_table: dict[str, list] | None = None
+                       ) -> tuple[TuneFit | None, Echo | None]:  # fmt: skip
+    """The constraints a melody adds (for `Constraints`): the tones on the notes (None under
+    --tone-fit off) and the repeated phrases (None under --refrain off, or without any)."""
+    if melody is None:
+        return None, None
+    tune = TuneFit(table, melody, tone_fit or "soft") if tone_fit != "off" else None
+    mode = refrain or "rhyme"
+    echo = None
+    if mode != "off" and any(p.repeat_of is not None for p in melody.phrases):
+        echo = Echo(table, melody, mode, rhyme_table)
+    return tune, echo

@@ -85,7 +85,7 @@ class Lyricist:
         their notes."""
         opts = self._options(opts, options)
         if melody is not None and not hasattr(melody, "phrases"):
-            from lyricgen.craft.melody import load_melody
+            from lyricgen.craft.melody_io import load_melody
 
             melody = load_melody(melody)
         sung = melody is not None or opts.jianpu is not None  # a refrain may rhyme

@@ -12,6 +12,7 @@ torch-heavy modules are imported inside the commands so that `lyricgen --help` s
 from __future__ import annotations
 
 import logging
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -183,3 +184,22 @@ def _overrides(sets: list[str] | None, **named: Any) -> dict[str, Any]:
 
 def _show(token: str) -> str:
     return {"\n": "\\n", " ": "<space>", "\t": "\\t"}.get(token, token)
+
+
+def _read_draft(path: Path) -> str:
+    """The draft's text (stdin for -); one-line errors for a missing file or one that is not
+    UTF-8 text."""
+    try:
+        data = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+    except FileNotFoundError:
+        raise LyricgenError(
+            f"draft {path} does not exist; give a text file (or - for stdin)"
+        ) from None
+    except IsADirectoryError:
+        raise LyricgenError(f"draft {path} is a folder; give a text file") from None
+    except OSError as exc:
+        raise LyricgenError(f"draft {path} cannot be read ({exc.strerror})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise LyricgenError(f"draft {path} is not UTF-8 text; save it as UTF-8") from None

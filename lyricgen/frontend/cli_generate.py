@@ -20,6 +20,7 @@ from lyricgen.frontend.cli_common import (
     IndexCorpusOption,
     RunOption,
     _error,
+    _read_draft,
     app,
     run_path,
 )
@@ -223,25 +224,6 @@ def _parse_lines(text: str) -> list[int]:
             )
         out.append(int(part))
     return sorted(set(out))
-
-
-def _read_draft(path: Path) -> str:
-    """The draft's text (stdin for -); one-line errors for a missing file or one that is not
-    UTF-8 text."""
-    try:
-        data = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
-    except FileNotFoundError:
-        raise LyricgenError(
-            f"draft {path} does not exist; give a text file (or - for stdin)"
-        ) from None
-    except IsADirectoryError:
-        raise LyricgenError(f"draft {path} is a folder; give a text file") from None
-    except OSError as exc:
-        raise LyricgenError(f"draft {path} cannot be read ({exc.strerror})") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise LyricgenError(f"draft {path} is not UTF-8 text; save it as UTF-8") from None
 
 
 # options a revision takes from the draft itself

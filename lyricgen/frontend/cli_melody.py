@@ -47,7 +47,7 @@ def read_melody(path: Path | None, jianpu: str | None, track: int | None,
         raise MelodyError("--track picks a track of a MIDI file; give --melody FILE.mid")
     if path is None and jianpu is None:
         return None
-    from lyricgen.craft.melody import load_melody
+    from lyricgen.craft.melody_io import load_melody
 
     cut = None
     if phrases is not None:
@@ -131,7 +131,7 @@ def fit_command(
     """Score a lyric against a melody: each character's tone against the step into its note
     (ReLyMe's table), the 倒字 counted and marked."""
     from lyricgen.craft.tonefit import fit_lyrics, split_lyric
-    from lyricgen.frontend.cli_generate import _read_draft
+    from lyricgen.frontend.cli_common import _read_draft
 
     if melody is None and jianpu is None:
         raise MelodyError("give the tune: --melody FILE (MIDI or numbered notation) or --jianpu")

@@ -247,7 +247,7 @@ def request_melody(values: dict[str, Any], opts: SamplingOptions
     import binascii
     import tempfile
 
-    from lyricgen.craft.melody import load_melody
+    from lyricgen.craft.melody_io import load_melody
 
     midi, track = values.get("midi"), values.get("track")
     if track is not None and (not isinstance(track, int) or isinstance(track, bool)):
@@ -277,7 +277,8 @@ def request_melody(values: dict[str, Any], opts: SamplingOptions
             except ImportError:
                 raise RequestError(
                     "this server cannot read MIDI (pip install 'lyricgen[melody]'); paste "
-                    "numbered notation instead", 501
+                    "numbered notation instead",
+                    501,
                 ) from None
             melody.source = "the uploaded MIDI file"
     if opts.phrases is not None:
