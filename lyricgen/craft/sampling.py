@@ -36,7 +36,9 @@ def filter_logits(
     return out
 
 
-NUCLEUS_SHORTLIST = 1024  # the likeliest tokens sorted first (a full sort only where they fall short)
+# top-p sorts the likeliest NUCLEUS_SHORTLIST tokens first, and a whole row only where its
+# nucleus reaches past them
+NUCLEUS_SHORTLIST = 1024
 
 
 def _nucleus_sorted(out: np.ndarray, top_p: float) -> np.ndarray:
