@@ -51,6 +51,7 @@ functions, so `import lyricgen.frontend.serve` works without them.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -584,7 +585,12 @@ class _Handlers:
         values = parse_body(await _read_body(request))
         lyricist, start, opts = request_options(values, self.runs)
         melody, opts = request_melody(values, opts)
-        samples = await run_in_threadpool(lyricist.generate, start, opts, None, melody)
+        if melody is None:
+            samples = await run_in_threadpool(lyricist.generate, start, opts)
+        else:
+            samples = await run_in_threadpool(
+                functools.partial(lyricist.generate, start, opts, melody=melody)
+            )
         body = {
             "samples": [_finite(s.to_dict()) for s in samples],
             "run": lyricist.name,
