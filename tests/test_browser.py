@@ -197,3 +197,27 @@ def test_lock_two_lines_and_regenerate_keeps_them_and_rewrites_the_rest(page, se
     assert after[0] != before[0] and after[2] != before[2]  # the others are new
     assert [len(han(line)) for line in after] == [5, 5, 5, 5]
     assert page.text_content("#error") == ""
+
+
+def test_a_tune_puts_each_note_over_its_character(page, server):
+    tune = "1=D 4/4 | 3 5 6 1' | 6 5 3 - | 2 3 5 3 | 2 1 2 - |"  # phrases of 7 and 7
+    page.goto(server)
+    page.wait_for_selector("body[data-ready='1']")
+    page.fill("#jianpu", tune)
+    page.fill("#seed", "2")
+    page.click("#generate")
+    page.wait_for_selector("#results .line.sung .note-cell")
+    rows = page.eval_on_selector_all(
+        "#results .sample .line.sung",
+        "rows => rows.map(r => [...r.querySelectorAll('.note-cell')].map(c => c.dataset.note))",
+    )
+    assert rows == [["3", "5", "6", "1'", "6", "5", "3"], ["2", "3", "5", "3", "2", "1", "2"]]
+    # the notes are drawn, not text: a line's text (what Copy takes) is its characters
+    [lines] = result_lines(page)
+    assert [len(han(line)) for line in lines] == [7, 7] == [len(line) for line in lines]
+    summary = page.text_content("#results .fit-summary")
+    assert summary.startswith("倒字 ") and " of 13 characters · good " in summary
+    assert "2 phrases of 7, 7 notes" in page.text_content("#result-melody")
+    for cell in page.query_selector_all("#results .note-cell.fit-unacceptable"):
+        assert cell.get_attribute("title").startswith("倒字: ")
+    assert page.text_content("#error") == "" and "jianpu=" in page.url

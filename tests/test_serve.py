@@ -413,3 +413,110 @@ def test_bad_revisions_get_one_line_errors(client, body, status, message):
     r = client.post("/api/revise", json=body)
     assert r.status_code == status and message in r.json()["error"], r.text
     assert "\n" not in r.json()["error"]
+
+
+# ---------------------------------------------------------------------------------------
+# 填词: a tune as numbered notation (`jianpu`) or as an uploaded MIDI file (`midi`)
+
+# two phrases of 7, cut at the long notes
+TUNE = "1=D 4/4 | 3 5 6 1' | 6 5 3 - | 2 3 5 3 | 2 1 2 - |"
+
+
+def _sung(sample: dict, lengths: list[int]) -> None:
+    """The sample has one line per phrase, its characters each against their note."""
+    assert [len(line) for line in han_lines(sample["text"])] == lengths
+    fit = sample["melody_fit"]
+    assert [len(row) for row in fit["lines"]] == lengths
+    assert ["".join(c["char"] for c in row) for row in fit["lines"]] == han_lines(sample["text"])
+    cells = [c for row in fit["lines"] for c in row]
+    assert cells[0]["fit"] is None and cells[0]["step"] is None  # the tune's first note
+    classes = {"good", "acceptable", "poor", "unacceptable"}
+    assert all(c["fit"] in classes and isinstance(c["step"], int) for c in cells[1:])
+    summary = fit["summary"]
+    assert summary["scored"] == sum(lengths) - 1
+    assert sum(summary[k] for k in classes) == summary["scored"]
+    assert summary["daozi"] == summary["unacceptable"]
+
+
+def test_generate_to_a_jianpu_tune_fits_each_character_to_its_note(client):
+    r = client.post("/api/generate", json={"jianpu": TUNE, "seed": 1, "num_samples": 2})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    melody = body["melody"]
+    assert melody["key"] == "1=D" and melody["lengths"] == [7, 7]
+    labels = [s["label"] for s in melody["phrases"][0]["syllables"]]
+    assert labels == ["3", "5", "6", "1'", "6", "5", "3"]
+    assert len(body["samples"]) == 2
+    for sample in body["samples"]:
+        _sung(sample, [7, 7])
+        first = sample["melody_fit"]["lines"][0]
+        assert [c["note"] for c in first] == labels and first[3]["pitch"] == 74  # 1' in D
+
+
+def test_phrases_cut_the_tune_and_strict_tones_leave_no_daozi(client):
+    body = {"jianpu": TUNE, "phrases": "4,3,4,3", "tone_fit": "strict", "seed": 2}
+    r = client.post("/api/generate", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["melody"]["lengths"] == [4, 3, 4, 3]
+    [sample] = r.json()["samples"]
+    _sung(sample, [4, 3, 4, 3])
+    assert sample["melody_fit"]["summary"]["daozi"] == 0
+
+
+def _midi_base64(*phrases: list[int]) -> str:
+    """A single-track MIDI file, base64: the phrases' notes (MIDI pitches, a beat each) with
+    a two-beat rest between phrases."""
+    import base64
+    import io
+
+    mido = pytest.importorskip("mido", reason="MIDI needs mido: pip install '.[melody]'")
+    track = mido.MidiTrack()
+    for i, pitches in enumerate(phrases):
+        for j, pitch in enumerate(pitches):
+            wait = 960 if i and not j else 0
+            track.append(mido.Message("note_on", note=pitch, velocity=80, time=wait))
+            track.append(mido.Message("note_off", note=pitch, velocity=0, time=480))
+    song = mido.MidiFile(ticks_per_beat=480)
+    song.tracks.append(track)
+    out = io.BytesIO()
+    song.save(file=out)
+    return base64.b64encode(out.getvalue()).decode("ascii")
+
+
+def test_generate_to_an_uploaded_midi_file(client):
+    midi = _midi_base64([60, 62, 64, 65, 67, 69, 67, 64], [65, 64, 62, 60, 62, 60])
+    for extra in ({}, {"track": 1}):
+        r = client.post("/api/generate", json={"midi": midi, "seed": 3, **extra})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["melody"]["lengths"] == [8, 6]
+        assert body["melody"]["source"] == "the uploaded MIDI file"
+        [sample] = body["samples"]
+        _sung(sample, [8, 6])
+        assert [c["pitch"] for c in sample["melody_fit"]["lines"][1]] == [65, 64, 62, 60, 62, 60]
+
+
+MELODY_ERRORS = [
+    ("bad base64", {"midi": "not base64!"}, "midi is not base64"),
+    ("midi not a string", {"midi": 5}, "midi must be a MIDI file in base64"),
+    ("midi and jianpu", {"midi": "TVRoZA==", "jianpu": TUNE}, "midi and jianpu both give a tune"),
+    ("track without midi", {"track": 1, "jianpu": TUNE}, "send midi too"),
+    ("track not an int", {"track": "1", "midi": "TVRoZA=="}, "track must be an int"),
+    ("unknown symbol", {"jianpu": "1 2 x 3"}, "line 1, column 5: unknown symbol 'x'"),
+    ("41 phrases", {"jianpu": " / ".join(["1"] * 41)}, "the melody has 41 phrases"),
+    ("phrases not adding up", {"jianpu": TUNE, "phrases": "7,8"}, "add up to 14"),
+    ("melody and lines", {"jianpu": TUNE, "lines": 4}, "leave --lines out"),
+    ("tone_fit without a tune", {"tone_fit": "strict"}, "--tone-fit needs a melody"),
+    ("jianpu over limit", {"jianpu": "1 " * 2001}, "jianpu has 4002 characters"),
+]
+
+
+@pytest.mark.parametrize(
+    "body, message", [c[1:] for c in MELODY_ERRORS], ids=[c[0] for c in MELODY_ERRORS]
+)
+def test_bad_melodies_get_one_line_400s(client, body, message):
+    r = client.post("/api/generate", json=body)
+    assert r.status_code == 400, r.text
+    assert list(r.json()) == ["error"]
+    error = r.json()["error"]
+    assert message in error and "\n" not in error and "Traceback" not in error
