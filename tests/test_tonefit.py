@@ -183,3 +183,17 @@ def test_word_level_run_fills_the_notes(word_run):
         lines = [ln for ln in s.text.splitlines() if ln.strip()]
         assert [sum("\u4e00" <= c <= "\u9fff" for c in ln) for ln in lines] == [7, 5], s.text
         assert s.fit is not None and s.fit.daozi == 0
+
+
+def test_strict_yields_to_a_keyword_rather_than_cut_a_line(trained_run):
+    import lyricgen
+
+    lyricist = lyricgen.load(trained_run)
+    tune = "1=C | 3 5 6 5 3 2 1 - 0 | 2 3 5 3 2 - 0 | 3 5 6 1' 6 5 3 - 0 | 2 3 2 1 1 - 0 |"
+    for seed in range(4):
+        (s,) = lyricist.generate("", jianpu=tune, tone_fit="strict", keywords="星星,月亮",
+                                 rhyme="auto", seed=seed)  # fmt: skip
+        lines = [ln for ln in s.text.splitlines() if ln.strip()]
+        assert [sum("\u4e00" <= c <= "\u9fff" for c in ln) for ln in lines] == [7, 5, 7, 5]
+        assert "星星" in s.text and "月亮" in s.text
+        assert s.fit is not None

@@ -1026,6 +1026,10 @@ class Constraints:
         ok[self.banned] = False
         for i in self.hard:
             self.items[i].restrict(row, row.states[i], ok)
+        if not ok.any() and self.tune is not None and self.tune.hard:
+            # a strict tone fit yields to the other hard constraints (a keyword, a rhyme)
+            # rather than cut the line short: the 倒字 it lets through is counted and shown
+            ok = self._without(row, self.tune)
         if not ok.any():
             if row.last_newline and (self.lengths or self.form):
                 # not even a line's first token fits: the request itself is impossible
@@ -1045,6 +1049,16 @@ class Constraints:
                 self.items[i].restrict(row, row.states[i], trial)
             if trial.any():  # the soft constraints give way rather than break a hard one
                 return trial
+        return ok
+
+    def _without(self, row: SampleState, skip: Constraint) -> np.ndarray:
+        """The hard constraints' mask for `row`, leaving out `skip`."""
+        ok = np.ones(self.table.size, dtype=bool)
+        ok[self.table.vocab.unk_id] = False
+        ok[self.banned] = False
+        for i in self.hard:
+            if self.items[i] is not skip:
+                self.items[i].restrict(row, row.states[i], ok)
         return ok
 
     def _impossible(self, row: SampleState) -> str:
