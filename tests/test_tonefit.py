@@ -197,3 +197,11 @@ def test_strict_yields_to_a_keyword_rather_than_cut_a_line(trained_run):
         assert [sum("\u4e00" <= c <= "\u9fff" for c in ln) for ln in lines] == [7, 5, 7, 5]
         assert "星星" in s.text and "月亮" in s.text
         assert s.fit is not None
+
+
+def test_revise_refuses_a_melody(trained_run):
+    import lyricgen
+
+    lyricist = lyricgen.load(trained_run)
+    with pytest.raises(GenerationError, match="revise does not follow a melody"):
+        lyricist.revise("星星在夜空里眨眼\n我们在风里唱歌\n", [2], jianpu="1 2 3 4 5 6 7")

@@ -207,6 +207,11 @@ def revise(
             "revise keeps the draft's own lines: leave out --acrostic, --template, --lines and "
             "--line-length(s)"
         )
+    if opts.jianpu or opts.phrases or opts.tone_fit or opts.refrain:
+        raise GenerationError(
+            "revise does not follow a melody: score a lyric against one with `lyricgen fit`, "
+            "or write to it with `lyricgen generate --jianpu/--melody`"
+        )
     n = len(draft_lines)
     for i in lines or []:
         if not 1 <= i <= n:

@@ -228,7 +228,8 @@ def _parse_lines(text: str) -> list[int]:
 
 # options a revision takes from the draft itself
 REVISE_LEAVES_OUT = {"acrostic", "template", "lines", "line_length", "line_lengths", "length",
-                     "num_samples", "beam", "length_penalty", "stop_at_blank", "explain"}  # fmt: skip
+                     "num_samples", "beam", "length_penalty", "stop_at_blank", "explain",
+                     "jianpu", "phrases", "tone_fit", "refrain"}  # fmt: skip
 
 
 _register(_revise, "revise", frozenset(REVISE_LEAVES_OUT))
