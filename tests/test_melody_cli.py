@@ -18,8 +18,9 @@ def _han(line: str) -> int:
     return sum("\u4e00" <= c <= "\u9fff" for c in line)
 
 
-def test_generate_to_jianpu_shows_notes_over_characters(trained_run):
-    r = gen(trained_run, "--jianpu", TUNE, "--seed", 3)
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_generate_to_jianpu_shows_notes_over_characters(trained_run, backend):
+    r = gen(trained_run, "--jianpu", TUNE, "--seed", 3, "--backend", backend)
     assert r.exit_code == 0, r.output
     out = [ln for ln in r.stdout.splitlines() if ln.strip() and not set(ln) <= {"^", " "}]
     notes, words = out[0::2], out[1::2]
