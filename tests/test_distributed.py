@@ -48,6 +48,24 @@ def torchrun(args, nproc=2, timeout=60):
     )
 
 
+MARKS = ("Fatal Python error", "terminate called", "what():", "Current thread", "Thread 0x",
+         "Exception raised from", "Error", "Aborted")  # fmt: skip
+
+
+def why(r) -> str:
+    """What a failed torchrun said, for the assertion: every worker line that tells why a
+    worker died (faulthandler's stacks, a C++ exception), then the end of the output; the
+    end alone is torchrun's summary, which names the signal but not its cause."""
+    lines = r.stderr.splitlines()
+    keep = []
+    for i, line in enumerate(lines):
+        if any(m in line for m in MARKS):
+            keep.extend(lines[i : i + 40])
+            if len(keep) > 200:
+                break
+    return "\n".join(keep[:200]) + "\n...\n" + r.stderr[-1500:]
+
+
 @pytest.mark.parametrize("mode", ["shuffle", "stateful"])
 def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, mode):
     from lyricgen.config import load_config
@@ -78,7 +96,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, mo
     if mode == "shuffle":
         assert len(WindowDataset(prepare_corpus(cfg).train, 10, 8)) % 4 == 0
     r = torchrun([REPO / "tests" / "ddp_worker.py", cfg_path, tmp_path])
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 0, why(r)
     w0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     w1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert same_weights(w0, w1)  # DDP keeps the ranks identical
@@ -199,7 +217,7 @@ def test_sigterm_to_torchrun_then_resume_continues_exactly(tmp_path):
 
     shutil.copytree(tmp_path / "a" / "run", tmp_path / "one")
     r = torchrun(["-m", "lyricgen", "train", "--out", tmp_path / "a" / "run", "--resume"])
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 0, why(r)
     # another number of processes resumes too: same batches, other dropout masks
     r = subprocess.run(
         [sys.executable, "-m", "lyricgen", "train", "--out", str(tmp_path / "one"), "--resume"],
@@ -209,12 +227,12 @@ def test_sigterm_to_torchrun_then_resume_continues_exactly(tmp_path):
         text=True,
         timeout=60,
     )
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 0, why(r)
     assert "resuming with 1 processes (saved with 2)" in r.stderr
     metrics = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1, 2, 3, 4] and metrics[-1]["world_size"] == 1
     r = torchrun(["-m", "lyricgen", "train", "--config", config("b")])
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 0, why(r)
     wa = torch.load(state, weights_only=True)["model"]
     wb = torch.load(tmp_path / "b" / "run" / "train_state.pt", weights_only=True)["model"]
     assert same_weights(wa, wb)
