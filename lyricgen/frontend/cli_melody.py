@@ -51,10 +51,11 @@ def read_melody(path: Path | None, jianpu: str | None, track: int | None,
 
     cut = None
     if phrases is not None:
+        from lyricgen.craft.forms import parse_line_lengths
         from lyricgen.craft.options import SamplingOptions
 
         SamplingOptions(phrases=phrases).validate()  # a one-line error naming --phrases
-        cut = [int(p) for p in phrases.replace("，", ",").split(",")]
+        cut = parse_line_lengths(phrases)
     try:
         return load_melody(path, jianpu, track=track, phrases=cut)
     except ImportError:

@@ -286,6 +286,7 @@ def request_melody(values: dict[str, Any], opts: SamplingOptions
         from lyricgen.craft.forms import parse_line_lengths
 
         melody = melody.regroup(parse_line_lengths(opts.phrases))
+        opts = replace(opts, phrases=None)  # cut once, here: generate takes the melody as it is
     lengths = melody.lengths()
     if len(lengths) > LIMITS["lines"]:
         raise RequestError(
