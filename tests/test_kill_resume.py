@@ -176,3 +176,29 @@ def test_ctrl_c_mid_epoch_then_resume_equals_uninterrupted(tmp_path, corpus, mod
     wb = torch.load(tmp_path / "b" / "run" / "train_state.pt", weights_only=True)["model"]
     wc = torch.load(tmp_path / "c" / "run" / "train_state.pt", weights_only=True)["model"]
     assert same_weights(wb, wc)
+
+
+def test_a_checkpoint_mid_epoch_counts_the_epoch_so_far(tmp_path, corpus, monkeypatch):
+    """train_state.pt written by checkpoint_every in the middle of an epoch holds the time
+    spent so far, that epoch's included: a run killed there resumes with its time budget and
+    schedule where they stood, not at the start of the epoch."""
+    from lyricgen.config import load_config
+    from lyricgen.run.directory import RunDir
+    from lyricgen.training.trainer import fit
+
+    saved = []
+    real = RunDir.save_state
+
+    def spy(self, state):
+        saved.append((state["epoch"], state["batch"], state["elapsed"]))
+        time.sleep(0.01)  # each step takes a measurable time
+        real(self, state)
+
+    monkeypatch.setattr(RunDir, "save_state", spy)
+    cfg = tiny_config(
+        tmp_path, corpus, train={"epochs": 1, "checkpoint_every": 1}, data={"batch_size": 4}
+    )
+    fit(load_config(cfg))
+    mid = [e for epoch, batch, e in saved if epoch == 0 and batch > 0]
+    assert len(mid) >= 3
+    assert mid[0] > 0 and all(b > a for a, b in zip(mid, mid[1:], strict=False))

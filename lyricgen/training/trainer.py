@@ -403,7 +403,7 @@ class Trainer:
             if state.step % train_cfg.log_every == 0 or state.batch == len(batches):
                 self._report(window)
             if train_cfg.checkpoint_every and state.step % train_cfg.checkpoint_every == 0:
-                self._save_state()
+                self._save_state(running=time.perf_counter() - t0)
             if self._should_stop(state.elapsed + time.perf_counter() - t0):
                 break
         if window.tokens:
@@ -494,10 +494,14 @@ class Trainer:
 
     # ------------------------------------------------------------ checkpoints
 
-    def _save_state(self) -> None:
+    def _save_state(self, running: float = 0.0) -> None:
         """One file holds everything a resume needs (weights included), so a kill can never
         leave weights and optimizer state from different steps. Every process takes part
-        (the stateful hidden state is gathered from all of them); rank 0 writes."""
+        (the stateful hidden state is gathered from all of them); rank 0 writes.
+
+        `running` is the time the epoch under way has taken so far: a checkpoint in the middle
+        of an epoch counts it, so a run killed there resumes with its clock (the time budget
+        and the schedule that decays over it) where the checkpoint left it."""
         h = map_hidden(detach(self.hidden), lambda p: self.dist.gather_columns(p.float()).cpu())
         if isinstance(h, tuple):
             h = list(h)  # train_state.pt holds plain containers
@@ -507,6 +511,7 @@ class Trainer:
             {
                 "model": files.weights_dict(self.model),
                 **dataclasses.asdict(self.state),
+                "elapsed": self.state.elapsed + running,
                 "optimizer": self.opt.state_dict(),
                 "optimizer_name": self.cfg.train.optimizer,
                 "scheduler": self.schedule.state_dict(),
