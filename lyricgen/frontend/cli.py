@@ -84,6 +84,26 @@ def _wants_completion() -> bool:
     return asked or any(a in ("--install-completion", "--show-completion") for a in sys.argv[1:])
 
 
+def _exit(code: int) -> None:
+    """Exit with `code`. A worker of a multi-process run (torchrun) leaves with os._exit once
+    its output is flushed: its process group is already destroyed (training's `finally`),
+    and skipping the interpreter's finalization skips the C++ destructors that, racing
+    gloo's threads, killed a finished worker now and then with SIGABRT ("terminate called
+    without an active exception", no Python frame left), which made torchrun stop the
+    others and fail the run. Every file the run writes is written and closed by then."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and "torch.distributed" in sys.modules:
+        import logging
+
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    sys.exit(code)
+
+
 def main() -> None:
     """Console entry point: usage errors become one line (`error: ...`) with exit code 2."""
     app._add_completion = _wants_completion()
@@ -91,7 +111,7 @@ def main() -> None:
         code = app(standalone_mode=False)
     except KeyboardInterrupt:
         _error("interrupted")
-        sys.exit(130)
+        _exit(130)
     except Exception as exc:
         # Typer/Click usage errors (bad option values, missing options) carry exit_code and
         # format_message; anything else is a bug and keeps its traceback.
@@ -99,6 +119,6 @@ def main() -> None:
             ctx = getattr(exc, "ctx", None)
             hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
             _error(f"{exc.format_message()}{hint}")
-            sys.exit(exc.exit_code)
+            _exit(exc.exit_code)
         raise
-    sys.exit(code if isinstance(code, int) else 0)
+    _exit(code if isinstance(code, int) else 0)

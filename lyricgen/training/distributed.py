@@ -9,6 +9,9 @@ How a multi-process run ends (see also `state.StopRequest`):
   gloo process that exits with its group alive while a peer still sends to it can die of
   SIGABRT at exit ("terminate called without an active exception"); with the group
   destroyed first it exits cleanly and the peer gets a one-line RuntimeError instead.
+- the worker then leaves with `os._exit` (`lyricgen.frontend.cli._exit`), skipping the
+  interpreter's finalization, where C++ destructors racing gloo's threads could still end
+  a finished worker with SIGABRT ("terminate called without an active exception").
 - under torchrun each worker asks Linux for SIGTERM when torchrun dies (PR_SET_PDEATHSIG),
   so a torchrun that is killed, or that exits on a third Ctrl-C while its workers are
   still stopping, never leaves them running on their own.
