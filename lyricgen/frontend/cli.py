@@ -85,22 +85,13 @@ def _wants_completion() -> bool:
 
 
 def _exit(code: int) -> None:
-    """Exit with `code`. A worker of a multi-process run (torchrun) leaves with os._exit once
-    its output is flushed: its process group is already destroyed (training's `finally`),
-    and skipping the interpreter's finalization skips the C++ destructors that, racing
-    gloo's threads, killed a finished worker now and then with SIGABRT ("terminate called
-    without an active exception", no Python frame left), which made torchrun stop the
-    others and fail the run. Every file the run writes is written and closed by then."""
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and "torch.distributed" in sys.modules:
-        import logging
-
-        logging.shutdown()
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        os._exit(code)
+    """Exit with `code`; a worker of a multi-process run leaves through
+    `distributed.leave_if_joined` (os._exit once its output is flushed). The module is
+    looked up, not imported: it is loaded only where training ran, and importing it would
+    load torch into every command's exit."""
+    dist = sys.modules.get("lyricgen.training.distributed")
+    if dist is not None:
+        dist.leave_if_joined(code)
     sys.exit(code)
 
 

@@ -9,7 +9,7 @@ How a multi-process run ends (see also `state.StopRequest`):
   gloo process that exits with its group alive while a peer still sends to it can die of
   SIGABRT at exit ("terminate called without an active exception"); with the group
   destroyed first it exits cleanly and the peer gets a one-line RuntimeError instead.
-- the worker then leaves with `os._exit` (`lyricgen.frontend.cli._exit`), skipping the
+- the worker then leaves with `os._exit` (`leave_if_joined`, called by the CLI), skipping the
   interpreter's finalization, where C++ destructors racing gloo's threads could still end
   a finished worker with SIGABRT ("terminate called without an active exception").
 - under torchrun each worker asks Linux for SIGTERM when torchrun dies (PR_SET_PDEATHSIG),
@@ -100,6 +100,27 @@ def die_with_launcher() -> bool:
         return False
 
 
+_joined = False  # this process joined a process group (from_env): see leave_if_joined
+
+
+def leave_if_joined(code: int) -> None:
+    """End a process that joined a multi-process run with os._exit(code) once its output is
+    flushed; return at once in any other process. `shutdown` has destroyed the group by
+    then, and every file the run writes is written and closed: skipping the interpreter's
+    finalization skips the C++ destructors that, racing gloo's threads, ended a finished
+    worker now and then with SIGABRT ("terminate called without an active exception", no
+    Python frame left), which made torchrun stop the others and fail the run."""
+    if not _joined:
+        return
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 def from_env(device_name: str) -> Dist:
     """Join the process group that torchrun describes in the environment (gloo on a CPU,
     nccl on CUDA GPUs); a plain `lyricgen train` is one process."""
@@ -109,6 +130,8 @@ def from_env(device_name: str) -> Dist:
     rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     die_with_launcher()
+    global _joined
+    _joined = True
     if not torch.distributed.is_initialized():
         cuda = device_name in ("auto", "cuda") and torch.cuda.is_available()
         if cuda:
